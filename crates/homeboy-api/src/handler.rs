@@ -1,0 +1,144 @@
+//! The request handler: one [`Api`] value answers every route of the contract, whatever the transport.
+//!
+//! Routes are grouped by area in the route table built by [`Api::new`]; each handler reads the shared
+//! context and returns JSON data or an [`ApiError`], and the envelope is added here, once.
+
+use serde::Serialize;
+use serde_json::{Value, json};
+
+use homeboy_config::Paths;
+
+use crate::router::{Call, Cost, Router};
+use crate::{ApiError, ApiRequest, ApiResponse, Method};
+
+/// Who is answering: reported by `/health` and `/version`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DaemonIdentity {
+    pub pid: u32,
+    pub version: String,
+    pub build_id: String,
+    /// RFC 3339 UTC timestamp of when the daemon started.
+    pub started_at: String,
+}
+
+/// The contract's request handler over homeboy's local state.
+pub struct Api {
+    identity: DaemonIdentity,
+    paths: Paths,
+    router: Router<Api>,
+}
+
+impl Api {
+    /// A handler for the daemon described by `identity`, over the state under `paths`.
+    pub fn new(identity: DaemonIdentity, paths: Paths) -> Self {
+        let mut router = Router::new();
+        router.add(Method::Get, "/health", Cost::Inline, health);
+        router.add(Method::Get, "/version", Cost::Inline, version);
+        router.add(Method::Get, "/config/paths", Cost::Inline, config_paths);
+        Api {
+            identity,
+            paths,
+            router,
+        }
+    }
+
+    /// Answers one request. Never panics on client input; every outcome carries the envelope.
+    pub fn handle(&self, req: &ApiRequest) -> ApiResponse {
+        match self.router.dispatch(self, req) {
+            Ok(data) => ApiResponse::ok(data),
+            Err(error) => ApiResponse::error(&error),
+        }
+    }
+
+    /// Whether answering `req` may block on disk or processes (transports run such requests off their
+    /// event loop).
+    pub fn is_blocking(&self, req: &ApiRequest) -> bool {
+        self.router.cost(req) == Cost::Blocking
+    }
+
+    /// The identity this handler reports.
+    pub fn identity(&self) -> &DaemonIdentity {
+        &self.identity
+    }
+}
+
+fn health(api: &Api, _: &Call<'_>) -> Result<Value, ApiError> {
+    let id = &api.identity;
+    Ok(json!({
+        "status": "ok",
+        "pid": id.pid,
+        "version": id.version,
+        "build_id": id.build_id,
+        "started_at": id.started_at,
+    }))
+}
+
+fn version(api: &Api, _: &Call<'_>) -> Result<Value, ApiError> {
+    Ok(json!({"version": api.identity.version, "build_id": api.identity.build_id}))
+}
+
+fn config_paths(api: &Api, _: &Call<'_>) -> Result<Value, ApiError> {
+    let p = &api.paths;
+    Ok(json!({
+        "homeboy": p.config_dir(),
+        "data": p.data_dir(),
+        "servers": p.servers_dir(),
+        "components": p.components_dir(),
+        "rigs": p.rigs_dir(),
+        "stacks": p.stacks_dir(),
+        "daemon_state": p.daemon_state(),
+        "daemon_jobs": p.daemon_jobs(),
+        "daemon_log": p.daemon_log(),
+        "artifacts": p.artifact_root(),
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn api() -> Api {
+        Api::new(
+            DaemonIdentity {
+                pid: 42,
+                version: "0.1.0".into(),
+                build_id: "abc1234".into(),
+                started_at: "2026-01-01T00:00:00Z".into(),
+            },
+            Paths::at("/c", "/d"),
+        )
+    }
+
+    #[test]
+    fn builtins_answer_in_the_envelope() {
+        let api = api();
+        let r = api.handle(&ApiRequest::get("/health"));
+        assert_eq!(r.status, 200);
+        assert_eq!(r.body["success"], true);
+        assert_eq!(r.body["data"]["status"], "ok");
+        assert_eq!(r.body["data"]["pid"], 42);
+        assert_eq!(r.body["data"]["build_id"], "abc1234");
+        let r = api.handle(&ApiRequest::get("/version"));
+        assert_eq!(
+            r.body["data"],
+            json!({"version": "0.1.0", "build_id": "abc1234"})
+        );
+        let r = api.handle(&ApiRequest::get("/config/paths"));
+        assert_eq!(r.body["data"]["daemon_state"], "/c/daemon/state.json");
+        assert_eq!(r.body["data"]["daemon_jobs"], "/c/daemon/jobs.redb");
+        assert_eq!(r.body["data"]["servers"], "/c/servers");
+        assert_eq!(r.body["data"]["artifacts"], "/d/artifacts");
+    }
+
+    #[test]
+    fn errors_answer_in_the_envelope() {
+        let api = api();
+        let r = api.handle(&ApiRequest::get("/nope"));
+        assert_eq!(r.status, 404);
+        assert_eq!(r.body["success"], false);
+        assert_eq!(r.body["error"]["code"], "not_found.route");
+        let r = api.handle(&ApiRequest::post_json("/health", &json!({})));
+        assert_eq!(r.status, 405);
+        assert_eq!(r.body["error"]["code"], "method_not_allowed");
+    }
+}

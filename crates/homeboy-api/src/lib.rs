@@ -1,0 +1,18 @@
+//! The homeboy HTTP contract, with no HTTP in it.
+//!
+//! **API boundary.** This crate is the only place that knows the wire format: the JSON envelope
+//! (`{"success": true, "data": …}` / `{"success": false, "error": {code, message, details, hints}}`), the
+//! error kinds and the one function that maps them to HTTP status codes, and the request handler that turns an
+//! [`ApiRequest`] into an [`ApiResponse`]. Transports (the axum daemon, in-process callers, tests) adapt to it;
+//! it depends on no HTTP stack or async runtime, which a tidy test checks.
+
+mod envelope;
+mod error;
+mod handler;
+mod request;
+pub mod router;
+
+pub use envelope::{decode_envelope, error_body, success_body};
+pub use error::{ApiError, ErrorKind};
+pub use handler::{Api, DaemonIdentity};
+pub use request::{ApiRequest, ApiResponse, Method};

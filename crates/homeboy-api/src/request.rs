@@ -1,0 +1,254 @@
+//! The transport-free request and response: what any transport hands the handler and gets back.
+
+use std::fmt;
+
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+
+use crate::{ApiError, envelope};
+
+/// An HTTP method, as far as the contract cares.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Method {
+    Get,
+    Head,
+    Post,
+    Put,
+    Patch,
+    Delete,
+    Options,
+    Other(String),
+}
+
+impl Method {
+    /// Parses a method name (case-sensitive, as HTTP methods are).
+    pub fn parse(name: &str) -> Method {
+        match name {
+            "GET" => Method::Get,
+            "HEAD" => Method::Head,
+            "POST" => Method::Post,
+            "PUT" => Method::Put,
+            "PATCH" => Method::Patch,
+            "DELETE" => Method::Delete,
+            "OPTIONS" => Method::Options,
+            other => Method::Other(other.to_string()),
+        }
+    }
+
+    /// The method name.
+    pub fn as_str(&self) -> &str {
+        match self {
+            Method::Get => "GET",
+            Method::Head => "HEAD",
+            Method::Post => "POST",
+            Method::Put => "PUT",
+            Method::Patch => "PATCH",
+            Method::Delete => "DELETE",
+            Method::Options => "OPTIONS",
+            Method::Other(name) => name,
+        }
+    }
+}
+
+impl fmt::Display for Method {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One request: method, raw (still percent-encoded) path, decoded query pairs, optional body bytes.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ApiRequest {
+    pub method: Method,
+    pub path: String,
+    pub query: Vec<(String, String)>,
+    pub body: Option<Vec<u8>>,
+}
+
+impl ApiRequest {
+    /// A request for `path_and_query` (`/runs?limit=5`), splitting and decoding the query string.
+    pub fn new(method: Method, path_and_query: &str, body: Option<Vec<u8>>) -> Self {
+        let (path, query) = match path_and_query.split_once('?') {
+            Some((path, query)) => (path, query),
+            None => (path_and_query, ""),
+        };
+        ApiRequest {
+            method,
+            path: path.to_string(),
+            query: parse_query(query),
+            body,
+        }
+    }
+
+    /// `GET path_and_query`.
+    pub fn get(path_and_query: &str) -> Self {
+        Self::new(Method::Get, path_and_query, None)
+    }
+
+    /// `POST path_and_query` with a JSON body.
+    pub fn post_json(path_and_query: &str, body: &Value) -> Self {
+        Self::new(
+            Method::Post,
+            path_and_query,
+            Some(serde_json::to_vec(body).unwrap_or_default()),
+        )
+    }
+
+    /// The last value of query parameter `name`.
+    pub fn query(&self, name: &str) -> Option<&str> {
+        self.query
+            .iter()
+            .rev()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// The body parsed as `T`. An empty or absent body parses as `{}`, so routes whose fields are all
+    /// optional accept a bare POST. Syntax errors are `validation.invalid_json`; a wrong or unknown field is
+    /// `validation.invalid_argument` / `validation.unknown_field` naming the field.
+    pub fn json_body<T: DeserializeOwned>(&self) -> Result<T, ApiError> {
+        let bytes = match self.body.as_deref() {
+            Some(b) if !b.iter().all(u8::is_ascii_whitespace) => b,
+            _ => b"{}",
+        };
+        parse_json(bytes)
+    }
+}
+
+/// Parses `bytes` as `T` with errors in the contract's terms (see [`ApiRequest::json_body`]).
+pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    // First make sure it is JSON at all, so syntax errors and shape errors are told apart.
+    let value: Value =
+        serde_json::from_slice(bytes).map_err(|e| ApiError::invalid_json(e.to_string()))?;
+    serde_path_to_error::deserialize(value).map_err(|err| {
+        let path = err.path().to_string();
+        let inner = err.into_inner();
+        let problem = inner.to_string();
+        if let Some(rest) = problem.strip_prefix("unknown field `") {
+            // The path already ends at the unknown field.
+            let name = rest.split('`').next().unwrap_or_default();
+            let field = if path == "." || path.is_empty() {
+                name.to_string()
+            } else {
+                path
+            };
+            ApiError::unknown_field(field, problem)
+        } else if let Some(rest) = problem.strip_prefix("missing field `") {
+            let name = rest.split('`').next().unwrap_or_default();
+            let field = if path == "." || path.is_empty() {
+                name.to_string()
+            } else {
+                format!("{path}.{name}")
+            };
+            ApiError::invalid_argument(field, "is required")
+        } else {
+            let field = if path == "." {
+                "body".to_string()
+            } else {
+                path
+            };
+            ApiError::invalid_argument(field, problem)
+        }
+    })
+}
+
+fn parse_query(query: &str) -> Vec<(String, String)> {
+    form_urlencoded::parse(query.as_bytes())
+        .map(|(k, v)| (k.into_owned(), v.into_owned()))
+        .collect()
+}
+
+/// The handler's answer: an HTTP status and the envelope as JSON.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ApiResponse {
+    pub status: u16,
+    pub body: Value,
+}
+
+impl ApiResponse {
+    /// 200 with a success envelope around `data`.
+    pub fn ok(data: Value) -> Self {
+        ApiResponse {
+            status: 200,
+            body: envelope::success_body(data),
+        }
+    }
+
+    /// The error's status with an error envelope.
+    pub fn error(error: &ApiError) -> Self {
+        ApiResponse {
+            status: error.status(),
+            body: envelope::error_body(error),
+        }
+    }
+
+    /// The envelope's `data` when successful, the error otherwise (for in-process callers).
+    pub fn into_result(self) -> Result<Value, ApiError> {
+        let bytes = serde_json::to_vec(&self.body).unwrap_or_default();
+        envelope::decode_envelope(self.status, &bytes)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde::Deserialize;
+
+    #[derive(Debug, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    #[allow(dead_code)]
+    struct Body {
+        runner_id: String,
+        #[serde(default)]
+        lease_ms: Option<u64>,
+    }
+
+    #[derive(Debug, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    #[allow(dead_code)]
+    struct Outer {
+        inner: Body,
+    }
+
+    #[test]
+    fn nested_field_paths() {
+        let e = parse_json::<Outer>(br#"{"inner": {"runner_id": "a", "x": 1}}"#).unwrap_err();
+        assert_eq!(e.code, "validation.unknown_field");
+        assert_eq!(e.details["field"], "inner.x");
+        let e = parse_json::<Outer>(br#"{"inner": {}}"#).unwrap_err();
+        assert_eq!(e.details["field"], "inner.runner_id");
+    }
+
+    #[test]
+    fn query_is_decoded() {
+        let r = ApiRequest::get("/runs?kind=bench&component=my%20app&limit=5&limit=7");
+        assert_eq!(r.path, "/runs");
+        assert_eq!(r.query("component"), Some("my app"));
+        assert_eq!(r.query("limit"), Some("7"));
+        assert_eq!(r.query("missing"), None);
+    }
+
+    #[test]
+    fn body_errors_name_the_field() {
+        let bad = |body: &str| {
+            ApiRequest::new(Method::Post, "/x", Some(body.as_bytes().to_vec()))
+                .json_body::<Body>()
+                .unwrap_err()
+        };
+        let e = bad("{nope");
+        assert_eq!(e.code, "validation.invalid_json");
+        let e = bad(r#"{"runner_id": "a", "fix": true}"#);
+        assert_eq!(e.code, "validation.unknown_field");
+        assert_eq!(e.details["field"], "fix");
+        let e = bad(r#"{}"#);
+        assert_eq!(e.code, "validation.invalid_argument");
+        assert_eq!(e.details["field"], "runner_id");
+        let e = bad(r#"{"runner_id": "a", "lease_ms": "soon"}"#);
+        assert_eq!(e.code, "validation.invalid_argument");
+        assert_eq!(e.details["field"], "lease_ms");
+        let ok = ApiRequest::new(Method::Post, "/x", Some(br#"{"runner_id":"a"}"#.to_vec()))
+            .json_body::<Body>()
+            .unwrap();
+        assert_eq!(ok.runner_id, "a");
+    }
+}

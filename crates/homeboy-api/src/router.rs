@@ -1,0 +1,222 @@
+//! Path routing for the handler: `/jobs/:id/events`-style patterns, 404 vs 405, and captured parameters.
+
+use percent_encoding::percent_decode_str;
+use serde_json::Value;
+
+use crate::{ApiError, ApiRequest, Method};
+
+/// Whether a route can block its caller on disk or child processes. Transports run blocking routes off
+/// their event loop; inline routes are answered from memory.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Cost {
+    Inline,
+    Blocking,
+}
+
+/// A route handler: the shared context, the matched call, and JSON data or an error back.
+pub type HandlerFn<C> = fn(&C, &Call<'_>) -> Result<Value, ApiError>;
+
+enum Segment {
+    Literal(&'static str),
+    Param(&'static str),
+}
+
+struct Route<C> {
+    method: Method,
+    segments: Vec<Segment>,
+    cost: Cost,
+    handler: HandlerFn<C>,
+}
+
+/// The matched request with its path parameters.
+pub struct Call<'a> {
+    pub req: &'a ApiRequest,
+    params: Vec<(&'static str, String)>,
+}
+
+impl Call<'_> {
+    /// A path parameter captured by `:name` (percent-decoded). Panics only on a typo in a route table.
+    pub fn param(&self, name: &str) -> &str {
+        self.params
+            .iter()
+            .find(|(k, _)| *k == name)
+            .map(|(_, v)| v.as_str())
+            .unwrap_or_else(|| panic!("route has no parameter `{name}`"))
+    }
+}
+
+/// An ordered table of routes.
+pub struct Router<C> {
+    routes: Vec<Route<C>>,
+}
+
+impl<C> Router<C> {
+    pub fn new() -> Self {
+        Router { routes: Vec::new() }
+    }
+
+    /// Adds `method pattern` (`/jobs/:id`) answered by `handler`.
+    pub fn add(
+        &mut self,
+        method: Method,
+        pattern: &'static str,
+        cost: Cost,
+        handler: HandlerFn<C>,
+    ) {
+        let segments = split(pattern)
+            .map(|s| match s.strip_prefix(':') {
+                Some(name) => Segment::Param(name),
+                None => Segment::Literal(s),
+            })
+            .collect();
+        self.routes.push(Route {
+            method,
+            segments,
+            cost,
+            handler,
+        });
+    }
+
+    /// The cost of the route this request would reach (unknown routes cost nothing).
+    pub fn cost(&self, req: &ApiRequest) -> Cost {
+        let method = effective_method(&req.method);
+        let segments: Vec<&str> = split(&req.path).collect();
+        self.routes
+            .iter()
+            .find(|r| r.method == method && matches(r, &segments).is_some())
+            .map_or(Cost::Inline, |r| r.cost)
+    }
+
+    /// Routes the request: the handler's result, `not_found.route` or `method_not_allowed`.
+    pub fn dispatch(&self, ctx: &C, req: &ApiRequest) -> Result<Value, ApiError> {
+        let method = effective_method(&req.method);
+        let segments: Vec<&str> = split(&req.path).collect();
+        let mut allowed: Vec<&str> = Vec::new();
+        for route in &self.routes {
+            let Some(params) = matches(route, &segments) else {
+                continue;
+            };
+            if route.method == method {
+                let params = params?;
+                return (route.handler)(ctx, &Call { req, params });
+            }
+            if !allowed.contains(&route.method.as_str()) {
+                allowed.push(route.method.as_str());
+            }
+        }
+        if allowed.is_empty() {
+            Err(ApiError::route_not_found(req.method.as_str(), &req.path))
+        } else {
+            Err(ApiError::method_not_allowed(
+                req.method.as_str(),
+                &req.path,
+                &allowed,
+            ))
+        }
+    }
+}
+
+impl<C> Default for Router<C> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// HEAD is answered like GET (transports drop the body).
+fn effective_method(method: &Method) -> Method {
+    match method {
+        Method::Head => Method::Get,
+        other => other.clone(),
+    }
+}
+
+/// Splits a path into segments, ignoring one trailing slash. `//` yields an empty segment, which matches
+/// nothing.
+fn split(path: &str) -> impl Iterator<Item = &str> {
+    let trimmed = path.strip_prefix('/').unwrap_or(path);
+    let trimmed = trimmed.strip_suffix('/').unwrap_or(trimmed);
+    trimmed.split('/').filter(move |_| !trimmed.is_empty())
+}
+
+/// `None` if the shape does not match; `Some(Err)` if a parameter is not valid UTF-8 after decoding.
+#[allow(clippy::type_complexity)]
+fn matches<C>(
+    route: &Route<C>,
+    segments: &[&str],
+) -> Option<Result<Vec<(&'static str, String)>, ApiError>> {
+    if route.segments.len() != segments.len() {
+        return None;
+    }
+    let mut params = Vec::new();
+    for (pattern, actual) in route.segments.iter().zip(segments) {
+        match pattern {
+            Segment::Literal(lit) if lit == actual => {}
+            Segment::Literal(_) => return None,
+            Segment::Param(_) if actual.is_empty() => return None,
+            Segment::Param(name) => match percent_decode_str(actual).decode_utf8() {
+                Ok(value) => params.push((*name, value.into_owned())),
+                Err(_) => {
+                    return Some(Err(ApiError::invalid_argument(
+                        *name,
+                        "is not valid UTF-8 after percent-decoding",
+                    )));
+                }
+            },
+        }
+    }
+    Some(Ok(params))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn echo(_: &(), call: &Call<'_>) -> Result<Value, ApiError> {
+        Ok(json!({"id": call.param("id")}))
+    }
+    fn root(_: &(), _: &Call<'_>) -> Result<Value, ApiError> {
+        Ok(json!("root"))
+    }
+
+    fn router() -> Router<()> {
+        let mut r = Router::new();
+        r.add(Method::Get, "/jobs", Cost::Inline, root);
+        r.add(Method::Get, "/jobs/:id", Cost::Blocking, echo);
+        r.add(Method::Post, "/jobs/:id/cancel", Cost::Blocking, echo);
+        r
+    }
+
+    #[test]
+    fn matches_params_and_trailing_slash() {
+        let r = router();
+        assert_eq!(
+            r.dispatch(&(), &ApiRequest::get("/jobs/")).unwrap(),
+            json!("root")
+        );
+        assert_eq!(
+            r.dispatch(&(), &ApiRequest::get("/jobs/a%20b")).unwrap(),
+            json!({"id": "a b"})
+        );
+        assert_eq!(r.cost(&ApiRequest::get("/jobs/x")), Cost::Blocking);
+        assert_eq!(r.cost(&ApiRequest::get("/nope")), Cost::Inline);
+    }
+
+    #[test]
+    fn not_found_and_method_not_allowed() {
+        let r = router();
+        let e = r
+            .dispatch(&(), &ApiRequest::get("/jobs/x/cancel"))
+            .unwrap_err();
+        assert_eq!((e.status(), e.code.as_ref()), (405, "method_not_allowed"));
+        assert_eq!(e.details["allowed"], json!(["POST"]));
+        let e = r
+            .dispatch(&(), &ApiRequest::get("/jobs//cancel"))
+            .unwrap_err();
+        assert_eq!(e.code, "not_found.route");
+        let e = r.dispatch(&(), &ApiRequest::get("/")).unwrap_err();
+        assert_eq!(e.code, "not_found.route");
+        let e = r.dispatch(&(), &ApiRequest::get("/jobs/%FF")).unwrap_err();
+        assert_eq!(e.code, "validation.invalid_argument");
+    }
+}

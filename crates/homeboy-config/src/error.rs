@@ -1,0 +1,42 @@
+//! The error type of the config crate: what went wrong while locating or reading/writing config files.
+
+use std::path::PathBuf;
+
+/// Everything that can go wrong while finding or touching homeboy's files.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// No directory could be derived: neither the explicit variable, the XDG variable nor `HOME` is set.
+    #[error("cannot locate the {what} directory: set {explicit_var} or HOME")]
+    NoHomeDirectory {
+        what: &'static str,
+        explicit_var: &'static str,
+    },
+    /// A directory variable was set to a relative path, which would depend on the working directory.
+    #[error("{var} must be an absolute path, got {value:?}")]
+    RelativeDirectory { var: &'static str, value: PathBuf },
+    /// Reading or writing a file failed.
+    #[error("{action} {path}: {source}")]
+    Io {
+        action: &'static str,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// A file exists but does not hold the JSON we expect.
+    #[error("{path}: invalid JSON: {source}")]
+    InvalidJson {
+        path: PathBuf,
+        #[source]
+        source: serde_json::Error,
+    },
+}
+
+impl ConfigError {
+    pub(crate) fn io(action: &'static str, path: &std::path::Path, source: std::io::Error) -> Self {
+        ConfigError::Io {
+            action,
+            path: path.to_path_buf(),
+            source,
+        }
+    }
+}

@@ -1,0 +1,270 @@
+//! The HTTP adapter: axum in front of [`homeboy_api::Api`].
+//!
+//! It does only what the transport-free handler cannot: refuse requests whose `Host` or `Origin` is not this
+//! loopback daemon (DNS-rebinding and cross-site guard), cap the request body, run disk-bound routes off the
+//! event loop, and write the handler's envelope as the HTTP response. Everything else is the handler's.
+
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::{Body, Bytes};
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::Response;
+use homeboy_api::{Api, ApiError, ApiRequest, ApiResponse, ErrorKind, Method};
+use serde_json::Value;
+
+/// Default cap on request bodies: 1 MiB.
+pub const DEFAULT_MAX_BODY_BYTES: usize = 1024 * 1024;
+
+/// Which `Host` values the daemon answers: loopback names with its own port, plus operator-allowed names.
+#[derive(Debug, Clone)]
+pub struct HostGuard {
+    port: u16,
+    allowed_names: Vec<String>,
+}
+
+impl HostGuard {
+    /// A guard for a daemon listening on `port` that also accepts the given host names (any port), for a
+    /// broker behind an operator's reverse proxy.
+    pub fn new(port: u16, allowed_names: &[String]) -> Self {
+        HostGuard {
+            port,
+            allowed_names: allowed_names
+                .iter()
+                .map(|n| n.to_ascii_lowercase())
+                .collect(),
+        }
+    }
+
+    /// Whether a `Host` header value (`127.0.0.1:7421`, `[::1]:7421`, `localhost:7421`) is acceptable.
+    pub fn allows_host(&self, value: &str) -> bool {
+        let (host, port) = split_host_port(value);
+        let host = host.to_ascii_lowercase();
+        if self.allowed_names.contains(&host) {
+            return true;
+        }
+        port == Some(self.port) && is_loopback_host(&host)
+    }
+
+    /// Whether an `Origin` header value (`http://127.0.0.1:7421`) is acceptable.
+    pub fn allows_origin(&self, value: &str) -> bool {
+        let Some(rest) = value
+            .strip_prefix("http://")
+            .or_else(|| value.strip_prefix("https://"))
+        else {
+            return false; // `null` and opaque origins are never ours.
+        };
+        self.allows_host(rest.trim_end_matches('/'))
+    }
+}
+
+/// Whether `host` (no port; IPv6 may be bracketed) is `localhost` or a loopback IP.
+pub fn is_loopback_host(host: &str) -> bool {
+    let bare = host.trim_start_matches('[').trim_end_matches(']');
+    if bare.eq_ignore_ascii_case("localhost") {
+        return true;
+    }
+    match bare.parse::<IpAddr>() {
+        Ok(IpAddr::V4(v4)) => v4.is_loopback(),
+        Ok(IpAddr::V6(v6)) => {
+            v6.is_loopback() || v6.to_ipv4_mapped().is_some_and(|v4| v4.is_loopback())
+        }
+        Err(_) => false,
+    }
+}
+
+fn split_host_port(value: &str) -> (&str, Option<u16>) {
+    if let Some(rest) = value.strip_prefix('[') {
+        // [v6]:port or [v6]
+        return match rest.split_once(']') {
+            Some((addr, tail)) => (addr, tail.strip_prefix(':').and_then(|p| p.parse().ok())),
+            None => (value, None),
+        };
+    }
+    match value.rsplit_once(':') {
+        Some((host, port)) if !host.contains(':') => (host, port.parse().ok()),
+        _ => (value, None),
+    }
+}
+
+/// Settings of the HTTP adapter.
+#[derive(Debug, Clone)]
+pub struct HttpOptions {
+    pub max_body_bytes: usize,
+    pub allowed_hosts: Vec<String>,
+}
+
+impl Default for HttpOptions {
+    fn default() -> Self {
+        HttpOptions {
+            max_body_bytes: DEFAULT_MAX_BODY_BYTES,
+            allowed_hosts: Vec::new(),
+        }
+    }
+}
+
+/// Shared state of the adapter.
+pub struct HttpState {
+    pub api: Arc<Api>,
+    max_body_bytes: usize,
+    guard: HostGuard,
+}
+
+/// The axum router for a daemon listening on `port`.
+pub fn router(api: Arc<Api>, port: u16, options: &HttpOptions) -> Router {
+    let state = Arc::new(HttpState {
+        api,
+        max_body_bytes: options.max_body_bytes,
+        guard: HostGuard::new(port, &options.allowed_hosts),
+    });
+    Router::new()
+        .fallback(dispatch)
+        .layer(middleware::from_fn_with_state(state.clone(), guard_host))
+        .with_state(state)
+}
+
+async fn guard_host(State(state): State<Arc<HttpState>>, req: Request, next: Next) -> Response {
+    if let Some(refusal) = refuse_foreign(&state.guard, req.headers()) {
+        return error_response(&refusal);
+    }
+    next.run(req).await
+}
+
+/// The DNS-rebinding and cross-site check: a request must name this daemon in `Host` and, when a browser
+/// says where it comes from, come from this daemon's own origin.
+fn refuse_foreign(guard: &HostGuard, headers: &HeaderMap) -> Option<ApiError> {
+    if let Some(host) = headers.get(header::HOST) {
+        let host = host.to_str().unwrap_or("");
+        if !guard.allows_host(host) {
+            return Some(
+                ApiError::new(
+                    ErrorKind::Forbidden,
+                    "forbidden.host",
+                    "the Host header does not name this loopback daemon",
+                )
+                .with_detail("host", host)
+                .with_hint(
+                    "connect to http://127.0.0.1:<port> as written in `homeboy daemon status`",
+                ),
+            );
+        }
+    }
+    if let Some(origin) = headers.get(header::ORIGIN) {
+        let origin = origin.to_str().unwrap_or("");
+        if !guard.allows_origin(origin) {
+            return Some(
+                ApiError::new(
+                    ErrorKind::Forbidden,
+                    "forbidden.origin",
+                    "cross-origin requests may not drive the homeboy daemon",
+                )
+                .with_detail("origin", origin),
+            );
+        }
+    }
+    None
+}
+
+async fn dispatch(State(state): State<Arc<HttpState>>, req: Request) -> Response {
+    let (parts, body) = req.into_parts();
+    let path_and_query = parts.uri.path_and_query().map_or("/", |pq| pq.as_str());
+    let bytes = match read_body(body, &parts.headers, state.max_body_bytes).await {
+        Ok(bytes) => bytes,
+        Err(error) => return error_response(&error),
+    };
+    let api_req = ApiRequest::new(
+        Method::parse(parts.method.as_str()),
+        path_and_query,
+        (!bytes.is_empty()).then(|| bytes.to_vec()),
+    );
+    let answer = if state.api.is_blocking(&api_req) {
+        let api = state.api.clone();
+        match tokio::task::spawn_blocking(move || api.handle(&api_req)).await {
+            Ok(answer) => answer,
+            Err(_) => ApiResponse::error(&ApiError::internal("the request handler failed")),
+        }
+    } else {
+        state.api.handle(&api_req)
+    };
+    json_response(answer.status, &answer.body)
+}
+
+/// Reads the whole body, refusing more than `limit` bytes with `payload.too_large`.
+pub async fn read_body(body: Body, headers: &HeaderMap, limit: usize) -> Result<Bytes, ApiError> {
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limit as u64) {
+        return Err(ApiError::payload_too_large(limit));
+    }
+    axum::body::to_bytes(body, limit).await.map_err(|e| {
+        let mut source: Option<&(dyn std::error::Error + 'static)> = Some(&e);
+        while let Some(s) = source {
+            if s.to_string().contains("length limit exceeded") {
+                return ApiError::payload_too_large(limit);
+            }
+            source = s.source();
+        }
+        ApiError::new(
+            ErrorKind::Validation,
+            "validation.body_unreadable",
+            "the request body could not be read",
+        )
+    })
+}
+
+/// An envelope as an HTTP response.
+pub fn json_response(status: u16, body: &Value) -> Response {
+    let bytes = serde_json::to_vec(body).unwrap_or_else(|_| b"{}".to_vec());
+    Response::builder()
+        .status(StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR))
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(Body::from(bytes))
+        .unwrap_or_default()
+}
+
+/// An error envelope as an HTTP response.
+pub fn error_response(error: &ApiError) -> Response {
+    let answer = ApiResponse::error(error);
+    json_response(answer.status, &answer.body)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn host_guard() {
+        let g = HostGuard::new(7421, &["broker.example.com".to_string()]);
+        for ok in [
+            "127.0.0.1:7421",
+            "localhost:7421",
+            "LOCALHOST:7421",
+            "[::1]:7421",
+            "127.9.9.9:7421",
+            "broker.example.com",
+            "Broker.Example.com:443",
+        ] {
+            assert!(g.allows_host(ok), "{ok}");
+        }
+        for bad in [
+            "evil.example",
+            "evil.example:7421",
+            "127.0.0.1:80",
+            "127.0.0.1",
+            "10.0.0.1:7421",
+            "localhost.evil.com:7421",
+            "[::1]",
+            "",
+        ] {
+            assert!(!g.allows_host(bad), "{bad}");
+        }
+        assert!(g.allows_origin("http://127.0.0.1:7421"));
+        assert!(!g.allows_origin("https://evil.example"));
+        assert!(!g.allows_origin("null"));
+    }
+}

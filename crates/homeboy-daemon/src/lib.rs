@@ -1,0 +1,18 @@
+//! The homeboy daemon: the contract of `homeboy-api` served over HTTP on loopback, and the lifecycle
+//! around it (state file, background start with an advisory lock, stop, status).
+//!
+//! The HTTP layer ([`http`]) is a thin adapter: it guards the Host header, limits bodies and hands every
+//! request to [`homeboy_api::Api`]. Process lifecycle ([`lifecycle`]) is what `homeboy daemon
+//! start|stop|status` call; [`server`] is what `homeboy daemon serve` runs.
+
+pub mod build_info;
+pub mod client;
+mod error;
+pub mod http;
+pub mod lifecycle;
+mod lock;
+mod process;
+pub mod server;
+pub mod state;
+
+pub use error::DaemonError;

@@ -1,0 +1,333 @@
+//! `homeboy daemon start|stop|status`: find the daemon through its state file, ask it `/health`, spawn it
+//! in the background, replace it when it is another build, stop it.
+//!
+//! Check-and-spawn runs under an advisory lock (`<config>/daemon/start.lock`), so concurrent `start` calls
+//! produce exactly one daemon; the others find it healthy and leave it alone.
+
+use std::ffi::OsString;
+use std::fs::OpenOptions;
+use std::io::{Read, Seek, SeekFrom};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use homeboy_config::Paths;
+use serde::Serialize;
+
+use crate::client::DaemonClient;
+use crate::lock::FileLock;
+use crate::state::{self, DaemonState};
+use crate::{DaemonError, build_info, process};
+
+/// How long `stop` waits after SIGTERM before SIGKILL.
+pub const STOP_GRACE: Duration = Duration::from_secs(5);
+const HEALTH_TIMEOUT: Duration = Duration::from_millis(1500);
+const LOG_ROTATE_BYTES: u64 = 8 * 1024 * 1024;
+
+/// The daemon's condition as `status` reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RunState {
+    /// Healthy, and the same build as this binary.
+    Running,
+    /// Healthy, but another build.
+    Outdated,
+    /// Its process is alive but `/health` does not answer.
+    Unresponsive,
+    /// A state file names a process that is gone (or is not homeboy).
+    Stale,
+    /// No state file.
+    NotRunning,
+}
+
+impl RunState {
+    /// The words `status` prints.
+    pub fn label(self) -> &'static str {
+        match self {
+            RunState::Running => "running",
+            RunState::Outdated => "outdated",
+            RunState::Unresponsive => "unresponsive",
+            RunState::Stale => "stale",
+            RunState::NotRunning => "not running",
+        }
+    }
+}
+
+/// What `homeboy daemon status` shows, as JSON and as text.
+#[derive(Debug, Clone, Serialize)]
+pub struct DaemonStatus {
+    pub state: RunState,
+    /// True when a daemon answers (running or outdated).
+    pub running: bool,
+    pub healthy: bool,
+    pub pid: Option<u32>,
+    pub addr: Option<String>,
+    pub url: Option<String>,
+    pub build_id: Option<String>,
+    /// The build of the binary asking.
+    pub current_build_id: String,
+    pub version: Option<String>,
+    pub started_at: Option<String>,
+    pub log_path: Option<PathBuf>,
+    pub state_path: PathBuf,
+}
+
+/// Reads the state file and asks the daemon it names whether it is healthy.
+pub async fn status(paths: &Paths, current_build: &str) -> Result<DaemonStatus, DaemonError> {
+    let recorded = state::read(paths)?;
+    let mut status = DaemonStatus {
+        state: RunState::NotRunning,
+        running: false,
+        healthy: false,
+        pid: None,
+        addr: None,
+        url: None,
+        build_id: None,
+        current_build_id: current_build.to_string(),
+        version: None,
+        started_at: None,
+        log_path: None,
+        state_path: paths.daemon_state(),
+    };
+    let Some(recorded) = recorded else {
+        return Ok(status);
+    };
+    status.pid = Some(recorded.pid);
+    status.addr = Some(recorded.addr.clone());
+    status.url = Some(recorded.base_url());
+    status.build_id = Some(recorded.build_id.clone());
+    status.version = Some(recorded.version.clone());
+    status.started_at = Some(recorded.started_at.clone());
+    status.log_path = recorded.log_path.clone();
+    if !process::alive(recorded.pid) || !process::is_homeboy(recorded.pid) {
+        status.state = RunState::Stale;
+        return Ok(status);
+    }
+    match probe_health(&recorded).await {
+        Some(build_id) => {
+            status.healthy = true;
+            status.running = true;
+            status.build_id = Some(build_id.clone());
+            status.state = if build_id == current_build {
+                RunState::Running
+            } else {
+                RunState::Outdated
+            };
+        }
+        None => status.state = RunState::Unresponsive,
+    }
+    Ok(status)
+}
+
+/// `/health` of the daemon the state file names: its build id if it answers as that pid.
+async fn probe_health(recorded: &DaemonState) -> Option<String> {
+    let client = DaemonClient::new(recorded.base_url()).ok()?;
+    let health = client.get("/health", HEALTH_TIMEOUT).await.ok()?;
+    let pid = health.get("pid").and_then(|p| p.as_u64())?;
+    if pid != u64::from(recorded.pid) {
+        return None;
+    }
+    health
+        .get("build_id")
+        .and_then(|b| b.as_str())
+        .map(str::to_string)
+}
+
+/// How to start a background daemon.
+#[derive(Debug, Clone)]
+pub struct StartOptions {
+    pub paths: Paths,
+    /// The homeboy executable to run as `<exe> daemon serve ...`.
+    pub exe: PathBuf,
+    pub addr: SocketAddr,
+    /// The build of the binary starting it.
+    pub build_id: String,
+    /// How long to wait for `/health`.
+    pub wait: Duration,
+    /// Extra arguments for `serve` (e.g. `--max-body-bytes`).
+    pub extra_serve_args: Vec<OsString>,
+}
+
+impl StartOptions {
+    /// Defaults: `127.0.0.1:0`, this build, a 10 s wait.
+    pub fn new(paths: Paths, exe: PathBuf) -> Self {
+        StartOptions {
+            paths,
+            exe,
+            addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+            build_id: build_info::BUILD_ID.to_string(),
+            wait: Duration::from_secs(10),
+            extra_serve_args: Vec::new(),
+        }
+    }
+}
+
+/// What `start` did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StartOutcome {
+    /// A healthy daemon of this build was already running; it was left alone.
+    AlreadyRunning,
+    /// A new daemon was spawned.
+    Started,
+    /// A daemon of another build (or an unresponsive one) was stopped and a new one spawned.
+    Restarted,
+}
+
+/// Ensures a healthy daemon of this build runs, spawning or replacing one as needed. `notice` receives the
+/// lines a person should see while it happens (`daemon outdated (build A -> B), restarting...`).
+pub async fn start(
+    options: &StartOptions,
+    notice: &mut (dyn FnMut(&str) + Send),
+) -> Result<(StartOutcome, DaemonStatus), DaemonError> {
+    let paths = &options.paths;
+    let _lock = FileLock::exclusive(&paths.daemon_dir().join("start.lock"))?;
+    let current = status(paths, &options.build_id).await?;
+    let outcome = match current.state {
+        RunState::Running => return Ok((StartOutcome::AlreadyRunning, current)),
+        RunState::NotRunning => StartOutcome::Started,
+        RunState::Stale => {
+            notice(&format!(
+                "removing stale daemon state (pid {} is not running)",
+                current.pid.unwrap_or_default()
+            ));
+            state::remove(paths)?;
+            StartOutcome::Started
+        }
+        RunState::Outdated => {
+            notice(&format!(
+                "daemon outdated (build {} -> {}), restarting...",
+                current.build_id.as_deref().unwrap_or("?"),
+                options.build_id
+            ));
+            stop_recorded(paths, current.pid.unwrap_or_default());
+            StartOutcome::Restarted
+        }
+        RunState::Unresponsive => {
+            notice(&format!(
+                "daemon (pid {}) does not answer /health, restarting...",
+                current.pid.unwrap_or_default()
+            ));
+            stop_recorded(paths, current.pid.unwrap_or_default());
+            StartOutcome::Restarted
+        }
+    };
+    spawn_and_wait(options).await?;
+    let started = status(paths, &options.build_id).await?;
+    Ok((outcome, started))
+}
+
+async fn spawn_and_wait(options: &StartOptions) -> Result<(), DaemonError> {
+    let paths = &options.paths;
+    let log_path = paths.daemon_log();
+    let log = open_log(&log_path)?;
+    let log_err = log
+        .try_clone()
+        .map_err(|e| DaemonError::io("duplicate the log handle", e))?;
+    let mut cmd = Command::new(&options.exe);
+    cmd.arg("daemon")
+        .arg("serve")
+        .arg("--addr")
+        .arg(options.addr.to_string())
+        .arg("--log-path")
+        .arg(&log_path)
+        .args(&options.extra_serve_args)
+        .stdin(Stdio::null())
+        .stdout(log)
+        .stderr(log_err);
+    process::start_new_session(&mut cmd);
+    let mut child = cmd
+        .spawn()
+        .map_err(|e| DaemonError::io(format!("spawn {}", options.exe.display()), e))?;
+    let started = Instant::now();
+    loop {
+        if let Ok(Some(exit)) = child.try_wait() {
+            return Err(DaemonError::StartFailed {
+                status: exit.to_string(),
+                log_tail: log_tail(&log_path, 20),
+                log: log_path,
+            });
+        }
+        if let Some(recorded) = state::read(paths).ok().flatten()
+            && recorded.pid == child.id()
+            && probe_health(&recorded).await.is_some()
+        {
+            return Ok(());
+        }
+        if started.elapsed() >= options.wait {
+            process::terminate(child.id(), Duration::from_secs(1));
+            let _ = child.wait();
+            return Err(DaemonError::StartTimeout {
+                waited_ms: started.elapsed().as_millis(),
+                log_tail: log_tail(&log_path, 20),
+                log: log_path,
+            });
+        }
+        tokio::time::sleep(Duration::from_millis(3)).await;
+    }
+}
+
+/// What `stop` did.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "outcome", rename_all = "snake_case")]
+pub enum StopOutcome {
+    /// There was no state file.
+    NotRunning,
+    /// The state file named a dead (or foreign) process; it was removed.
+    StaleCleaned { pid: u32 },
+    /// The daemon was stopped; `forced` when SIGTERM was not enough.
+    Stopped { pid: u32, forced: bool },
+}
+
+/// Stops the daemon the state file names: SIGTERM, up to 5 s, then SIGKILL; removes the state file.
+pub fn stop(paths: &Paths) -> Result<StopOutcome, DaemonError> {
+    let _lock = FileLock::exclusive(&paths.daemon_dir().join("start.lock"))?;
+    let Some(recorded) = state::read(paths)? else {
+        return Ok(StopOutcome::NotRunning);
+    };
+    if !process::alive(recorded.pid) || !process::is_homeboy(recorded.pid) {
+        state::remove(paths)?;
+        return Ok(StopOutcome::StaleCleaned { pid: recorded.pid });
+    }
+    let forced = stop_recorded(paths, recorded.pid);
+    Ok(StopOutcome::Stopped {
+        pid: recorded.pid,
+        forced,
+    })
+}
+
+fn stop_recorded(paths: &Paths, pid: u32) -> bool {
+    let forced = process::terminate(pid, STOP_GRACE);
+    let _ = state::remove_if_owned(paths, pid);
+    forced
+}
+
+fn open_log(path: &Path) -> Result<std::fs::File, DaemonError> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| DaemonError::io(format!("create {}", dir.display()), e))?;
+    }
+    if std::fs::metadata(path).is_ok_and(|m| m.len() > LOG_ROTATE_BYTES) {
+        let _ = std::fs::rename(path, path.with_extension("log.1"));
+    }
+    OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .map_err(|e| DaemonError::io(format!("open {}", path.display()), e))
+}
+
+/// The last `lines` lines of a log file (at most the last 8 KiB).
+pub fn log_tail(path: &Path, lines: usize) -> String {
+    let Ok(mut file) = std::fs::File::open(path) else {
+        return String::from("(no log file)");
+    };
+    let len = file.metadata().map(|m| m.len()).unwrap_or(0);
+    let _ = file.seek(SeekFrom::Start(len.saturating_sub(8192)));
+    let mut bytes = Vec::new();
+    let _ = file.read_to_end(&mut bytes);
+    let text = String::from_utf8_lossy(&bytes);
+    let all: Vec<&str> = text.lines().collect();
+    all[all.len().saturating_sub(lines)..].join("\n")
+}

@@ -1,0 +1,152 @@
+//! `homeboy daemon serve`: bind loopback, record the state file, answer until told to stop, clean up.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use homeboy_api::{Api, DaemonIdentity};
+use homeboy_config::Paths;
+
+use crate::http::{self, HttpOptions};
+use crate::lock::FileLock;
+use crate::state::{self, DaemonState};
+use crate::{DaemonError, build_info};
+
+/// Everything `serve` needs to know.
+#[derive(Debug, Clone)]
+pub struct ServeOptions {
+    /// Where to listen; must be loopback. Port 0 picks a free port, recorded in the state file.
+    pub addr: SocketAddr,
+    pub paths: Paths,
+    /// The build id to report (normally [`build_info::BUILD_ID`]).
+    pub build_id: String,
+    pub http: HttpOptions,
+    /// The log file a background daemon writes to, recorded in the state file.
+    pub log_path: Option<PathBuf>,
+}
+
+impl ServeOptions {
+    /// Defaults for `paths`: `127.0.0.1:0`, this build, 1 MiB bodies, no extra host names.
+    pub fn new(paths: Paths) -> Self {
+        ServeOptions {
+            addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+            paths,
+            build_id: build_info::BUILD_ID.to_string(),
+            http: HttpOptions::default(),
+            log_path: None,
+        }
+    }
+}
+
+/// A bound, recorded daemon that has not started answering yet.
+pub struct BoundDaemon {
+    listener: tokio::net::TcpListener,
+    state: DaemonState,
+    router: axum::Router,
+    paths: Paths,
+    _serve_lock: FileLock,
+}
+
+impl BoundDaemon {
+    /// What the state file says about this daemon.
+    pub fn state(&self) -> &DaemonState {
+        &self.state
+    }
+
+    /// Answers requests until `shutdown` resolves, lets in-flight requests finish, then removes the state
+    /// file.
+    pub async fn run(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> Result<(), DaemonError> {
+        let result = axum::serve(self.listener, self.router)
+            .with_graceful_shutdown(shutdown)
+            .await
+            .map_err(|e| DaemonError::io("serve HTTP", e));
+        state::remove_if_owned(&self.paths, self.state.pid)?;
+        result
+    }
+}
+
+/// Refuses non-loopback addresses, takes the one-daemon-per-config-dir lock, binds, and writes the state
+/// file.
+pub async fn bind(options: ServeOptions) -> Result<BoundDaemon, DaemonError> {
+    if !is_loopback(&options.addr) {
+        return Err(DaemonError::NonLoopbackAddress { addr: options.addr });
+    }
+    let paths = options.paths;
+    let serve_lock = match FileLock::try_exclusive(&paths.daemon_dir().join("serve.lock"))? {
+        Some(lock) => lock,
+        None => {
+            let current = state::read(&paths).ok().flatten();
+            return Err(DaemonError::AlreadyServing {
+                config_dir: paths.config_dir().to_path_buf(),
+                pid: current.as_ref().map(|s| s.pid),
+                addr: current.map(|s| s.addr),
+            });
+        }
+    };
+    let listener = tokio::net::TcpListener::bind(options.addr)
+        .await
+        .map_err(|source| DaemonError::Bind {
+            addr: options.addr,
+            source,
+        })?;
+    let local = listener
+        .local_addr()
+        .map_err(|e| DaemonError::io("read the bound address", e))?;
+    let identity = DaemonIdentity {
+        pid: std::process::id(),
+        version: build_info::VERSION.to_string(),
+        build_id: options.build_id.clone(),
+        started_at: build_info::now_rfc3339(),
+    };
+    let state = DaemonState {
+        pid: identity.pid,
+        addr: local.to_string(),
+        build_id: identity.build_id.clone(),
+        version: identity.version.clone(),
+        started_at: identity.started_at.clone(),
+        log_path: options.log_path,
+    };
+    let api = Arc::new(Api::new(identity, paths.clone()));
+    let router = http::router(api, local.port(), &options.http);
+    state::write(&paths, &state)?;
+    Ok(BoundDaemon {
+        listener,
+        state,
+        router,
+        paths,
+        _serve_lock: serve_lock,
+    })
+}
+
+/// Whether `addr` is a loopback address (127.0.0.0/8, ::1, or IPv4-mapped loopback).
+pub fn is_loopback(addr: &SocketAddr) -> bool {
+    crate::http::is_loopback_host(&addr.ip().to_string())
+}
+
+/// Resolves when the process receives SIGTERM or SIGINT.
+pub async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).ok();
+    let mut int = signal(SignalKind::interrupt()).ok();
+    tokio::select! {
+        _ = async { match term.as_mut() { Some(s) => { s.recv().await; } None => std::future::pending().await } } => {}
+        _ = async { match int.as_mut() { Some(s) => { s.recv().await; } None => std::future::pending().await } } => {}
+    }
+}
+
+/// Parses a listen address: `localhost:PORT` or any socket address (`127.0.0.1:7421`, `[::1]:0`).
+pub fn parse_listen_addr(value: &str) -> Result<SocketAddr, String> {
+    if let Some(port) = value.strip_prefix("localhost:") {
+        let port: u16 = port
+            .parse()
+            .map_err(|_| format!("invalid port in {value:?}"))?;
+        return Ok(SocketAddr::from(([127, 0, 0, 1], port)));
+    }
+    value
+        .parse()
+        .map_err(|_| format!("{value:?} is not an address like 127.0.0.1:7421"))
+}

@@ -1,0 +1,257 @@
+//! The end-to-end test harness: a throwaway homeboy home (config and data dirs in a temp dir), the real
+//! binaries from this build, and a plain HTTP client for talking to them on loopback.
+//!
+//! Everything here runs real processes on real sockets; nothing is mocked.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+/// The path of a workspace binary built alongside this test (`target/<profile>/<name>`).
+pub fn bin(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().expect("current_exe");
+    // target/<profile>/deps/e2e-<hash> -> target/<profile>/<name>
+    let profile_dir = exe.parent().and_then(Path::parent).expect("target dir");
+    let path = profile_dir.join(name);
+    assert!(
+        path.is_file(),
+        "{} is missing: run the tests through `cargo test --workspace` so the binaries are built",
+        path.display()
+    );
+    path
+}
+
+/// A private homeboy home: config and data dirs under one temp dir, cleaned up (daemon included) on drop.
+pub struct Home {
+    dir: tempfile::TempDir,
+}
+
+impl Default for Home {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Home {
+    pub fn new() -> Self {
+        Home {
+            dir: tempfile::Builder::new()
+                .prefix("homeboy-e2e-")
+                .tempdir()
+                .expect("temp dir"),
+        }
+    }
+
+    pub fn root(&self) -> &Path {
+        self.dir.path()
+    }
+    pub fn config_dir(&self) -> PathBuf {
+        self.root().join("config")
+    }
+    pub fn data_dir(&self) -> PathBuf {
+        self.root().join("data")
+    }
+    pub fn state_file(&self) -> PathBuf {
+        self.config_dir().join("daemon/state.json")
+    }
+
+    /// A command for binary `name` with this home's environment and nothing inherited that could change
+    /// its behaviour.
+    pub fn command(&self, name: &str) -> Command {
+        let mut cmd = Command::new(bin(name));
+        cmd.env("HOMEBOY_CONFIG_DIR", self.config_dir())
+            .env("HOMEBOY_DATA_DIR", self.data_dir())
+            .env("HOME", self.root())
+            .env_remove("HOMEBOY_BUILD_ID_OVERRIDE")
+            .env_remove("HOMEBOY_ARTIFACT_ROOT")
+            .env_remove("XDG_CONFIG_HOME")
+            .env_remove("XDG_DATA_HOME")
+            .env_remove("http_proxy")
+            .env_remove("HTTP_PROXY");
+        cmd
+    }
+
+    /// Runs `homeboy <args>` to completion.
+    pub fn homeboy(&self, args: &[&str]) -> Output {
+        self.command("homeboy")
+            .args(args)
+            .output()
+            .expect("run homeboy")
+    }
+
+    /// Runs `homeboy <args>`, asserts success, returns stdout.
+    pub fn homeboy_ok(&self, args: &[&str]) -> String {
+        let out = self.homeboy(args);
+        assert!(
+            out.status.success(),
+            "homeboy {args:?} failed:\n{}",
+            describe(&out)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// Runs `homeboy <args>` (which must include `--format json`), asserts success, parses stdout.
+    pub fn homeboy_json(&self, args: &[&str]) -> Value {
+        let stdout = self.homeboy_ok(args);
+        serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("homeboy {args:?}: {e}\n{stdout}"))
+    }
+
+    /// The state file's content, if any.
+    pub fn state(&self) -> Option<Value> {
+        let text = std::fs::read_to_string(self.state_file()).ok()?;
+        serde_json::from_str(&text).ok()
+    }
+
+    /// Starts the background daemon and returns its base URL.
+    pub fn start_daemon(&self) -> String {
+        let v = self.homeboy_json(&["daemon", "start", "--format", "json"]);
+        format!("http://{}", v["status"]["addr"].as_str().expect("addr"))
+    }
+}
+
+impl Drop for Home {
+    fn drop(&mut self) {
+        // Never leave a daemon behind, whatever the test did.
+        if let Some(pid) = self.state().and_then(|s| s["pid"].as_u64()) {
+            let _ = Command::new("kill").arg("-9").arg(pid.to_string()).status();
+        }
+    }
+}
+
+/// Stdout, stderr and status of a finished command, for assertion messages.
+pub fn describe(out: &Output) -> String {
+    format!(
+        "status: {}\nstdout:\n{}\nstderr:\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+/// Whether a process with this pid exists and is not a zombie.
+pub fn pid_alive(pid: u64) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => !stat
+            .rsplit_once(')')
+            .is_some_and(|(_, rest)| rest.trim_start().starts_with('Z')),
+        Err(_) => false,
+    }
+}
+
+/// Polls `cond` every 20 ms until it holds or `timeout` passes.
+pub fn wait_until(timeout: Duration, mut cond: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + timeout;
+    while Instant::now() < deadline {
+        if cond() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    cond()
+}
+
+/// A response: status, headers (lower-case names) and body.
+#[derive(Debug)]
+pub struct Response {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl Response {
+    /// The body as JSON.
+    pub fn json(&self) -> Value {
+        serde_json::from_slice(&self.body).unwrap_or_else(|e| {
+            panic!(
+                "HTTP {} body is not JSON ({e}): {}",
+                self.status,
+                String::from_utf8_lossy(&self.body)
+            )
+        })
+    }
+    /// A header value.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// A blocking HTTP client (ureq) that reports every status instead of failing on 4xx/5xx.
+pub struct Http {
+    agent: ureq::Agent,
+}
+
+impl Default for Http {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Http {
+    pub fn new() -> Self {
+        let config = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .proxy(None)
+            .timeout_global(Some(Duration::from_secs(60)))
+            .build();
+        Http {
+            agent: ureq::Agent::new_with_config(config),
+        }
+    }
+
+    /// Sends a request with optional extra headers and body.
+    pub fn request(
+        &self,
+        method: &str,
+        url: &str,
+        headers: &[(&str, &str)],
+        body: Option<&[u8]>,
+    ) -> Response {
+        let mut builder = ureq::http::Request::builder().method(method).uri(url);
+        for (k, v) in headers {
+            builder = builder.header(*k, *v);
+        }
+        let result = match body {
+            Some(bytes) => self
+                .agent
+                .run(builder.body(bytes.to_vec()).expect("request")),
+            None => self.agent.run(builder.body(()).expect("request")),
+        };
+        let mut resp = result.unwrap_or_else(|e| panic!("{method} {url}: {e}"));
+        let status = resp.status().as_u16();
+        let headers = resp
+            .headers()
+            .iter()
+            .map(|(k, v)| (k.as_str().to_string(), v.to_str().unwrap_or("").to_string()))
+            .collect();
+        let body = resp
+            .body_mut()
+            .with_config()
+            .limit(u64::MAX)
+            .read_to_vec()
+            .unwrap_or_default();
+        Response {
+            status,
+            headers,
+            body,
+        }
+    }
+
+    pub fn get(&self, url: &str) -> Response {
+        self.request("GET", url, &[], None)
+    }
+
+    pub fn post_json(&self, url: &str, body: &Value) -> Response {
+        let bytes = serde_json::to_vec(body).expect("json");
+        self.request(
+            "POST",
+            url,
+            &[("content-type", "application/json")],
+            Some(&bytes),
+        )
+    }
+}
