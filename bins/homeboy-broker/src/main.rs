@@ -11,6 +11,11 @@ use homeboy_config::Paths;
 use homeboy_daemon::server::{self, ServeOptions};
 use homeboy_daemon::{DaemonError, build_info};
 
+/// mimalloc: the daemon allocates small, short-lived buffers per request, where it is markedly cheaper than
+/// the system allocator.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(
     name = "homeboy-broker",

@@ -24,6 +24,8 @@ pub struct DaemonIdentity {
 /// The contract's request handler over homeboy's local state.
 pub struct Api {
     identity: DaemonIdentity,
+    /// `/health` never changes while the daemon runs; built once.
+    health: Value,
     paths: Paths,
     router: Router<Api>,
 }
@@ -35,8 +37,16 @@ impl Api {
         router.add(Method::Get, "/health", Cost::Inline, health);
         router.add(Method::Get, "/version", Cost::Inline, version);
         router.add(Method::Get, "/config/paths", Cost::Inline, config_paths);
+        let health = json!({
+            "status": "ok",
+            "pid": identity.pid,
+            "version": identity.version,
+            "build_id": identity.build_id,
+            "started_at": identity.started_at,
+        });
         Api {
             identity,
+            health,
             paths,
             router,
         }
@@ -50,10 +60,15 @@ impl Api {
         }
     }
 
-    /// Whether answering `req` may block on disk or processes (transports run such requests off their
-    /// event loop).
-    pub fn is_blocking(&self, req: &ApiRequest) -> bool {
-        self.router.cost(req) == Cost::Blocking
+    /// Answers `req` if its route is answered from memory; `None` (without doing anything) if the route may
+    /// block on disk or processes, in which case the transport calls [`Api::handle`] off its event loop.
+    pub fn handle_inline(&self, req: &ApiRequest) -> Option<ApiResponse> {
+        self.router
+            .dispatch_up_to(self, req, Cost::Inline)
+            .map(|result| match result {
+                Ok(data) => ApiResponse::ok(data),
+                Err(error) => ApiResponse::error(&error),
+            })
     }
 
     /// The identity this handler reports.
@@ -63,14 +78,7 @@ impl Api {
 }
 
 fn health(api: &Api, _: &Call<'_>) -> Result<Value, ApiError> {
-    let id = &api.identity;
-    Ok(json!({
-        "status": "ok",
-        "pid": id.pid,
-        "version": id.version,
-        "build_id": id.build_id,
-        "started_at": id.started_at,
-    }))
+    Ok(api.health.clone())
 }
 
 fn version(api: &Api, _: &Call<'_>) -> Result<Value, ApiError> {

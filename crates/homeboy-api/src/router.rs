@@ -77,34 +77,38 @@ impl<C> Router<C> {
         });
     }
 
-    /// The cost of the route this request would reach (unknown routes cost nothing).
-    pub fn cost(&self, req: &ApiRequest) -> Cost {
-        let method = effective_method(&req.method);
-        let segments: Vec<&str> = split(&req.path).collect();
-        self.routes
-            .iter()
-            .find(|r| r.method == method && matches(r, &segments).is_some())
-            .map_or(Cost::Inline, |r| r.cost)
-    }
-
     /// Routes the request: the handler's result, `not_found.route` or `method_not_allowed`.
     pub fn dispatch(&self, ctx: &C, req: &ApiRequest) -> Result<Value, ApiError> {
+        self.dispatch_up_to(ctx, req, Cost::Blocking)
+            .unwrap_or_else(|| Err(ApiError::internal("route refused to run")))
+    }
+
+    /// Like [`Router::dispatch`], but returns `None` without running anything when the matched route costs
+    /// more than `max_cost` (so an event loop can answer inline routes itself and hand the rest to a blocking
+    /// pool). Errors (404, 405) are always answered.
+    pub fn dispatch_up_to(
+        &self,
+        ctx: &C,
+        req: &ApiRequest,
+        max_cost: Cost,
+    ) -> Option<Result<Value, ApiError>> {
         let method = effective_method(&req.method);
-        let segments: Vec<&str> = split(&req.path).collect();
         let mut allowed: Vec<&str> = Vec::new();
         for route in &self.routes {
-            let Some(params) = matches(route, &segments) else {
+            let Some(params) = matches(route, &req.path) else {
                 continue;
             };
             if route.method == method {
-                let params = params?;
-                return (route.handler)(ctx, &Call { req, params });
+                if route.cost == Cost::Blocking && max_cost == Cost::Inline {
+                    return None;
+                }
+                return Some(params.and_then(|params| (route.handler)(ctx, &Call { req, params })));
             }
             if !allowed.contains(&route.method.as_str()) {
                 allowed.push(route.method.as_str());
             }
         }
-        if allowed.is_empty() {
+        Some(if allowed.is_empty() {
             Err(ApiError::route_not_found(req.method.as_str(), &req.path))
         } else {
             Err(ApiError::method_not_allowed(
@@ -112,7 +116,7 @@ impl<C> Router<C> {
                 &req.path,
                 &allowed,
             ))
-        }
+        })
     }
 }
 
@@ -142,18 +146,17 @@ fn split(path: &str) -> impl Iterator<Item = &str> {
 #[allow(clippy::type_complexity)]
 fn matches<C>(
     route: &Route<C>,
-    segments: &[&str],
+    path: &str,
 ) -> Option<Result<Vec<(&'static str, String)>, ApiError>> {
-    if route.segments.len() != segments.len() {
-        return None;
-    }
+    let mut actual = split(path);
     let mut params = Vec::new();
-    for (pattern, actual) in route.segments.iter().zip(segments) {
+    for pattern in &route.segments {
+        let segment = actual.next()?;
         match pattern {
-            Segment::Literal(lit) if lit == actual => {}
+            Segment::Literal(lit) if *lit == segment => {}
             Segment::Literal(_) => return None,
-            Segment::Param(_) if actual.is_empty() => return None,
-            Segment::Param(name) => match percent_decode_str(actual).decode_utf8() {
+            Segment::Param(_) if segment.is_empty() => return None,
+            Segment::Param(name) => match percent_decode_str(segment).decode_utf8() {
                 Ok(value) => params.push((*name, value.into_owned())),
                 Err(_) => {
                     return Some(Err(ApiError::invalid_argument(
@@ -163,6 +166,9 @@ fn matches<C>(
                 }
             },
         }
+    }
+    if actual.next().is_some() {
+        return None;
     }
     Some(Ok(params))
 }
@@ -198,8 +204,19 @@ mod tests {
             r.dispatch(&(), &ApiRequest::get("/jobs/a%20b")).unwrap(),
             json!({"id": "a b"})
         );
-        assert_eq!(r.cost(&ApiRequest::get("/jobs/x")), Cost::Blocking);
-        assert_eq!(r.cost(&ApiRequest::get("/nope")), Cost::Inline);
+        assert!(
+            r.dispatch_up_to(&(), &ApiRequest::get("/jobs/x"), Cost::Inline)
+                .is_none()
+        );
+        assert!(
+            r.dispatch_up_to(&(), &ApiRequest::get("/jobs"), Cost::Inline)
+                .is_some()
+        );
+        // Errors are answered inline.
+        assert!(
+            r.dispatch_up_to(&(), &ApiRequest::get("/nope"), Cost::Inline)
+                .is_some()
+        );
     }
 
     #[test]

@@ -7,13 +7,12 @@
 use std::net::IpAddr;
 use std::sync::Arc;
 
-use axum::Router;
+use axum::body::HttpBody;
 use axum::body::{Body, Bytes};
-use axum::extract::{Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
-use axum::middleware::{self, Next};
 use axum::response::Response;
 use homeboy_api::{Api, ApiError, ApiRequest, ApiResponse, ErrorKind, Method};
+use http_body_util::{BodyExt, LengthLimitError, Limited};
 use serde_json::Value;
 
 /// Default cap on request bodies: 1 MiB.
@@ -42,11 +41,14 @@ impl HostGuard {
     /// Whether a `Host` header value (`127.0.0.1:7421`, `[::1]:7421`, `localhost:7421`) is acceptable.
     pub fn allows_host(&self, value: &str) -> bool {
         let (host, port) = split_host_port(value);
-        let host = host.to_ascii_lowercase();
-        if self.allowed_names.contains(&host) {
+        if self
+            .allowed_names
+            .iter()
+            .any(|name| name.eq_ignore_ascii_case(host))
+        {
             return true;
         }
-        port == Some(self.port) && is_loopback_host(&host)
+        port == Some(self.port) && is_loopback_host(host)
     }
 
     /// Whether an `Origin` header value (`http://127.0.0.1:7421`) is acceptable.
@@ -106,31 +108,69 @@ impl Default for HttpOptions {
     }
 }
 
-/// Shared state of the adapter.
-pub struct HttpState {
-    pub api: Arc<Api>,
+/// The daemon's HTTP application: the host guard, then the contract handler.
+///
+/// Contract routes go straight from hyper to [`Api`] (no router in between: the handler routes). Routes that
+/// need the transport itself (streams, long polls) are axum routes in `streaming`, consulted first.
+#[derive(Clone)]
+pub struct App {
+    api: Arc<Api>,
     max_body_bytes: usize,
-    guard: HostGuard,
+    guard: Arc<HostGuard>,
 }
 
-/// The axum router for a daemon listening on `port`.
-pub fn router(api: Arc<Api>, port: u16, options: &HttpOptions) -> Router {
-    let state = Arc::new(HttpState {
-        api,
-        max_body_bytes: options.max_body_bytes,
-        guard: HostGuard::new(port, &options.allowed_hosts),
-    });
-    Router::new()
-        .fallback(dispatch)
-        .layer(middleware::from_fn_with_state(state.clone(), guard_host))
-        .with_state(state)
-}
-
-async fn guard_host(State(state): State<Arc<HttpState>>, req: Request, next: Next) -> Response {
-    if let Some(refusal) = refuse_foreign(&state.guard, req.headers()) {
-        return error_response(&refusal);
+impl App {
+    /// The application of a daemon listening on `port`.
+    pub fn new(api: Arc<Api>, port: u16, options: &HttpOptions) -> Self {
+        App {
+            api,
+            max_body_bytes: options.max_body_bytes,
+            guard: Arc::new(HostGuard::new(port, &options.allowed_hosts)),
+        }
     }
-    next.run(req).await
+
+    /// Answers one request: foreign `Host`/`Origin` are refused before any route sees the request.
+    pub async fn handle<B>(&self, req: axum::http::Request<B>) -> Response
+    where
+        B: HttpBody<Data = Bytes> + Send + 'static,
+        B::Error: Into<axum::BoxError>,
+    {
+        if let Some(refusal) = refuse_foreign(&self.guard, req.headers()) {
+            return error_response(&refusal);
+        }
+        self.dispatch(req).await
+    }
+
+    /// Hands a request to the transport-free handler, off the event loop when its route may block.
+    async fn dispatch<B>(&self, req: axum::http::Request<B>) -> Response
+    where
+        B: HttpBody<Data = Bytes> + Send + 'static,
+        B::Error: Into<axum::BoxError>,
+    {
+        let (parts, body) = req.into_parts();
+        let path_and_query = parts.uri.path_and_query().map_or("/", |pq| pq.as_str());
+        let bytes = match read_body(body, &parts.headers, self.max_body_bytes).await {
+            Ok(bytes) => bytes,
+            Err(error) => return error_response(&error),
+        };
+        let api_req = ApiRequest::new(
+            Method::parse(parts.method.as_str()),
+            path_and_query,
+            (!bytes.is_empty()).then(|| bytes.to_vec()),
+        );
+        let answer = match self.api.handle_inline(&api_req) {
+            Some(answer) => answer,
+            None => {
+                let api = self.api.clone();
+                tokio::task::spawn_blocking(move || api.handle(&api_req))
+                    .await
+                    .unwrap_or_else(|_| {
+                        ApiResponse::error(&ApiError::internal("the request handler failed"))
+                    })
+            }
+        };
+        json_response(answer.status, &answer.body)
+    }
 }
 
 /// The DNS-rebinding and cross-site check: a request must name this daemon in `Host` and, when a browser
@@ -168,32 +208,12 @@ fn refuse_foreign(guard: &HostGuard, headers: &HeaderMap) -> Option<ApiError> {
     None
 }
 
-async fn dispatch(State(state): State<Arc<HttpState>>, req: Request) -> Response {
-    let (parts, body) = req.into_parts();
-    let path_and_query = parts.uri.path_and_query().map_or("/", |pq| pq.as_str());
-    let bytes = match read_body(body, &parts.headers, state.max_body_bytes).await {
-        Ok(bytes) => bytes,
-        Err(error) => return error_response(&error),
-    };
-    let api_req = ApiRequest::new(
-        Method::parse(parts.method.as_str()),
-        path_and_query,
-        (!bytes.is_empty()).then(|| bytes.to_vec()),
-    );
-    let answer = if state.api.is_blocking(&api_req) {
-        let api = state.api.clone();
-        match tokio::task::spawn_blocking(move || api.handle(&api_req)).await {
-            Ok(answer) => answer,
-            Err(_) => ApiResponse::error(&ApiError::internal("the request handler failed")),
-        }
-    } else {
-        state.api.handle(&api_req)
-    };
-    json_response(answer.status, &answer.body)
-}
-
 /// Reads the whole body, refusing more than `limit` bytes with `payload.too_large`.
-pub async fn read_body(body: Body, headers: &HeaderMap, limit: usize) -> Result<Bytes, ApiError> {
+pub async fn read_body<B>(body: B, headers: &HeaderMap, limit: usize) -> Result<Bytes, ApiError>
+where
+    B: HttpBody<Data = Bytes>,
+    B::Error: Into<axum::BoxError>,
+{
     let declared = headers
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
@@ -201,30 +221,34 @@ pub async fn read_body(body: Body, headers: &HeaderMap, limit: usize) -> Result<
     if declared.is_some_and(|n| n > limit as u64) {
         return Err(ApiError::payload_too_large(limit));
     }
-    axum::body::to_bytes(body, limit).await.map_err(|e| {
-        let mut source: Option<&(dyn std::error::Error + 'static)> = Some(&e);
-        while let Some(s) = source {
-            if s.to_string().contains("length limit exceeded") {
-                return ApiError::payload_too_large(limit);
-            }
-            source = s.source();
-        }
-        ApiError::new(
+    if body.size_hint().exact() == Some(0) {
+        return Ok(Bytes::new());
+    }
+    match Limited::new(body, limit).collect().await {
+        Ok(collected) => Ok(collected.to_bytes()),
+        Err(e) if e.is::<LengthLimitError>() => Err(ApiError::payload_too_large(limit)),
+        Err(_) => Err(ApiError::new(
             ErrorKind::Validation,
             "validation.body_unreadable",
             "the request body could not be read",
-        )
-    })
+        )),
+    }
 }
 
 /// An envelope as an HTTP response.
 pub fn json_response(status: u16, body: &Value) -> Response {
-    let bytes = serde_json::to_vec(body).unwrap_or_else(|_| b"{}".to_vec());
-    Response::builder()
-        .status(StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR))
-        .header(header::CONTENT_TYPE, "application/json")
-        .body(Body::from(bytes))
-        .unwrap_or_default()
+    let mut bytes = Vec::with_capacity(256);
+    if serde_json::to_writer(&mut bytes, body).is_err() {
+        bytes = br#"{"success":false,"error":{"code":"internal","message":"response serialisation failed","details":{},"hints":[]}}"#.to_vec();
+    }
+    let mut response = Response::new(Body::from(bytes));
+    *response.status_mut() =
+        StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        header::HeaderValue::from_static("application/json"),
+    );
+    response
 }
 
 /// An error envelope as an HTTP response.

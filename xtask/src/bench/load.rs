@@ -20,6 +20,12 @@ pub struct LoadResult {
     pub errors: u64,
 }
 
+/// The run with the median throughput of several.
+pub fn median_run(runs: &mut [LoadResult]) -> LoadResult {
+    runs.sort_by(|a, b| a.rps.total_cmp(&b.rps));
+    runs[runs.len() / 2]
+}
+
 /// Which generator produced the numbers.
 pub fn generator_name() -> &'static str {
     if find_program("wrk").is_some() {
