@@ -3,13 +3,15 @@
 //! Routes are grouped by area in the route table built by [`Api::new`]; each handler reads the shared
 //! context and returns JSON data or an [`ApiError`], and the envelope is added here, once.
 
+use std::sync::Arc;
+
 use serde::Serialize;
 use serde_json::{Value, json};
 
 use homeboy_config::Paths;
 
 use crate::router::{Call, Cost, Router};
-use crate::{ApiError, ApiRequest, ApiResponse, Method};
+use crate::{ApiError, ApiRequest, ApiResponse, JsonBytes, Method};
 
 /// Who is answering: reported by `/health` and `/version`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -24,8 +26,8 @@ pub struct DaemonIdentity {
 /// The contract's request handler over homeboy's local state.
 pub struct Api {
     identity: DaemonIdentity,
-    /// `/health` never changes while the daemon runs; built once.
-    health: Value,
+    /// Serialised answers of the routes that cannot change while the daemon runs (`GET /health`, ...).
+    constant: Vec<(&'static str, Arc<[u8]>)>,
     paths: Paths,
     router: Router<Api>,
 }
@@ -37,19 +39,17 @@ impl Api {
         router.add(Method::Get, "/health", Cost::Inline, health);
         router.add(Method::Get, "/version", Cost::Inline, version);
         router.add(Method::Get, "/config/paths", Cost::Inline, config_paths);
-        let health = json!({
-            "status": "ok",
-            "pid": identity.pid,
-            "version": identity.version,
-            "build_id": identity.build_id,
-            "started_at": identity.started_at,
-        });
-        Api {
+        let mut api = Api {
             identity,
-            health,
+            constant: Vec::new(),
             paths,
             router,
-        }
+        };
+        api.constant = ["/health", "/version", "/config/paths"]
+            .into_iter()
+            .map(|path| (path, api.handle(&ApiRequest::get(path)).to_json().into()))
+            .collect();
+        api
     }
 
     /// Answers one request. Never panics on client input; every outcome carries the envelope.
@@ -71,6 +71,18 @@ impl Api {
             })
     }
 
+    /// Like [`Api::handle_inline`], but with the envelope already serialised: answers of routes that cannot
+    /// change while the daemon runs are shared, not rebuilt.
+    pub fn handle_inline_json(&self, req: &ApiRequest) -> Option<(u16, JsonBytes)> {
+        if matches!(req.method, Method::Get | Method::Head)
+            && let Some((_, bytes)) = self.constant.iter().find(|(path, _)| *path == req.path)
+        {
+            return Some((200, JsonBytes::Shared(bytes.clone())));
+        }
+        self.handle_inline(req)
+            .map(|answer| (answer.status, JsonBytes::Owned(answer.to_json())))
+    }
+
     /// The identity this handler reports.
     pub fn identity(&self) -> &DaemonIdentity {
         &self.identity
@@ -78,7 +90,14 @@ impl Api {
 }
 
 fn health(api: &Api, _: &Call<'_>) -> Result<Value, ApiError> {
-    Ok(api.health.clone())
+    let id = &api.identity;
+    Ok(json!({
+        "status": "ok",
+        "pid": id.pid,
+        "version": id.version,
+        "build_id": id.build_id,
+        "started_at": id.started_at,
+    }))
 }
 
 fn version(api: &Api, _: &Call<'_>) -> Result<Value, ApiError> {
@@ -131,6 +150,10 @@ mod tests {
             r.body["data"],
             json!({"version": "0.1.0", "build_id": "abc1234"})
         );
+        let (status, bytes) = api.handle_inline_json(&ApiRequest::get("/health")).unwrap();
+        assert_eq!(status, 200);
+        let cached: Value = serde_json::from_slice(bytes.as_ref()).unwrap();
+        assert_eq!(cached, api.handle(&ApiRequest::get("/health")).body);
         let r = api.handle(&ApiRequest::get("/config/paths"));
         assert_eq!(r.body["data"]["daemon_state"], "/c/daemon/state.json");
         assert_eq!(r.body["data"]["daemon_jobs"], "/c/daemon/jobs.redb");

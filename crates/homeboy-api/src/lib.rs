@@ -15,4 +15,4 @@ pub mod router;
 pub use envelope::{decode_envelope, error_body, success_body};
 pub use error::{ApiError, ErrorKind};
 pub use handler::{Api, DaemonIdentity};
-pub use request::{ApiRequest, ApiResponse, Method};
+pub use request::{ApiRequest, ApiResponse, JsonBytes, Method};

@@ -158,6 +158,22 @@ fn parse_query(query: &str) -> Vec<(String, String)> {
         .collect()
 }
 
+/// A serialised envelope: shared for answers that never change, owned otherwise.
+#[derive(Debug, Clone)]
+pub enum JsonBytes {
+    Shared(std::sync::Arc<[u8]>),
+    Owned(Vec<u8>),
+}
+
+impl AsRef<[u8]> for JsonBytes {
+    fn as_ref(&self) -> &[u8] {
+        match self {
+            JsonBytes::Shared(bytes) => bytes,
+            JsonBytes::Owned(bytes) => bytes,
+        }
+    }
+}
+
 /// The handler's answer: an HTTP status and the envelope as JSON.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ApiResponse {
@@ -180,6 +196,18 @@ impl ApiResponse {
             status: error.status(),
             body: envelope::error_body(error),
         }
+    }
+
+    /// The envelope serialised as JSON bytes.
+    pub fn to_json(&self) -> Vec<u8> {
+        let mut bytes = Vec::with_capacity(256);
+        if serde_json::to_writer(&mut bytes, &self.body).is_err() {
+            bytes.clear();
+            bytes.extend_from_slice(
+                br#"{"success":false,"error":{"code":"internal","message":"response serialisation failed","details":{},"hints":[]}}"#,
+            );
+        }
+        bytes
     }
 
     /// The envelope's `data` when successful, the error otherwise (for in-process callers).

@@ -11,7 +11,7 @@ use axum::body::HttpBody;
 use axum::body::{Body, Bytes};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::Response;
-use homeboy_api::{Api, ApiError, ApiRequest, ApiResponse, ErrorKind, Method};
+use homeboy_api::{Api, ApiError, ApiRequest, ApiResponse, ErrorKind, JsonBytes, Method};
 use http_body_util::{BodyExt, LengthLimitError, Limited};
 use serde_json::Value;
 
@@ -158,18 +158,19 @@ impl App {
             path_and_query,
             (!bytes.is_empty()).then(|| bytes.to_vec()),
         );
-        let answer = match self.api.handle_inline(&api_req) {
+        let (status, json) = match self.api.handle_inline_json(&api_req) {
             Some(answer) => answer,
             None => {
                 let api = self.api.clone();
-                tokio::task::spawn_blocking(move || api.handle(&api_req))
+                let answer = tokio::task::spawn_blocking(move || api.handle(&api_req))
                     .await
                     .unwrap_or_else(|_| {
                         ApiResponse::error(&ApiError::internal("the request handler failed"))
-                    })
+                    });
+                (answer.status, JsonBytes::Owned(answer.to_json()))
             }
         };
-        json_response(answer.status, &answer.body)
+        bytes_response(status, json)
     }
 }
 
@@ -235,12 +236,17 @@ where
     }
 }
 
-/// An envelope as an HTTP response.
-pub fn json_response(status: u16, body: &Value) -> Response {
-    let mut bytes = Vec::with_capacity(256);
-    if serde_json::to_writer(&mut bytes, body).is_err() {
-        bytes = br#"{"success":false,"error":{"code":"internal","message":"response serialisation failed","details":{},"hints":[]}}"#.to_vec();
-    }
+/// A handler answer as an HTTP response.
+pub fn answer_response(answer: &ApiResponse) -> Response {
+    bytes_response(answer.status, JsonBytes::Owned(answer.to_json()))
+}
+
+/// Serialised JSON as an HTTP response.
+fn bytes_response(status: u16, json: JsonBytes) -> Response {
+    let bytes = match json {
+        JsonBytes::Shared(shared) => Bytes::from_owner(shared),
+        JsonBytes::Owned(owned) => Bytes::from(owned),
+    };
     let mut response = Response::new(Body::from(bytes));
     *response.status_mut() =
         StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
@@ -253,8 +259,7 @@ pub fn json_response(status: u16, body: &Value) -> Response {
 
 /// An error envelope as an HTTP response.
 pub fn error_response(error: &ApiError) -> Response {
-    let answer = ApiResponse::error(error);
-    json_response(answer.status, &answer.body)
+    answer_response(&ApiResponse::error(error))
 }
 
 #[cfg(test)]
