@@ -13,7 +13,6 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::Response;
 use homeboy_api::{Api, ApiError, ApiRequest, ApiResponse, ErrorKind, JsonBytes, Method};
 use http_body_util::{BodyExt, LengthLimitError, Limited};
-use serde_json::Value;
 
 /// Default cap on request bodies: 1 MiB.
 pub const DEFAULT_MAX_BODY_BYTES: usize = 1024 * 1024;
