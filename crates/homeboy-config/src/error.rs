@@ -22,6 +22,22 @@ pub enum ConfigError {
         #[source]
         source: std::io::Error,
     },
+    /// A declaration is malformed or fails validation.
+    #[error("{path}: field `{field}` {problem}{}", suggestion.as_ref().map(|s| format!("; did you mean `{s}`?")).unwrap_or_default())]
+    Invalid {
+        path: PathBuf,
+        field: String,
+        problem: String,
+        suggestion: Option<String>,
+    },
+    /// An id that cannot be a file name.
+    #[error(
+        "invalid {kind} id {id:?}: use letters, digits, '.', '_' and '-', starting with a letter or digit"
+    )]
+    InvalidId { kind: &'static str, id: String },
+    /// No declaration with this id.
+    #[error("no {kind} named {id:?}")]
+    NotFound { kind: &'static str, id: String },
     /// A file exists but does not hold the JSON we expect.
     #[error("{path}: invalid JSON: {source}")]
     InvalidJson {

@@ -1,15 +1,21 @@
-//! Where homeboy keeps its files and how it writes them.
+//! Where homeboy keeps its files, what they say, and how it writes them.
 //!
-//! This crate owns the config and data directory layout ([`Paths`]) and the one way homeboy writes a small
-//! file ([`write_json_atomic`]): temp file, fsync, rename, fsync of the directory. It knows nothing about
-//! HTTP, jobs or processes; every later store of small JSON files builds on it.
+//! This crate owns the config and data directory layout ([`Paths`]), the one way homeboy writes a small file
+//! ([`write_json_atomic`]: temp file, fsync, rename, fsync of the directory), declarations kept one JSON file
+//! per item with field-level validation errors ([`declarations`]), and token digests and redaction
+//! ([`secrets`]). It knows nothing about HTTP, jobs or processes.
 
 mod atomic;
+pub mod declarations;
 mod error;
+pub mod net;
 mod paths;
+pub mod secrets;
+pub mod tunnel_services;
 
 pub use atomic::{
     read_json, read_json_opt, remove_file_durable, write_bytes_atomic, write_json_atomic,
 };
+pub use declarations::{Declaration, DeclarationDir, FieldError};
 pub use error::ConfigError;
 pub use paths::Paths;

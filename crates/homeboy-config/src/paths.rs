@@ -91,6 +91,10 @@ impl Paths {
     pub fn stacks_dir(&self) -> PathBuf {
         self.config_dir.join("stacks")
     }
+    /// `tunnel/services/<id>.json` live here.
+    pub fn tunnel_services_dir(&self) -> PathBuf {
+        self.config_dir.join("tunnel").join("services")
+    }
     /// The daemon's own config directory (state file, locks, job store).
     pub fn daemon_dir(&self) -> PathBuf {
         self.config_dir.join("daemon")

@@ -4,7 +4,6 @@
 //! loopback daemon (DNS-rebinding and cross-site guard), cap the request body, run disk-bound routes off the
 //! event loop, and write the handler's envelope as the HTTP response. Everything else is the handler's.
 
-use std::net::IpAddr;
 use std::sync::Arc;
 
 use axum::body::HttpBody;
@@ -62,20 +61,7 @@ impl HostGuard {
     }
 }
 
-/// Whether `host` (no port; IPv6 may be bracketed) is `localhost` or a loopback IP.
-pub fn is_loopback_host(host: &str) -> bool {
-    let bare = host.trim_start_matches('[').trim_end_matches(']');
-    if bare.eq_ignore_ascii_case("localhost") {
-        return true;
-    }
-    match bare.parse::<IpAddr>() {
-        Ok(IpAddr::V4(v4)) => v4.is_loopback(),
-        Ok(IpAddr::V6(v6)) => {
-            v6.is_loopback() || v6.to_ipv4_mapped().is_some_and(|v4| v4.is_loopback())
-        }
-        Err(_) => false,
-    }
-}
+pub use homeboy_config::net::is_loopback_host;
 
 fn split_host_port(value: &str) -> (&str, Option<u16>) {
     if let Some(rest) = value.strip_prefix('[') {

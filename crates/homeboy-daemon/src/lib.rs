@@ -11,7 +11,6 @@ mod error;
 pub mod http;
 pub mod lifecycle;
 mod lock;
-mod process;
 pub mod server;
 pub mod state;
 

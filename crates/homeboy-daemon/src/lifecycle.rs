@@ -18,7 +18,8 @@ use serde::Serialize;
 use crate::client::DaemonClient;
 use crate::lock::FileLock;
 use crate::state::{self, DaemonState};
-use crate::{DaemonError, build_info, process};
+use crate::{DaemonError, build_info};
+use homeboy_process as process;
 
 /// How long `stop` waits after SIGTERM before SIGKILL.
 pub const STOP_GRACE: Duration = Duration::from_secs(5);
@@ -100,7 +101,7 @@ pub async fn status(paths: &Paths, current_build: &str) -> Result<DaemonStatus, 
     status.version = Some(recorded.version.clone());
     status.started_at = Some(recorded.started_at.clone());
     status.log_path = recorded.log_path.clone();
-    if !process::alive(recorded.pid) || !process::is_homeboy(recorded.pid) {
+    if !process::alive(recorded.pid) || !is_homeboy(recorded.pid) {
         status.state = RunState::Stale;
         return Ok(status);
     }
@@ -236,7 +237,7 @@ async fn spawn_and_wait(options: &StartOptions) -> Result<(), DaemonError> {
         .stdin(Stdio::null())
         .stdout(log)
         .stderr(log_err);
-    process::start_new_session(&mut cmd);
+    process::new_session(&mut cmd);
     let mut child = cmd
         .spawn()
         .map_err(|e| DaemonError::io(format!("spawn {}", options.exe.display()), e))?;
@@ -286,7 +287,7 @@ pub fn stop(paths: &Paths) -> Result<StopOutcome, DaemonError> {
     let Some(recorded) = state::read(paths)? else {
         return Ok(StopOutcome::NotRunning);
     };
-    if !process::alive(recorded.pid) || !process::is_homeboy(recorded.pid) {
+    if !process::alive(recorded.pid) || !is_homeboy(recorded.pid) {
         state::remove(paths)?;
         return Ok(StopOutcome::StaleCleaned { pid: recorded.pid });
     }
@@ -301,6 +302,11 @@ fn stop_recorded(paths: &Paths, pid: u32) -> bool {
     let forced = process::terminate(pid, STOP_GRACE);
     let _ = state::remove_if_owned(paths, pid);
     forced
+}
+
+/// Whether `pid` runs a homeboy binary (so a stale pid reused by another program is never signalled).
+fn is_homeboy(pid: u32) -> bool {
+    process::runs_program(pid, "homeboy")
 }
 
 fn open_log(path: &Path) -> Result<std::fs::File, DaemonError> {
