@@ -7,6 +7,7 @@
 
 mod atomic;
 pub mod declarations;
+pub mod dynamic_set;
 mod error;
 pub mod net;
 mod paths;
