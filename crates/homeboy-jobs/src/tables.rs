@@ -1,0 +1,129 @@
+//! The redb tables of the job store and their key encodings. Every table maps bytes to bytes, so the
+//! write-ahead log can carry any change generically; keys are encoded so that byte order is the order we
+//! scan in (big-endian numbers).
+
+use redb::TableDefinition;
+
+/// A table of the store. The discriminant is the table's id in log records: never renumber.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub(crate) enum Table {
+    /// job id → job record (JSON).
+    Jobs = 1,
+    /// job id → the submitted request (JSON).
+    Requests = 2,
+    /// queue seq → job id: queued jobs, oldest first.
+    Queue = 3,
+    /// creation seq → job id: every job, for newest-first listing.
+    Created = 4,
+    /// status code ‖ creation seq → job id.
+    ByStatus = 5,
+    /// job id ‖ 0x00 ‖ event sequence → event (JSON).
+    Events = 6,
+    /// lease expiry ms ‖ job id → (): runner claims, soonest expiry first.
+    Leases = 7,
+    /// submission key → {job_id, request_sha256} (JSON).
+    Submissions = 8,
+    /// name → u64: counters and the checkpoint lsn.
+    Meta = 9,
+}
+
+impl Table {
+    pub const ALL: [Table; 9] = [
+        Table::Jobs,
+        Table::Requests,
+        Table::Queue,
+        Table::Created,
+        Table::ByStatus,
+        Table::Events,
+        Table::Leases,
+        Table::Submissions,
+        Table::Meta,
+    ];
+
+    pub fn code(self) -> u8 {
+        self as u8
+    }
+
+    pub fn from_code(code: u8) -> Option<Table> {
+        Table::ALL.into_iter().find(|t| t.code() == code)
+    }
+
+    pub fn def(self) -> TableDefinition<'static, &'static [u8], &'static [u8]> {
+        TableDefinition::new(match self {
+            Table::Jobs => "jobs",
+            Table::Requests => "requests",
+            Table::Queue => "queue",
+            Table::Created => "created",
+            Table::ByStatus => "by_status",
+            Table::Events => "events",
+            Table::Leases => "leases",
+            Table::Submissions => "submissions",
+            Table::Meta => "meta",
+        })
+    }
+}
+
+/// Meta keys.
+pub(crate) const META_NEXT_SEQ: &[u8] = b"next_seq";
+pub(crate) const META_CHECKPOINT_LSN: &[u8] = b"checkpoint_lsn";
+
+pub(crate) fn u64_key(n: u64) -> Vec<u8> {
+    n.to_be_bytes().to_vec()
+}
+
+pub(crate) fn read_u64(bytes: &[u8]) -> u64 {
+    bytes
+        .get(..8)
+        .and_then(|b| b.try_into().ok())
+        .map(u64::from_be_bytes)
+        .unwrap_or(0)
+}
+
+pub(crate) fn status_key(status_code: u8, seq: u64) -> Vec<u8> {
+    let mut key = Vec::with_capacity(9);
+    key.push(status_code);
+    key.extend_from_slice(&seq.to_be_bytes());
+    key
+}
+
+pub(crate) fn event_key(job_id: &str, sequence: u64) -> Vec<u8> {
+    let mut key = Vec::with_capacity(job_id.len() + 9);
+    key.extend_from_slice(job_id.as_bytes());
+    key.push(0);
+    key.extend_from_slice(&sequence.to_be_bytes());
+    key
+}
+
+pub(crate) fn lease_key(expires_at_ms: u64, job_id: &str) -> Vec<u8> {
+    let mut key = Vec::with_capacity(8 + job_id.len());
+    key.extend_from_slice(&expires_at_ms.to_be_bytes());
+    key.extend_from_slice(job_id.as_bytes());
+    key
+}
+
+/// The job id of a lease key.
+pub(crate) fn lease_job_id(key: &[u8]) -> String {
+    String::from_utf8_lossy(key.get(8..).unwrap_or_default()).into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_sort_in_scan_order() {
+        assert!(u64_key(2) < u64_key(10));
+        assert!(event_key("job", 9) < event_key("job", 10));
+        assert!(
+            event_key("job", u64::MAX) < event_key("job2", 0),
+            "a job's events stay together"
+        );
+        assert!(lease_key(5, "z") < lease_key(6, "a"));
+        assert!(status_key(0, 99) < status_key(1, 0));
+        assert_eq!(lease_job_id(&lease_key(7, "abc")), "abc");
+        for t in Table::ALL {
+            assert_eq!(Table::from_code(t.code()), Some(t));
+        }
+    }
+}
