@@ -14,9 +14,7 @@ use sha2::{Digest, Sha256};
 use crate::JobError;
 use crate::engine::{Clock, Engine, Observer, Snapshot, Tx, system_clock};
 use crate::model::*;
-use crate::tables::{
-    META_NEXT_SEQ, Table, event_key, lease_job_id, lease_key, read_u64, status_key, u64_key,
-};
+use crate::tables::{Table, created_value, event_key, lease_job_id, lease_key, read_u64, u64_key};
 
 /// The operations of a job queue. A second backend implements this trait; callers never see redb.
 pub trait JobStore: Send + Sync {
@@ -58,7 +56,6 @@ pub trait JobStore: Send + Sync {
 /// The stored form of a job: the public job plus bookkeeping.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct Record {
-    #[serde(flatten)]
     job: Job,
     /// Creation sequence (orders listing and the by-status index).
     seq: u64,
@@ -244,14 +241,6 @@ impl JobStore for RedbJobStore {
 
 // ---- operations (run inside the writer) -------------------------------------------------------------
 
-fn next_seq(tx: &mut Tx<'_>) -> Result<u64, JobError> {
-    let seq = tx
-        .get(Table::Meta, META_NEXT_SEQ)?
-        .map_or(1, |v| read_u64(&v));
-    tx.put(Table::Meta, META_NEXT_SEQ.to_vec(), u64_key(seq + 1))?;
-    Ok(seq)
-}
-
 /// SHA-256 of the request with object keys sorted, so key order does not make two equal submissions differ.
 fn request_digest(request: &Value) -> String {
     fn write(value: &Value, out: &mut Vec<u8>) {
@@ -288,7 +277,7 @@ fn request_digest(request: &Value) -> String {
     hex::encode(Sha256::digest(&canonical))
 }
 
-fn enqueue(tx: &mut Tx<'_>, new: NewJob, default_attempts: u32) -> Result<Enqueued, JobError> {
+fn enqueue(tx: &mut Tx<'_, '_>, new: NewJob, default_attempts: u32) -> Result<Enqueued, JobError> {
     if new.operation.trim().is_empty() {
         return Err(JobError::invalid("operation", "must not be empty"));
     }
@@ -315,8 +304,9 @@ fn enqueue(tx: &mut Tx<'_>, new: NewJob, default_attempts: u32) -> Result<Enqueu
             created: false,
         });
     }
-    let seq = next_seq(tx)?;
-    let id = uuid::Uuid::new_v4().to_string();
+    let seq = tx.next_seq();
+    // Time-ordered ids keep the records of recent (active) jobs on neighbouring B-tree pages.
+    let id = uuid::Uuid::now_v7().to_string();
     let now = tx.now_ms;
     let mut record = Record {
         job: Job {
@@ -366,11 +356,10 @@ fn enqueue(tx: &mut Tx<'_>, new: NewJob, default_attempts: u32) -> Result<Enqueu
         serde_json::to_vec(&new.request).map_err(JobError::storage)?,
     )?;
     tx.put(Table::Queue, u64_key(seq), queue_entry(&record.job))?;
-    tx.put(Table::Created, u64_key(seq), id.as_bytes().to_vec())?;
     tx.put(
-        Table::ByStatus,
-        status_key(JobStatus::Queued.code(), seq),
-        id.as_bytes().to_vec(),
+        Table::Created,
+        u64_key(seq),
+        created_value(JobStatus::Queued.code(), &id),
     )?;
     push_status_event(
         tx,
@@ -388,7 +377,11 @@ fn enqueue(tx: &mut Tx<'_>, new: NewJob, default_attempts: u32) -> Result<Enqueu
     })
 }
 
-fn claim(tx: &mut Tx<'_>, req: &ClaimRequest, lease_ms: u64) -> Result<Option<Claimed>, JobError> {
+fn claim(
+    tx: &mut Tx<'_, '_>,
+    req: &ClaimRequest,
+    lease_ms: u64,
+) -> Result<Option<Claimed>, JobError> {
     let runner = req.runner_id.as_bytes();
     let project = req.project_id.as_deref().map(str::as_bytes);
     let Some(job_id) = first_queued(tx, |entry| {
@@ -425,7 +418,7 @@ fn claim(tx: &mut Tx<'_>, req: &ClaimRequest, lease_ms: u64) -> Result<Option<Cl
 
 /// The id of the oldest queued job whose queue entry satisfies `eligible`.
 fn first_queued(
-    tx: &Tx<'_>,
+    tx: &Tx<'_, '_>,
     eligible: impl Fn(&QueueEntry<'_>) -> bool,
 ) -> Result<Option<String>, JobError> {
     let mut found = None;
@@ -445,7 +438,7 @@ fn first_queued(
     Ok(found)
 }
 
-fn start_next_daemon_job(tx: &mut Tx<'_>) -> Result<Option<Claimed>, JobError> {
+fn start_next_daemon_job(tx: &mut Tx<'_, '_>) -> Result<Option<Claimed>, JobError> {
     let Some(id) = first_queued(tx, |entry| entry.executor == Executor::Daemon)? else {
         return Ok(None);
     };
@@ -469,7 +462,12 @@ fn start_next_daemon_job(tx: &mut Tx<'_>) -> Result<Option<Claimed>, JobError> {
     }))
 }
 
-fn heartbeat(tx: &mut Tx<'_>, job_id: &str, actor: &Actor, lease_ms: u64) -> Result<Job, JobError> {
+fn heartbeat(
+    tx: &mut Tx<'_, '_>,
+    job_id: &str,
+    actor: &Actor,
+    lease_ms: u64,
+) -> Result<Job, JobError> {
     let mut record = require(tx, job_id)?;
     match check_actor(&record, actor, tx.now_ms) {
         Ok(()) => {}
@@ -494,7 +492,7 @@ fn heartbeat(tx: &mut Tx<'_>, job_id: &str, actor: &Actor, lease_ms: u64) -> Res
 }
 
 fn finish(
-    tx: &mut Tx<'_>,
+    tx: &mut Tx<'_, '_>,
     job_id: &str,
     actor: &Actor,
     result: JobResult,
@@ -544,7 +542,7 @@ fn finish(
     Ok(record.job)
 }
 
-fn cancel(tx: &mut Tx<'_>, job_id: &str, retention: u64) -> Result<Job, JobError> {
+fn cancel(tx: &mut Tx<'_, '_>, job_id: &str, retention: u64) -> Result<Job, JobError> {
     let mut record = require(tx, job_id)?;
     match record.job.status {
         JobStatus::Cancelled => return Ok(record.job),
@@ -572,7 +570,7 @@ fn cancel(tx: &mut Tx<'_>, job_id: &str, retention: u64) -> Result<Job, JobError
 }
 
 /// Runner jobs whose lease has passed: back to the queue, or failed after `max_attempts`.
-fn expire(tx: &mut Tx<'_>) -> Result<Vec<Job>, JobError> {
+fn expire(tx: &mut Tx<'_, '_>) -> Result<Vec<Job>, JobError> {
     let now = tx.now_ms;
     let end = u64_key(now + 1);
     let expired = tx.collect(Table::Leases, &[], Some(&end))?;
@@ -630,13 +628,16 @@ fn expire(tx: &mut Tx<'_>) -> Result<Vec<Job>, JobError> {
 }
 
 /// On open: daemon-executed jobs that were running belonged to a process that is gone.
-fn fail_stale_daemon_jobs(tx: &mut Tx<'_>) -> Result<Vec<String>, JobError> {
-    let start = status_key(JobStatus::Running.code(), 0);
-    let end = status_key(JobStatus::Running.code() + 1, 0);
-    let running = tx.collect(Table::ByStatus, &start, Some(&end))?;
+fn fail_stale_daemon_jobs(tx: &mut Tx<'_, '_>) -> Result<Vec<String>, JobError> {
+    let running: Vec<String> = tx
+        .collect(Table::Created, &[], None)?
+        .iter()
+        .map(|(k, v)| created_entry(k, v))
+        .filter(|(_, status, _)| *status == JobStatus::Running.code())
+        .map(|(_, _, id)| id)
+        .collect();
     let mut failed = Vec::new();
-    for (_, id) in running {
-        let id = String::from_utf8_lossy(&id).into_owned();
+    for id in running {
         let mut record = require(tx, &id)?;
         if record.job.executor != Executor::Daemon {
             continue; // Runner claims keep their lease until it expires.
@@ -658,24 +659,21 @@ fn fail_stale_daemon_jobs(tx: &mut Tx<'_>) -> Result<Vec<String>, JobError> {
     Ok(failed)
 }
 
-fn prune_some(tx: &mut Tx<'_>, policy: &PrunePolicy, max: usize) -> Result<usize, JobError> {
+fn prune_some(tx: &mut Tx<'_, '_>, policy: &PrunePolicy, max: usize) -> Result<usize, JobError> {
     let now = tx.now_ms;
-    let mut terminal: Vec<(u64, String)> = Vec::new();
-    for status in [
-        JobStatus::Succeeded,
-        JobStatus::Failed,
-        JobStatus::Cancelled,
-    ] {
-        let start = status_key(status.code(), 0);
-        let end = status_key(status.code() + 1, 0);
-        for (key, id) in tx.collect(Table::ByStatus, &start, Some(&end))? {
-            terminal.push((
-                read_u64(&key[1..]),
-                String::from_utf8_lossy(&id).into_owned(),
-            ));
-        }
-    }
-    terminal.sort();
+    let terminal_codes = [
+        JobStatus::Succeeded.code(),
+        JobStatus::Failed.code(),
+        JobStatus::Cancelled.code(),
+    ];
+    // Oldest first (creation order).
+    let terminal: Vec<(u64, String)> = tx
+        .collect(Table::Created, &[], None)?
+        .iter()
+        .map(|(k, v)| created_entry(k, v))
+        .filter(|(_, status, _)| terminal_codes.contains(status))
+        .map(|(seq, _, id)| (seq, id))
+        .collect();
     let over_count = terminal.len().saturating_sub(policy.max_terminal_jobs);
     let mut doomed = Vec::new();
     for (index, (_, id)) in terminal.iter().enumerate() {
@@ -701,10 +699,6 @@ fn prune_some(tx: &mut Tx<'_>, policy: &PrunePolicy, max: usize) -> Result<usize
         tx.delete(Table::Jobs, id.as_bytes().to_vec())?;
         tx.delete(Table::Requests, id.as_bytes().to_vec())?;
         tx.delete(Table::Created, u64_key(record.seq))?;
-        tx.delete(
-            Table::ByStatus,
-            status_key(record.job.status.code(), record.seq),
-        )?;
         if let Some(key) = &record.job.submission_key {
             tx.delete(Table::Submissions, key.as_bytes().to_vec())?;
         }
@@ -772,7 +766,7 @@ fn parse_queue_entry(bytes: &[u8]) -> Option<QueueEntry<'_>> {
     })
 }
 
-fn load_request(tx: &Tx<'_>, job_id: &str) -> Result<Value, JobError> {
+fn load_request(tx: &Tx<'_, '_>, job_id: &str) -> Result<Value, JobError> {
     Ok(tx
         .get(Table::Requests, job_id.as_bytes())?
         .map(|b| serde_json::from_slice(&b).map_err(JobError::storage))
@@ -780,13 +774,13 @@ fn load_request(tx: &Tx<'_>, job_id: &str) -> Result<Value, JobError> {
         .unwrap_or(Value::Null))
 }
 
-fn load(tx: &Tx<'_>, job_id: &str) -> Result<Option<Record>, JobError> {
+fn load(tx: &Tx<'_, '_>, job_id: &str) -> Result<Option<Record>, JobError> {
     tx.get(Table::Jobs, job_id.as_bytes())?
         .map(|b| serde_json::from_slice(&b).map_err(JobError::storage))
         .transpose()
 }
 
-fn require(tx: &Tx<'_>, job_id: &str) -> Result<Record, JobError> {
+fn require(tx: &Tx<'_, '_>, job_id: &str) -> Result<Record, JobError> {
     load(tx, job_id)?.ok_or_else(|| JobError::NotFound(job_id.to_string()))
 }
 
@@ -796,7 +790,7 @@ fn read_record(snap: &Snapshot, job_id: &str) -> Result<Option<Record>, JobError
         .transpose()
 }
 
-fn save(tx: &mut Tx<'_>, record: &Record) -> Result<(), JobError> {
+fn save(tx: &mut Tx<'_, '_>, record: &Record) -> Result<(), JobError> {
     tx.put(
         Table::Jobs,
         record.job.id.as_bytes().to_vec(),
@@ -807,7 +801,7 @@ fn save(tx: &mut Tx<'_>, record: &Record) -> Result<(), JobError> {
 }
 
 /// The record of a running job the actor may act on.
-fn load_for(tx: &Tx<'_>, job_id: &str, actor: &Actor) -> Result<Record, JobError> {
+fn load_for(tx: &Tx<'_, '_>, job_id: &str, actor: &Actor) -> Result<Record, JobError> {
     let record = require(tx, job_id)?;
     check_actor(&record, actor, tx.now_ms)?;
     Ok(record)
@@ -868,7 +862,7 @@ fn check_actor(record: &Record, actor: &Actor, now: u64) -> Result<(), JobError>
     }
 }
 
-fn release_lease(tx: &mut Tx<'_>, record: &Record) -> Result<(), JobError> {
+fn release_lease(tx: &mut Tx<'_, '_>, record: &Record) -> Result<(), JobError> {
     if let Some(expires) = record.job.claim_expires_at_ms {
         tx.delete(Table::Leases, lease_key(expires, &record.job.id))?;
     }
@@ -876,7 +870,7 @@ fn release_lease(tx: &mut Tx<'_>, record: &Record) -> Result<(), JobError> {
 }
 
 /// A contract transition: refuses what the state machine forbids and keeps the status index in step.
-fn set_status(tx: &mut Tx<'_>, record: &mut Record, next: JobStatus) -> Result<(), JobError> {
+fn set_status(tx: &mut Tx<'_, '_>, record: &mut Record, next: JobStatus) -> Result<(), JobError> {
     let current = record.job.status;
     if !current.can_become(next) {
         return Err(JobError::IllegalTransition {
@@ -891,20 +885,27 @@ fn set_status(tx: &mut Tx<'_>, record: &mut Record, next: JobStatus) -> Result<(
     Ok(())
 }
 
-fn move_status_index(tx: &mut Tx<'_>, record: &Record, next: JobStatus) -> Result<(), JobError> {
-    tx.delete(
-        Table::ByStatus,
-        status_key(record.job.status.code(), record.seq),
-    )?;
+fn move_status_index(
+    tx: &mut Tx<'_, '_>,
+    record: &Record,
+    next: JobStatus,
+) -> Result<(), JobError> {
     tx.put(
-        Table::ByStatus,
-        status_key(next.code(), record.seq),
-        record.job.id.as_bytes().to_vec(),
+        Table::Created,
+        u64_key(record.seq),
+        created_value(next.code(), &record.job.id),
     )
 }
 
+/// `(creation seq, status code, job id)` of a `Created` entry.
+fn created_entry(key: &[u8], value: &[u8]) -> (u64, u8, String) {
+    let status = value.first().copied().unwrap_or(u8::MAX);
+    let id = String::from_utf8_lossy(value.get(1..).unwrap_or_default()).into_owned();
+    (read_u64(key), status, id)
+}
+
 fn push_status_event(
-    tx: &mut Tx<'_>,
+    tx: &mut Tx<'_, '_>,
     record: &mut Record,
     message: &str,
     data: Value,
@@ -923,7 +924,7 @@ fn push_status_event(
 /// Appends one event, dropping (and counting) the oldest beyond `retention`. Status events of a terminal
 /// job are the only events allowed after it ends, which `load_for` already guarantees for clients.
 fn push_event(
-    tx: &mut Tx<'_>,
+    tx: &mut Tx<'_, '_>,
     record: &mut Record,
     kind: EventKind,
     message: Option<String>,
@@ -958,24 +959,17 @@ fn push_event(
 
 fn list(snap: &Snapshot, filter: &JobFilter) -> Result<JobPage, JobError> {
     let limit = if filter.limit == 0 { 50 } else { filter.limit };
-    let (table, start, end) = match filter.status {
-        Some(status) => (
-            Table::ByStatus,
-            status_key(status.code(), 0),
-            status_key(status.code(), filter.cursor.unwrap_or(u64::MAX)),
-        ),
-        None => (
-            Table::Created,
-            u64_key(0),
-            u64_key(filter.cursor.unwrap_or(u64::MAX)),
-        ),
-    };
+    let end = u64_key(filter.cursor.unwrap_or(u64::MAX));
+    let status_code = filter.status.map(JobStatus::code);
     let mut jobs = Vec::new();
     let mut last_seq = None;
     let mut more = false;
-    // Newest first; filters on operation and runner apply to the loaded records.
-    snap.each(table, &start, Some(&end), true, |key, id| {
-        let id = String::from_utf8_lossy(id);
+    // Newest first; the status filter reads the index, the others the loaded records.
+    snap.each(Table::Created, &[], Some(&end), true, |key, value| {
+        let (seq, status, id) = created_entry(key, value);
+        if status_code.is_some_and(|code| code != status) {
+            return Ok(true);
+        }
         let Some(record) = read_record(snap, &id)? else {
             return Ok(true);
         };
@@ -997,7 +991,7 @@ fn list(snap: &Snapshot, filter: &JobFilter) -> Result<JobPage, JobError> {
             more = true;
             return Ok(false);
         }
-        last_seq = Some(read_u64(&key[key.len() - 8..]));
+        last_seq = Some(seq);
         jobs.push(record.job);
         Ok(true)
     })?;

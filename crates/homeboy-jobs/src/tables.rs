@@ -1,8 +1,7 @@
-//! The redb tables of the job store and their key encodings. Every table maps bytes to bytes, so the
+//! The logical tables of the job store and their key encodings. Every table maps bytes to bytes, so the
 //! write-ahead log can carry any change generically; keys are encoded so that byte order is the order we
-//! scan in (big-endian numbers).
-
-use redb::TableDefinition;
+//! scan in (big-endian numbers). All logical tables share one redb table under a one-byte prefix (the
+//! engine's business).
 
 /// A table of the store. The discriminant is the table's id in log records: never renumber.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -14,10 +13,9 @@ pub(crate) enum Table {
     Requests = 2,
     /// queue seq → job id: queued jobs, oldest first.
     Queue = 3,
-    /// creation seq → job id: every job, for newest-first listing.
+    /// creation seq → status code ‖ job id: every job, for newest-first listing, status filters without
+    /// loading records, recovery and pruning. (5 was a status index; codes are never reused.)
     Created = 4,
-    /// status code ‖ creation seq → job id.
-    ByStatus = 5,
     /// job id ‖ 0x00 ‖ event sequence → event (JSON).
     Events = 6,
     /// lease expiry ms ‖ job id → (): runner claims, soonest expiry first.
@@ -29,12 +27,11 @@ pub(crate) enum Table {
 }
 
 impl Table {
-    pub const ALL: [Table; 9] = [
+    pub const ALL: [Table; 8] = [
         Table::Jobs,
         Table::Requests,
         Table::Queue,
         Table::Created,
-        Table::ByStatus,
         Table::Events,
         Table::Leases,
         Table::Submissions,
@@ -48,24 +45,9 @@ impl Table {
     pub fn from_code(code: u8) -> Option<Table> {
         Table::ALL.into_iter().find(|t| t.code() == code)
     }
-
-    pub fn def(self) -> TableDefinition<'static, &'static [u8], &'static [u8]> {
-        TableDefinition::new(match self {
-            Table::Jobs => "jobs",
-            Table::Requests => "requests",
-            Table::Queue => "queue",
-            Table::Created => "created",
-            Table::ByStatus => "by_status",
-            Table::Events => "events",
-            Table::Leases => "leases",
-            Table::Submissions => "submissions",
-            Table::Meta => "meta",
-        })
-    }
 }
 
 /// Meta keys.
-pub(crate) const META_NEXT_SEQ: &[u8] = b"next_seq";
 pub(crate) const META_CHECKPOINT_LSN: &[u8] = b"checkpoint_lsn";
 
 pub(crate) fn u64_key(n: u64) -> Vec<u8> {
@@ -80,11 +62,12 @@ pub(crate) fn read_u64(bytes: &[u8]) -> u64 {
         .unwrap_or(0)
 }
 
-pub(crate) fn status_key(status_code: u8, seq: u64) -> Vec<u8> {
-    let mut key = Vec::with_capacity(9);
-    key.push(status_code);
-    key.extend_from_slice(&seq.to_be_bytes());
-    key
+/// A `Created` value: the job's status code, then its id.
+pub(crate) fn created_value(status_code: u8, job_id: &str) -> Vec<u8> {
+    let mut value = Vec::with_capacity(1 + job_id.len());
+    value.push(status_code);
+    value.extend_from_slice(job_id.as_bytes());
+    value
 }
 
 pub(crate) fn event_key(job_id: &str, sequence: u64) -> Vec<u8> {
@@ -120,7 +103,6 @@ mod tests {
             "a job's events stay together"
         );
         assert!(lease_key(5, "z") < lease_key(6, "a"));
-        assert!(status_key(0, 99) < status_key(1, 0));
         assert_eq!(lease_job_id(&lease_key(7, "abc")), "abc");
         for t in Table::ALL {
             assert_eq!(Table::from_code(t.code()), Some(t));

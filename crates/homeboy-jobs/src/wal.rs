@@ -18,7 +18,9 @@ use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::Path;
 
 const MAGIC: u32 = 0x314c_4a48; // "HJL1"
-const HEADER: usize = 20;
+/// Bytes of a record header.
+pub(crate) const RECORD_HEADER: usize = 20;
+const HEADER: usize = RECORD_HEADER;
 const DELETE: u32 = u32::MAX;
 
 /// One change to one table: a put, or a delete when `value` is `None`.
@@ -101,13 +103,33 @@ impl Wal {
     }
 
     /// Whether a record with these mutations fits in the remaining space.
+    #[cfg(test)]
     pub fn fits(&self, encoded_len: usize) -> bool {
         self.offset + (HEADER + encoded_len) as u64 <= self.capacity
     }
 
     /// Appends one record and makes it durable. Returns its lsn.
+    #[cfg(test)]
     pub fn append(&mut self, payload: &[u8]) -> io::Result<u64> {
         let lsn = self.next_lsn;
+        self.write_record(lsn, payload)?;
+        self.sync()?;
+        Ok(lsn)
+    }
+
+    /// Writes record `lsn` (which must be the next one) after the previous one, without syncing.
+    pub fn write_record(&mut self, lsn: u64, payload: &[u8]) -> io::Result<()> {
+        if lsn != self.next_lsn {
+            return Err(io::Error::other(format!(
+                "log record {lsn} out of order (expected {})",
+                self.next_lsn
+            )));
+        }
+        if self.offset + (HEADER + payload.len()) as u64 > self.capacity {
+            return Err(io::Error::other(
+                "log record does not fit; a checkpoint was due",
+            ));
+        }
         let mut record = Vec::with_capacity(HEADER + payload.len());
         record.extend_from_slice(&MAGIC.to_le_bytes());
         record.extend_from_slice(&(payload.len() as u32).to_le_bytes());
@@ -115,10 +137,14 @@ impl Wal {
         record.extend_from_slice(&crc(lsn, payload).to_le_bytes());
         record.extend_from_slice(payload);
         self.file.write_all_at(&record, self.offset)?;
-        self.file.sync_data()?;
         self.offset += record.len() as u64;
         self.next_lsn += 1;
-        Ok(lsn)
+        Ok(())
+    }
+
+    /// Makes every written record durable.
+    pub fn sync(&mut self) -> io::Result<()> {
+        self.file.sync_data()
     }
 
     /// After a checkpoint made everything up to `lsn` durable elsewhere: start again at offset 0.
@@ -154,11 +180,7 @@ fn parse_record(bytes: &[u8]) -> Option<(u64, &[u8], usize)> {
 /// Serialises mutations: `count u32`, then per mutation `table u8 | key_len u32 | key | value_len u32 | value`
 /// (`value_len = u32::MAX` for a delete).
 pub(crate) fn encode_payload(mutations: &[Mutation]) -> Vec<u8> {
-    let size: usize = mutations
-        .iter()
-        .map(|m| 9 + m.key.len() + m.value.as_ref().map_or(0, Vec::len))
-        .sum();
-    let mut out = Vec::with_capacity(4 + size);
+    let mut out = Vec::with_capacity(payload_len(mutations));
     out.extend_from_slice(&(mutations.len() as u32).to_le_bytes());
     for m in mutations {
         out.push(m.table);
@@ -173,6 +195,14 @@ pub(crate) fn encode_payload(mutations: &[Mutation]) -> Vec<u8> {
         }
     }
     out
+}
+
+/// The encoded size of `mutations`, without encoding them.
+pub(crate) fn payload_len(mutations: &[Mutation]) -> usize {
+    4 + mutations
+        .iter()
+        .map(|m| 9 + m.key.len() + m.value.as_ref().map_or(0, Vec::len))
+        .sum::<usize>()
 }
 
 fn decode_payload(mut bytes: &[u8]) -> Option<Vec<Mutation>> {

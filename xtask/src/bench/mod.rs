@@ -4,6 +4,7 @@
 
 mod daemon;
 pub mod hello;
+mod jobs;
 pub mod load;
 pub mod report;
 
@@ -14,7 +15,7 @@ use anyhow::{Context, bail};
 
 use crate::workspace_root;
 
-const BENCHES: &[&str] = &["daemon"];
+const BENCHES: &[&str] = &["daemon", "jobs"];
 
 /// `cargo xtask bench [name...]`: build in release, then hand over to `target/release/xtask bench-exec`.
 pub fn run(args: &[String]) -> anyhow::Result<()> {
@@ -53,6 +54,7 @@ pub fn exec(names: &[String]) -> anyhow::Result<()> {
     for name in names {
         match name.as_str() {
             "daemon" => daemon::run()?,
+            "jobs" => jobs::run()?,
             other => bail!("unknown benchmark {other:?}"),
         }
     }
