@@ -2,6 +2,7 @@
 //! when the source is not a git checkout (a tarball build). `homeboy daemon start` compares it with the
 //! running daemon's to decide whether to replace it.
 
+use std::path::Path;
 use std::process::Command;
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -15,29 +16,32 @@ fn git(args: &[&str]) -> Option<String> {
 }
 
 fn main() {
-    let build_id = match git(&["rev-parse", "--short=7", "HEAD"]) {
-        Some(hash) => {
-            // Rebuild when HEAD moves: the HEAD file itself, the branch it names, and packed refs.
-            for path in ["HEAD", "packed-refs"] {
-                if let Some(p) = git(&["rev-parse", "--git-path", path]) {
-                    println!("cargo:rerun-if-changed={p}");
-                }
-            }
-            if let Some(branch) = git(&["symbolic-ref", "-q", "HEAD"])
-                && let Some(p) = git(&["rev-parse", "--git-path", &branch])
-            {
-                println!("cargo:rerun-if-changed={p}");
-            }
-            hash
+    // Rebuild when HEAD moves (or first appears): HEAD itself, the branch refs, and packed refs.
+    if let Some(git_dir) = git(&["rev-parse", "--git-dir"]) {
+        println!(
+            "cargo:rerun-if-changed={}",
+            Path::new(&git_dir).join("HEAD").display()
+        );
+        if let Some(common) = git(&["rev-parse", "--git-common-dir"]) {
+            let common = Path::new(&common);
+            println!(
+                "cargo:rerun-if-changed={}",
+                common.join("refs/heads").display()
+            );
+            println!(
+                "cargo:rerun-if-changed={}",
+                common.join("packed-refs").display()
+            );
         }
-        None => {
-            println!("cargo:rerun-if-changed=build.rs");
-            let secs = SystemTime::now()
-                .duration_since(UNIX_EPOCH)
-                .map(|d| d.as_secs())
-                .unwrap_or(0);
-            format!("{}+{secs}", env!("CARGO_PKG_VERSION"))
-        }
-    };
+    } else {
+        println!("cargo:rerun-if-changed=build.rs");
+    }
+    let build_id = git(&["rev-parse", "--short=7", "HEAD"]).unwrap_or_else(|| {
+        let secs = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0);
+        format!("{}+{secs}", env!("CARGO_PKG_VERSION"))
+    });
     println!("cargo:rustc-env=HOMEBOY_BUILD_ID={build_id}");
 }

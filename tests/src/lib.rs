@@ -255,3 +255,202 @@ impl Http {
         )
     }
 }
+
+/// A `homeboy-broker` process on a loopback port of this home, killed on drop.
+pub struct Broker {
+    pub url: String,
+    pub addr: String,
+    child: Option<std::process::Child>,
+    pub log: PathBuf,
+    extra_args: Vec<String>,
+}
+
+impl Broker {
+    /// Starts a broker on a free port.
+    pub fn start(home: &Home, extra_args: &[&str]) -> Broker {
+        Self::start_on(
+            home,
+            "127.0.0.1:0",
+            extra_args.iter().map(|s| s.to_string()).collect(),
+        )
+    }
+
+    fn start_on(home: &Home, addr: &str, extra_args: Vec<String>) -> Broker {
+        use std::io::{BufRead, BufReader};
+        let log = home
+            .root()
+            .join(format!("broker-{}.log", std::process::id()));
+        let stderr = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log)
+            .expect("broker log");
+        let mut child = home
+            .command("homeboy-broker")
+            .arg("--addr")
+            .arg(addr)
+            .args(&extra_args)
+            .stdout(std::process::Stdio::piped())
+            .stderr(stderr)
+            .spawn()
+            .expect("start homeboy-broker");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().expect("stdout"))
+            .read_line(&mut line)
+            .expect("broker banner");
+        let url = line
+            .split_whitespace()
+            .find(|w| w.starts_with("http://"))
+            .unwrap_or_else(|| {
+                panic!(
+                    "broker did not start: {line:?}\n{}",
+                    std::fs::read_to_string(&log).unwrap_or_default()
+                )
+            })
+            .to_string();
+        let addr = url.trim_start_matches("http://").to_string();
+        Broker {
+            url,
+            addr,
+            child: Some(child),
+            log,
+            extra_args,
+        }
+    }
+
+    /// `kill -9` the broker (no shutdown work at all).
+    pub fn crash(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts the broker again on the same address and store.
+    pub fn restart(&mut self, home: &Home) {
+        self.crash();
+        let mut again = Self::start_on(home, &self.addr.clone(), self.extra_args.clone());
+        self.child = again.child.take();
+    }
+
+    /// The broker's pid.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(|c| c.id())
+    }
+}
+
+impl Drop for Broker {
+    fn drop(&mut self) {
+        self.crash();
+    }
+}
+
+/// A `homeboy runner work` process, stopped on drop. Its stderr goes to `log`.
+pub struct Runner {
+    child: std::process::Child,
+    pub log: PathBuf,
+}
+
+impl Runner {
+    /// Starts `homeboy runner work` against `broker_url` with `token` in `HOMEBOY_BROKER_TOKEN`.
+    pub fn start(
+        home: &Home,
+        broker_url: &str,
+        runner_id: &str,
+        token: &str,
+        extra_args: &[&str],
+    ) -> Runner {
+        let log = home
+            .root()
+            .join(format!("runner-{runner_id}-{}.log", fastrand_suffix()));
+        let stderr = std::fs::File::create(&log).expect("runner log");
+        let workspace = home.root().join("workspaces").join(runner_id);
+        let child = home
+            .command("homeboy")
+            .args([
+                "runner",
+                "work",
+                "--broker",
+                broker_url,
+                "--runner-id",
+                runner_id,
+            ])
+            .arg("--workspace")
+            .arg(&workspace)
+            .args(extra_args)
+            .env("HOMEBOY_BROKER_TOKEN", token)
+            .stdout(std::process::Stdio::null())
+            .stderr(stderr)
+            .spawn()
+            .expect("start homeboy runner work");
+        Runner { child, log }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Whether the runner process has exited.
+    pub fn exited(&mut self) -> Option<std::process::ExitStatus> {
+        self.child.try_wait().ok().flatten()
+    }
+}
+
+impl Drop for Runner {
+    fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        if !wait_until(Duration::from_secs(5), || {
+            self.child.try_wait().ok().flatten().is_some()
+        }) {
+            let _ = self.child.kill();
+        }
+        let _ = self.child.wait();
+    }
+}
+
+fn fastrand_suffix() -> String {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static N: AtomicU64 = AtomicU64::new(0);
+    format!(
+        "{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+impl Home {
+    /// Pairs a broker credential through the CLI and returns the token.
+    pub fn pair(&self, runner_id: &str, scopes: &str) -> String {
+        let v = self.homeboy_json(&[
+            "runner",
+            "broker",
+            "pair",
+            "--runner-id",
+            runner_id,
+            "--scopes",
+            scopes,
+            "--format",
+            "json",
+        ]);
+        v["token"].as_str().expect("token").to_string()
+    }
+}
+
+impl Http {
+    /// POST JSON with `Authorization: Bearer <token>`.
+    pub fn post_auth(&self, url: &str, token: &str, body: &Value) -> Response {
+        let bytes = serde_json::to_vec(body).expect("json");
+        let auth = format!("Bearer {token}");
+        self.request(
+            "POST",
+            url,
+            &[
+                ("content-type", "application/json"),
+                ("authorization", &auth),
+            ],
+            Some(&bytes),
+        )
+    }
+}

@@ -2,14 +2,14 @@
 
 use std::io::Write;
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::Context;
-use clap::{Args, Subcommand};
+use clap::Subcommand;
 use homeboy_config::Paths;
 use homeboy_daemon::lifecycle::{self, RunState, StartOptions, StartOutcome, StopOutcome};
-use homeboy_daemon::server::{self, ServeOptions};
+use homeboy_daemon::serve_args::ServeFlags;
+use homeboy_daemon::server;
 use homeboy_daemon::{DaemonError, build_info};
 
 use crate::output::{Format, print_json, usage_error};
@@ -29,7 +29,7 @@ pub enum DaemonCommand {
         format: Format,
     },
     /// Run the daemon in the foreground until SIGTERM or Ctrl-C
-    Serve(ServeArgs),
+    Serve(ServeFlags),
     /// Stop the background daemon recorded in the state file (SIGTERM, then SIGKILL after 5 s)
     Stop {
         #[arg(long, value_enum, default_value_t)]
@@ -40,19 +40,6 @@ pub enum DaemonCommand {
         #[arg(long, value_enum, default_value_t)]
         format: Format,
     },
-}
-
-#[derive(Args)]
-pub struct ServeArgs {
-    /// Loopback address to listen on; port 0 picks a free port (recorded in the state file)
-    #[arg(long, default_value = "127.0.0.1:0", value_parser = server::parse_listen_addr)]
-    addr: SocketAddr,
-    /// Largest accepted request body in bytes
-    #[arg(long, default_value_t = homeboy_daemon::http::DEFAULT_MAX_BODY_BYTES)]
-    max_body_bytes: usize,
-    /// Log file of a background daemon, recorded in the state file (set by `daemon start`)
-    #[arg(long, hide = true)]
-    log_path: Option<PathBuf>,
 }
 
 pub fn run(cmd: DaemonCommand) -> anyhow::Result<()> {
@@ -69,19 +56,15 @@ pub fn run(cmd: DaemonCommand) -> anyhow::Result<()> {
     }
 }
 
-fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+pub fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .context("start the async runtime")
 }
 
-fn serve(paths: Paths, args: ServeArgs) -> anyhow::Result<()> {
-    let mut options = ServeOptions::new(paths);
-    options.addr = args.addr;
-    options.build_id = build_info::build_id_from_env();
-    options.http.max_body_bytes = args.max_body_bytes;
-    options.log_path = args.log_path;
+fn serve(paths: Paths, flags: ServeFlags) -> anyhow::Result<()> {
+    let options = flags.options(paths, SocketAddr::from(([127, 0, 0, 1], 0)));
     runtime()?.block_on(async {
         let bound = server::bind(options).await.map_err(refusal)?;
         let state = bound.state();
@@ -102,7 +85,9 @@ fn serve(paths: Paths, args: ServeArgs) -> anyhow::Result<()> {
 /// Turns a refused address into exit code 2 with one line; other errors pass through.
 fn refusal(error: DaemonError) -> anyhow::Error {
     match error {
-        DaemonError::NonLoopbackAddress { .. } => usage_error(error.to_string()),
+        DaemonError::NonLoopbackAddress { .. } | DaemonError::UnsafeOptions(_) => {
+            usage_error(error.to_string())
+        }
         other => other.into(),
     }
 }

@@ -2,7 +2,9 @@
 //! own module and call library crates; this file picks the module and turns errors into exit codes.
 
 mod daemon_cmd;
+mod jobs_cmd;
 mod output;
+mod runner_cmd;
 
 use std::process::ExitCode;
 
@@ -32,12 +34,20 @@ enum Command {
     /// Run and inspect the local-only homeboy HTTP API daemon
     #[command(subcommand)]
     Daemon(daemon_cmd::DaemonCommand),
+    /// Inspect and cancel the daemon's jobs
+    #[command(subcommand)]
+    Jobs(jobs_cmd::JobsCommand),
+    /// Run jobs for a broker, and manage broker credentials
+    #[command(subcommand)]
+    Runner(runner_cmd::RunnerCommand),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Daemon(cmd) => daemon_cmd::run(cmd),
+        Command::Jobs(cmd) => jobs_cmd::run(cmd),
+        Command::Runner(cmd) => runner_cmd::run(cmd),
     };
     output::exit_code(result)
 }

@@ -76,6 +76,8 @@ pub struct ApiError {
     pub message: String,
     pub details: Map<String, Value>,
     pub hints: Vec<String>,
+    /// What went wrong inside, for the server's log only; never serialised to clients.
+    pub internal_detail: Option<Box<str>>,
 }
 
 impl ApiError {
@@ -91,6 +93,7 @@ impl ApiError {
             message: message.into(),
             details: Map::new(),
             hints: Vec::new(),
+            internal_detail: None,
         }
     }
 
@@ -190,6 +193,12 @@ impl ApiError {
     /// `internal`: something failed on our side. The message must not leak secrets or server paths.
     pub fn internal(message: impl Into<String>) -> Self {
         ApiError::new(ErrorKind::Internal, "internal", message)
+    }
+
+    /// Keeps `detail` for the server's log (it is never sent to the client).
+    pub fn with_internal_detail(mut self, detail: impl Into<String>) -> Self {
+        self.internal_detail = Some(detail.into().into_boxed_str());
+        self
     }
 
     /// Serialises as the `error` member of the envelope.

@@ -1,17 +1,19 @@
 //! The request handler: one [`Api`] value answers every route of the contract, whatever the transport.
 //!
-//! Routes are grouped by area in the route table built by [`Api::new`]; each handler reads the shared
-//! context and returns JSON data or an [`ApiError`], and the envelope is added here, once.
+//! The route table is assembled from the area modules in `routes/`; each handler reads the shared context
+//! and returns JSON data or an [`ApiError`], and the envelope is added here, once.
 
-use std::sync::Arc;
-
-use serde::Serialize;
-use serde_json::{Value, json};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 
 use homeboy_config::Paths;
+use homeboy_config::broker_auth::BrokerAuthFile;
+use homeboy_jobs::JobStore;
+use serde::Serialize;
+use serde_json::Value;
 
-use crate::router::{Call, Cost, Router};
-use crate::{ApiError, ApiRequest, ApiResponse, JsonBytes, Method};
+use crate::router::{Cost, Router};
+use crate::{ApiError, ApiRequest, ApiResponse, JsonBytes, Method, routes};
 
 /// Who is answering: reported by `/health` and `/version`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -23,33 +25,62 @@ pub struct DaemonIdentity {
     pub started_at: String,
 }
 
+/// How the runner routes (`/runner/*`) authenticate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RunnerAuth {
+    /// A paired token with the right scope and runner id is required (the default).
+    Required,
+    /// Requests without a token are accepted (an explicit operator choice for a loopback-only daemon);
+    /// a presented token is still checked.
+    AllowUnauthenticatedLoopback,
+}
+
 /// The contract's request handler over homeboy's local state.
 pub struct Api {
-    identity: DaemonIdentity,
+    pub(crate) identity: DaemonIdentity,
     /// Serialised answers of the routes that cannot change while the daemon runs (`GET /health`, ...).
     constant: Vec<(&'static str, Arc<[u8]>)>,
-    paths: Paths,
+    pub(crate) paths: Paths,
     router: Router<Api>,
+    pub(crate) jobs: Option<Arc<dyn JobStore>>,
+    pub(crate) runner_auth: RunnerAuth,
+    pub(crate) broker_credentials: BrokerAuthFile,
+    /// Runner sessions registered since the daemon started (informational, not durable).
+    pub(crate) sessions: Mutex<HashMap<String, Value>>,
 }
 
 impl Api {
     /// A handler for the daemon described by `identity`, over the state under `paths`.
     pub fn new(identity: DaemonIdentity, paths: Paths) -> Self {
         let mut router = Router::new();
-        router.add(Method::Get, "/health", Cost::Inline, health);
-        router.add(Method::Get, "/version", Cost::Inline, version);
-        router.add(Method::Get, "/config/paths", Cost::Inline, config_paths);
+        routes::register(&mut router);
         let mut api = Api {
             identity,
             constant: Vec::new(),
+            broker_credentials: BrokerAuthFile::new(paths.broker_auth()),
             paths,
             router,
+            jobs: None,
+            runner_auth: RunnerAuth::Required,
+            sessions: Mutex::new(HashMap::new()),
         };
         api.constant = ["/health", "/version", "/config/paths"]
             .into_iter()
             .map(|path| (path, api.handle(&ApiRequest::get(path)).to_json().into()))
             .collect();
         api
+    }
+
+    /// Serves jobs and the runner broker from `store`.
+    pub fn with_jobs(mut self, store: Arc<dyn JobStore>) -> Self {
+        self.jobs = Some(store);
+        self
+    }
+
+    /// Sets how runner routes authenticate.
+    pub fn with_runner_auth(mut self, auth: RunnerAuth) -> Self {
+        self.runner_auth = auth;
+        self
     }
 
     /// Answers one request. Never panics on client input; every outcome carries the envelope.
@@ -87,42 +118,27 @@ impl Api {
     pub fn identity(&self) -> &DaemonIdentity {
         &self.identity
     }
-}
 
-fn health(api: &Api, _: &Call<'_>) -> Result<Value, ApiError> {
-    let id = &api.identity;
-    Ok(json!({
-        "status": "ok",
-        "pid": id.pid,
-        "version": id.version,
-        "build_id": id.build_id,
-        "started_at": id.started_at,
-    }))
-}
+    /// The job store, if this handler serves jobs (transports use it for streams and long polls).
+    pub fn jobs(&self) -> Option<&Arc<dyn JobStore>> {
+        self.jobs.as_ref()
+    }
 
-fn version(api: &Api, _: &Call<'_>) -> Result<Value, ApiError> {
-    Ok(json!({"version": api.identity.version, "build_id": api.identity.build_id}))
-}
-
-fn config_paths(api: &Api, _: &Call<'_>) -> Result<Value, ApiError> {
-    let p = &api.paths;
-    Ok(json!({
-        "homeboy": p.config_dir(),
-        "data": p.data_dir(),
-        "servers": p.servers_dir(),
-        "components": p.components_dir(),
-        "rigs": p.rigs_dir(),
-        "stacks": p.stacks_dir(),
-        "daemon_state": p.daemon_state(),
-        "daemon_jobs": p.daemon_jobs(),
-        "daemon_log": p.daemon_log(),
-        "artifacts": p.artifact_root(),
-    }))
+    pub(crate) fn job_store(&self) -> Result<&Arc<dyn JobStore>, ApiError> {
+        self.jobs.as_ref().ok_or_else(|| {
+            ApiError::new(
+                crate::ErrorKind::Unavailable,
+                "jobs.unavailable",
+                "this handler has no job store",
+            )
+        })
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     fn api() -> Api {
         Api::new(
@@ -171,5 +187,7 @@ mod tests {
         let r = api.handle(&ApiRequest::post_json("/health", &json!({})));
         assert_eq!(r.status, 405);
         assert_eq!(r.body["error"]["code"], "method_not_allowed");
+        let r = api.handle(&ApiRequest::get("/jobs"));
+        assert_eq!(r.status, 503, "no store configured");
     }
 }

@@ -11,8 +11,10 @@ mod error;
 mod handler;
 mod request;
 pub mod router;
+mod routes;
 
 pub use envelope::{decode_envelope, error_body, success_body};
 pub use error::{ApiError, ErrorKind};
-pub use handler::{Api, DaemonIdentity};
+pub use handler::{Api, DaemonIdentity, RunnerAuth};
 pub use request::{ApiRequest, ApiResponse, JsonBytes, Method};
+pub use routes::runner_claim::{ClaimBody, MAX_CLAIM_WAIT_MS};

@@ -56,13 +56,15 @@ impl fmt::Display for Method {
     }
 }
 
-/// One request: method, raw (still percent-encoded) path, decoded query pairs, optional body bytes.
+/// One request: method, raw (still percent-encoded) path, decoded query pairs, optional body bytes, and the
+/// headers the contract looks at (lower-case names; today only credentials).
 #[derive(Debug, Clone, PartialEq)]
 pub struct ApiRequest {
     pub method: Method,
     pub path: String,
     pub query: Vec<(String, String)>,
     pub body: Option<Vec<u8>>,
+    pub headers: Vec<(String, String)>,
 }
 
 impl ApiRequest {
@@ -77,7 +79,46 @@ impl ApiRequest {
             path: path.to_string(),
             query: parse_query(query),
             body,
+            headers: Vec::new(),
         }
+    }
+
+    /// Adds a header (the name is lower-cased).
+    pub fn with_header(mut self, name: &str, value: impl Into<String>) -> Self {
+        self.headers.push((name.to_ascii_lowercase(), value.into()));
+        self
+    }
+
+    /// The value of header `name` (case-insensitive).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// The bearer token: `Authorization: Bearer <token>`, else `x-homeboy-broker-token`.
+    pub fn bearer_token(&self) -> Option<&str> {
+        self.header("authorization")
+            .and_then(|v| {
+                let (scheme, token) = v.trim().split_once(' ')?;
+                scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
+            })
+            .or_else(|| self.header("x-homeboy-broker-token").map(str::trim))
+    }
+
+    /// Query parameter `name` as a number, with a clear error when it is not one.
+    pub fn query_u64(&self, name: &str) -> Result<Option<u64>, ApiError> {
+        self.query(name)
+            .map(|v| {
+                v.parse::<u64>().map_err(|_| {
+                    ApiError::invalid_argument(
+                        name,
+                        format!("must be a non-negative integer, got {v:?}"),
+                    )
+                })
+            })
+            .transpose()
     }
 
     /// `GET path_and_query`.
@@ -179,6 +220,8 @@ impl AsRef<[u8]> for JsonBytes {
 pub struct ApiResponse {
     pub status: u16,
     pub body: Value,
+    /// For the server's log when something failed inside (never part of the body).
+    pub internal_detail: Option<Box<str>>,
 }
 
 impl ApiResponse {
@@ -187,6 +230,7 @@ impl ApiResponse {
         ApiResponse {
             status: 200,
             body: envelope::success_body(data),
+            internal_detail: None,
         }
     }
 
@@ -195,6 +239,7 @@ impl ApiResponse {
         ApiResponse {
             status: error.status(),
             body: envelope::error_body(error),
+            internal_detail: error.internal_detail.clone(),
         }
     }
 

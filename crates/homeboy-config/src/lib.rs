@@ -6,6 +6,7 @@
 //! ([`secrets`]). It knows nothing about HTTP, jobs or processes.
 
 mod atomic;
+pub mod broker_auth;
 pub mod declarations;
 pub mod dynamic_set;
 mod error;

@@ -95,6 +95,10 @@ impl Paths {
     pub fn tunnel_services_dir(&self) -> PathBuf {
         self.config_dir.join("tunnel").join("services")
     }
+    /// Broker pairing credentials (token digests only).
+    pub fn broker_auth(&self) -> PathBuf {
+        self.config_dir.join("broker_auth.json")
+    }
     /// The daemon's own config directory (state file, locks, job store).
     pub fn daemon_dir(&self) -> PathBuf {
         self.config_dir.join("daemon")

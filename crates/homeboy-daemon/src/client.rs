@@ -154,3 +154,15 @@ fn is_loopback_url(url: &str) -> bool {
     };
     crate::http::is_loopback_host(host)
 }
+
+impl DaemonClient {
+    /// A client for the background daemon recorded in the state file (`NotRunning` when there is none or
+    /// its process is gone).
+    pub fn for_local_daemon(paths: &homeboy_config::Paths) -> Result<Self, DaemonError> {
+        let state = crate::state::read(paths)?.ok_or(DaemonError::NotRunning)?;
+        if !homeboy_process::alive(state.pid) {
+            return Err(DaemonError::NotRunning);
+        }
+        DaemonClient::new(state.base_url())
+    }
+}

@@ -18,6 +18,12 @@ pub enum DaemonError {
         pid: Option<u32>,
         addr: Option<String>,
     },
+    /// A combination of options that would expose the daemon.
+    #[error("{0}")]
+    UnsafeOptions(String),
+    /// The job store could not be opened.
+    #[error("cannot open the job store: {0}")]
+    JobStore(homeboy_jobs::JobError),
     /// Binding the listening socket failed.
     #[error("cannot listen on {addr}: {source}")]
     Bind {

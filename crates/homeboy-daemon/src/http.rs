@@ -11,6 +11,8 @@ use axum::body::{Body, Bytes};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::Response;
 use homeboy_api::{Api, ApiError, ApiRequest, ApiResponse, ErrorKind, JsonBytes, Method};
+
+use crate::jobs_runtime::{JobsRuntime, refuse_stream, run_blocking};
 use http_body_util::{BodyExt, LengthLimitError, Limited};
 
 /// Default cap on request bodies: 1 MiB.
@@ -95,22 +97,32 @@ impl Default for HttpOptions {
 
 /// The daemon's HTTP application: the host guard, then the contract handler.
 ///
-/// Contract routes go straight from hyper to [`Api`] (no router in between: the handler routes). Routes that
-/// need the transport itself (streams, long polls) are axum routes in `streaming`, consulted first.
+/// Contract routes go straight from hyper to [`Api`] (no router in between: the handler routes). The two
+/// routes that need the transport itself — the claim long poll and the event stream — are served by
+/// [`JobsRuntime`] around the same handler.
 #[derive(Clone)]
 pub struct App {
     api: Arc<Api>,
     max_body_bytes: usize,
     guard: Arc<HostGuard>,
+    jobs: Option<JobsRuntime>,
 }
+
+/// Request headers the contract reads (credentials and stream cursors); nothing else is passed on.
+const CONTRACT_HEADERS: [header::HeaderName; 3] = [
+    header::AUTHORIZATION,
+    header::HeaderName::from_static("x-homeboy-broker-token"),
+    header::HeaderName::from_static("last-event-id"),
+];
 
 impl App {
     /// The application of a daemon listening on `port`.
-    pub fn new(api: Arc<Api>, port: u16, options: &HttpOptions) -> Self {
+    pub fn new(api: Arc<Api>, port: u16, options: &HttpOptions, jobs: Option<JobsRuntime>) -> Self {
         App {
             api,
             max_body_bytes: options.max_body_bytes,
             guard: Arc::new(HostGuard::new(port, &options.allowed_hosts)),
+            jobs,
         }
     }
 
@@ -138,25 +150,80 @@ impl App {
             Ok(bytes) => bytes,
             Err(error) => return error_response(&error),
         };
-        let api_req = ApiRequest::new(
+        let mut api_req = ApiRequest::new(
             Method::parse(parts.method.as_str()),
             path_and_query,
             (!bytes.is_empty()).then(|| bytes.to_vec()),
         );
-        let (status, json) = match self.api.handle_inline_json(&api_req) {
-            Some(answer) => answer,
-            None => {
-                let api = self.api.clone();
-                let answer = tokio::task::spawn_blocking(move || api.handle(&api_req))
-                    .await
-                    .unwrap_or_else(|_| {
-                        ApiResponse::error(&ApiError::internal("the request handler failed"))
-                    });
-                (answer.status, JsonBytes::Owned(answer.to_json()))
+        for name in &CONTRACT_HEADERS {
+            if let Some(value) = parts.headers.get(name).and_then(|v| v.to_str().ok()) {
+                api_req = api_req.with_header(name.as_str(), value);
             }
-        };
-        bytes_response(status, json)
+        }
+        if let Some(jobs) = &self.jobs {
+            if api_req.method == Method::Post && api_req.path == "/runner/jobs/claim" {
+                return self.log(
+                    &api_req,
+                    jobs.claim_long_poll(self.api.clone(), api_req.clone())
+                        .await,
+                );
+            }
+            if let Some(job_id) = follow_target(&api_req) {
+                return self.follow(jobs, job_id, &api_req).await;
+            }
+        }
+        if let Some((status, json)) = self.api.handle_inline_json(&api_req) {
+            return bytes_response(status, json);
+        }
+        let answer = run_blocking(self.api.clone(), api_req.clone()).await;
+        self.log(&api_req, answer)
     }
+
+    /// `GET /jobs/:id/events?follow=true`: a Server-Sent Events stream after checking job and cursor.
+    async fn follow(&self, jobs: &JobsRuntime, job_id: String, req: &ApiRequest) -> Response {
+        let after = match req.query_u64("after") {
+            Ok(after) => after,
+            Err(error) => return refuse_stream(&error),
+        };
+        let after = after
+            .or_else(|| {
+                req.header("last-event-id")
+                    .and_then(|v| v.trim().parse().ok())
+            })
+            .unwrap_or(0);
+        // The plain listing route validates the job id (404 for an unknown job) before streaming starts.
+        let probe = ApiRequest::get(&format!("{}?after={after}&limit=1", req.path));
+        let answer = run_blocking(self.api.clone(), probe).await;
+        if answer.status != 200 {
+            return answer_response(&answer);
+        }
+        jobs.event_stream(job_id, after)
+    }
+
+    /// Writes failures that carry an internal detail to the daemon log, then answers.
+    fn log(&self, req: &ApiRequest, answer: ApiResponse) -> Response {
+        if let Some(detail) = &answer.internal_detail {
+            eprintln!(
+                "homeboy daemon: {} {} -> {}: {detail}",
+                req.method, req.path, answer.status
+            );
+        }
+        answer_response(&answer)
+    }
+}
+
+/// The job id of `GET /jobs/:id/events?follow=true`.
+fn follow_target(req: &ApiRequest) -> Option<String> {
+    if req.method != Method::Get || !matches!(req.query("follow"), Some("true" | "1")) {
+        return None;
+    }
+    let rest = req.path.strip_prefix("/jobs/")?;
+    let id = rest.strip_suffix("/events")?;
+    (!id.is_empty() && !id.contains('/')).then(|| {
+        percent_encoding::percent_decode_str(id)
+            .decode_utf8_lossy()
+            .into_owned()
+    })
 }
 
 /// The DNS-rebinding and cross-site check: a request must name this daemon in `Host` and, when a browser

@@ -5,12 +5,17 @@
 //! request to [`homeboy_api::Api`]. Process lifecycle ([`lifecycle`]) is what `homeboy daemon
 //! start|stop|status` call; [`server`] is what `homeboy daemon serve` runs.
 
+pub mod backoff;
 pub mod build_info;
 pub mod client;
 mod error;
 pub mod http;
+pub mod jobs_runtime;
+pub mod jobs_view;
 pub mod lifecycle;
 mod lock;
+pub mod runner_worker;
+pub mod serve_args;
 pub mod server;
 pub mod state;
 

@@ -7,15 +7,18 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use homeboy_api::{Api, DaemonIdentity};
+use homeboy_api::{Api, DaemonIdentity, RunnerAuth};
 use homeboy_config::Paths;
+use homeboy_jobs::{JobStore, PrunePolicy, RedbJobStore, StoreOptions};
 
 use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
+use tokio::sync::watch;
 
 use crate::http::{App, HttpOptions};
+use crate::jobs_runtime::JobsRuntime;
 use crate::lock::FileLock;
 use crate::state::{self, DaemonState};
 use crate::{DaemonError, build_info};
@@ -31,6 +34,12 @@ pub struct ServeOptions {
     pub http: HttpOptions,
     /// The log file a background daemon writes to, recorded in the state file.
     pub log_path: Option<PathBuf>,
+    /// How `/runner/*` authenticate.
+    pub runner_auth: RunnerAuth,
+    /// Job store settings (event retention, attempts).
+    pub jobs: StoreOptions,
+    /// What is kept of finished jobs.
+    pub prune: PrunePolicy,
 }
 
 impl ServeOptions {
@@ -42,6 +51,9 @@ impl ServeOptions {
             build_id: build_info::BUILD_ID.to_string(),
             http: HttpOptions::default(),
             log_path: None,
+            runner_auth: RunnerAuth::Required,
+            jobs: StoreOptions::default(),
+            prune: PrunePolicy::default(),
         }
     }
 }
@@ -52,6 +64,8 @@ pub struct BoundDaemon {
     state: DaemonState,
     app: App,
     paths: Paths,
+    store: Arc<RedbJobStore>,
+    stopping: watch::Sender<bool>,
     _serve_lock: FileLock,
 }
 
@@ -67,7 +81,15 @@ impl BoundDaemon {
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> Result<(), DaemonError> {
+        let stopping = self.stopping;
+        let shutdown = async move {
+            shutdown.await;
+            // End event streams and long polls so the drain does not wait for them.
+            let _ = stopping.send(true);
+        };
         serve_http(self.listener, self.app, shutdown).await;
+        let store = self.store;
+        let _ = tokio::task::spawn_blocking(move || store.close()).await;
         state::remove_if_owned(&self.paths, self.state.pid)
     }
 }
@@ -129,6 +151,15 @@ pub async fn bind(options: ServeOptions) -> Result<BoundDaemon, DaemonError> {
     if !is_loopback(&options.addr) {
         return Err(DaemonError::NonLoopbackAddress { addr: options.addr });
     }
+    if !options.http.allowed_hosts.is_empty()
+        && options.runner_auth == RunnerAuth::AllowUnauthenticatedLoopback
+    {
+        return Err(DaemonError::UnsafeOptions(
+            "--allow-unauthenticated-loopback cannot be combined with --allowed-host: requests \
+             through a public proxy arrive on loopback too"
+                .into(),
+        ));
+    }
     let paths = options.paths;
     let serve_lock = match FileLock::try_exclusive(&paths.daemon_dir().join("serve.lock"))? {
         Some(lock) => lock,
@@ -141,6 +172,21 @@ pub async fn bind(options: ServeOptions) -> Result<BoundDaemon, DaemonError> {
             });
         }
     };
+    let jobs_path = paths.daemon_jobs();
+    let job_options = options.jobs;
+    let (store, recovery) =
+        tokio::task::spawn_blocking(move || RedbJobStore::open(&jobs_path, job_options))
+            .await
+            .map_err(|e| DaemonError::io("open the job store", std::io::Error::other(e)))?
+            .map_err(DaemonError::JobStore)?;
+    if recovery.replayed_records > 0 || !recovery.failed_stale.is_empty() {
+        eprintln!(
+            "homeboy daemon: job store recovered ({} log records replayed, {} running daemon jobs failed as stale)",
+            recovery.replayed_records,
+            recovery.failed_stale.len()
+        );
+    }
+    let store = Arc::new(store);
     let listener = tokio::net::TcpListener::bind(options.addr)
         .await
         .map_err(|source| DaemonError::Bind {
@@ -164,14 +210,21 @@ pub async fn bind(options: ServeOptions) -> Result<BoundDaemon, DaemonError> {
         started_at: identity.started_at.clone(),
         log_path: options.log_path,
     };
-    let api = Arc::new(Api::new(identity, paths.clone()));
-    let app = App::new(api, local.port(), &options.http);
+    let (stopping, stop_signal) = watch::channel(false);
+    let jobs = JobsRuntime::attach(store.clone() as Arc<dyn JobStore>, stop_signal);
+    jobs.spawn_maintenance(options.prune);
+    let api = Api::new(identity, paths.clone())
+        .with_jobs(store.clone())
+        .with_runner_auth(options.runner_auth);
+    let app = App::new(Arc::new(api), local.port(), &options.http, Some(jobs));
     state::write(&paths, &state)?;
     Ok(BoundDaemon {
         listener,
         state,
         app,
         paths,
+        store,
+        stopping,
         _serve_lock: serve_lock,
     })
 }

@@ -1,0 +1,71 @@
+//! `homeboy runner work`: wiring to `homeboy_daemon::runner_worker`.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use clap::Args;
+use homeboy_daemon::runner_worker::{self, NoSecrets, WorkerOptions};
+use homeboy_daemon::server;
+
+use crate::daemon_cmd::runtime;
+use crate::output::usage_error;
+
+#[derive(Args)]
+pub struct WorkArgs {
+    /// Broker base URL, e.g. http://127.0.0.1:7421
+    #[arg(long)]
+    broker: String,
+    /// This runner's id (the broker token must be paired for it)
+    #[arg(long)]
+    runner_id: String,
+    /// Environment variable holding the broker token (scope `work`)
+    #[arg(long, default_value = "HOMEBOY_BROKER_TOKEN")]
+    token_env: String,
+    /// Jobs run at once
+    #[arg(long, default_value_t = 1)]
+    concurrency: usize,
+    /// Directory jobs run in (their `cwd` is relative to it)
+    #[arg(long)]
+    workspace: Option<PathBuf>,
+    /// Only claim jobs of this project
+    #[arg(long)]
+    project_id: Option<String>,
+    /// Lease asked for each claim, in milliseconds (heartbeats renew it at half this)
+    #[arg(long, default_value_t = 30_000)]
+    lease_ms: u64,
+}
+
+pub fn run(args: WorkArgs) -> anyhow::Result<()> {
+    if !(args.broker.starts_with("http://") || args.broker.starts_with("https://")) {
+        return Err(usage_error(format!(
+            "--broker must be an http(s) URL, got {:?}",
+            args.broker
+        )));
+    }
+    if args.concurrency == 0 {
+        return Err(usage_error("--concurrency must be at least 1"));
+    }
+    let token = std::env::var(&args.token_env)
+        .ok()
+        .filter(|t| !t.is_empty());
+    let workspace = match args.workspace {
+        Some(dir) => dir,
+        None => std::env::current_dir()?.join("homeboy-runner-workspace"),
+    };
+    let mut options = WorkerOptions::new(args.broker, args.runner_id, workspace);
+    options.token = token;
+    options.token_env = Some(args.token_env);
+    options.concurrency = args.concurrency;
+    options.project_id = args.project_id;
+    options.lease_ms = args.lease_ms.max(1000);
+    options.secrets = Arc::new(NoSecrets);
+    runtime()?.block_on(async {
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        tokio::spawn(async move {
+            server::shutdown_signal().await;
+            let _ = stop.send(true);
+        });
+        runner_worker::run(options, stopped).await?;
+        Ok(())
+    })
+}

@@ -1,0 +1,145 @@
+//! The job routes for people and dashboards: `GET /jobs`, `GET /jobs/:id`, `GET /jobs/:id/events`,
+//! `POST /jobs/:id/cancel`; and the one mapping from job store errors to contract errors.
+
+use homeboy_jobs::{JobError, JobFilter, JobStatus};
+use serde_json::{Value, json};
+
+use crate::router::{Call, Cost, Router};
+use crate::{Api, ApiError, ErrorKind, Method};
+
+/// Largest `limit` of `/jobs` and `/jobs/:id/events`.
+pub(crate) const MAX_PAGE: u64 = 1000;
+
+pub(crate) fn register(router: &mut Router<Api>) {
+    router.add(Method::Get, "/jobs", Cost::Blocking, list);
+    router.add(Method::Get, "/jobs/:id", Cost::Blocking, show);
+    router.add(Method::Get, "/jobs/:id/events", Cost::Blocking, events);
+    router.add(Method::Post, "/jobs/:id/cancel", Cost::Blocking, cancel);
+}
+
+fn list(api: &Api, call: &Call<'_>) -> Result<Value, ApiError> {
+    let req = call.req;
+    let status = req
+        .query("status")
+        .map(|s| {
+            JobStatus::parse(s).ok_or_else(|| {
+                ApiError::invalid_argument(
+                    "status",
+                    format!("{s:?} is not one of queued, running, succeeded, failed, cancelled"),
+                )
+            })
+        })
+        .transpose()?;
+    let filter = JobFilter {
+        status,
+        operation: req.query("operation").map(str::to_string),
+        runner_id: req.query("runner").map(str::to_string),
+        limit: page_limit(req.query_u64("limit")?, 50)?,
+        cursor: req.query_u64("cursor")?,
+    };
+    let page = api.job_store()?.list(&filter).map_err(job_error)?;
+    Ok(json!({"jobs": page.jobs, "next_cursor": page.next_cursor}))
+}
+
+fn show(api: &Api, call: &Call<'_>) -> Result<Value, ApiError> {
+    let store = api.job_store()?;
+    let id = call.param("id");
+    let job = store
+        .get(id)
+        .map_err(job_error)?
+        .ok_or_else(|| job_error(JobError::NotFound(id.to_string())))?;
+    let request = store.request(id).map_err(job_error)?;
+    Ok(json!({"job": job, "request": request}))
+}
+
+fn events(api: &Api, call: &Call<'_>) -> Result<Value, ApiError> {
+    let req = call.req;
+    let id = call.param("id");
+    let after = req.query_u64("after")?.unwrap_or(0);
+    let limit = page_limit(req.query_u64("limit")?, 100)?;
+    let store = api.job_store()?;
+    let events = store.events(id, after, limit).map_err(job_error)?;
+    let job = store
+        .get(id)
+        .map_err(job_error)?
+        .ok_or_else(|| job_error(JobError::NotFound(id.to_string())))?;
+    let next_after = events.last().map_or(after, |e| e.sequence);
+    Ok(json!({
+        "job_id": id,
+        "status": job.status,
+        "events": events,
+        "next_after": next_after,
+        "last_sequence": job.last_sequence,
+        "events_dropped": job.events_dropped,
+    }))
+}
+
+fn cancel(api: &Api, call: &Call<'_>) -> Result<Value, ApiError> {
+    let job = api
+        .job_store()?
+        .cancel(call.param("id"))
+        .map_err(job_error)?;
+    Ok(json!({"job": job}))
+}
+
+fn page_limit(limit: Option<u64>, default: u64) -> Result<usize, ApiError> {
+    match limit {
+        None => Ok(default as usize),
+        Some(0) => Err(ApiError::invalid_argument("limit", "must be at least 1")),
+        Some(n) if n > MAX_PAGE => Err(ApiError::invalid_argument(
+            "limit",
+            format!("must be at most {MAX_PAGE}"),
+        )),
+        Some(n) => Ok(n as usize),
+    }
+}
+
+/// The contract's view of a job store error.
+pub(crate) fn job_error(error: JobError) -> ApiError {
+    match error {
+        JobError::NotFound(id) => {
+            ApiError::new(ErrorKind::NotFound, "not_found.job", format!("no job {id}"))
+                .with_detail("job_id", id)
+        }
+        JobError::Invalid { field, problem } => ApiError::invalid_argument(field, problem),
+        e @ JobError::SubmissionConflict { .. } => {
+            let JobError::SubmissionConflict { job_id, .. } = &e else {
+                unreachable!()
+            };
+            let job_id = job_id.clone();
+            ApiError::new(ErrorKind::Conflict, "validation.conflict", e.to_string())
+                .with_detail("field", "metadata.submission_key")
+                .with_detail("problem", "already used with a different request")
+                .with_detail("job_id", job_id)
+        }
+        JobError::ClaimExpired { job_id } => ApiError::new(
+            ErrorKind::Conflict,
+            "broker.claim_expired",
+            format!("the claim on job {job_id} has expired; the job may have been requeued"),
+        )
+        .with_detail("job_id", job_id)
+        .with_hint("stop working on this job and claim again"),
+        JobError::ClaimMismatch { job_id } => ApiError::new(
+            ErrorKind::Conflict,
+            "broker.claim_mismatch",
+            format!("job {job_id} is not claimed by this runner with this claim_id"),
+        )
+        .with_detail("job_id", job_id),
+        JobError::NotRunning { job_id, status } => ApiError::new(
+            ErrorKind::Conflict,
+            "broker.job_not_running",
+            format!("job {job_id} is {status}, not running"),
+        )
+        .with_detail("job_id", job_id)
+        .with_detail("status", status),
+        JobError::IllegalTransition { job_id, from, to } => ApiError::new(
+            ErrorKind::Conflict,
+            "jobs.illegal_transition",
+            format!("job {job_id} is {from} and cannot become {to}"),
+        )
+        .with_detail("job_id", job_id)
+        .with_detail("status", from),
+        JobError::Storage(detail) => ApiError::internal("the job store failed; see the daemon log")
+            .with_internal_detail(detail),
+    }
+}

@@ -1,0 +1,25 @@
+//! The route table, one module per area. Each module registers its routes here.
+
+mod builtins;
+mod jobs;
+mod runner;
+
+/// The claim route's body and wait bound, for transports that implement its long poll.
+pub mod runner_claim {
+    pub use super::runner::{ClaimBody, MAX_CLAIM_WAIT_MS};
+}
+
+use crate::Api;
+use crate::router::Router;
+
+pub(crate) use jobs::job_error;
+
+/// Adds every route of the contract.
+pub(crate) fn register(router: &mut Router<Api>) {
+    builtins::register(router);
+    jobs::register(router);
+    runner::register(router);
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,412 @@
+//! The reverse-runner broker routes: `POST /runner/sessions`, `/runner/jobs` (submit), `/runner/jobs/claim`,
+//! and the claim-scoped `/runner/jobs/:id/heartbeat|events|finish`.
+//!
+//! Every route checks the broker credential first (scope and runner id; see `homeboy_config::broker_auth`)
+//! unless the daemon runs with unauthenticated loopback access. A submission may not carry secret values:
+//! environment values with sensitive-looking names are refused in favour of `secret_env_names`, which the
+//! runner resolves from its own configuration at execution time.
+
+use std::collections::BTreeMap;
+
+use homeboy_config::broker_auth::Scope;
+use homeboy_config::secrets::is_sensitive_name;
+use homeboy_jobs::{Actor, ClaimRequest, EventKind, Executor, JobResult, NewEvent, NewJob};
+use serde::Deserialize;
+use serde_json::{Map, Value, json};
+
+use super::job_error;
+use crate::router::{Call, Cost, Router};
+use crate::{Api, ApiError, ErrorKind, Method, RunnerAuth};
+
+/// Default and largest lease a runner may ask for.
+pub(crate) const DEFAULT_LEASE_MS: u64 = 30_000;
+/// Longest `wait_ms` of a claim long poll (the transport does the waiting).
+pub const MAX_CLAIM_WAIT_MS: u64 = 30_000;
+
+pub(crate) fn register(router: &mut Router<Api>) {
+    router.add(Method::Post, "/runner/sessions", Cost::Blocking, sessions);
+    router.add(Method::Post, "/runner/jobs", Cost::Blocking, submit);
+    router.add(Method::Post, "/runner/jobs/claim", Cost::Blocking, claim);
+    router.add(
+        Method::Post,
+        "/runner/jobs/:id/heartbeat",
+        Cost::Blocking,
+        heartbeat,
+    );
+    router.add(
+        Method::Post,
+        "/runner/jobs/:id/events",
+        Cost::Blocking,
+        events,
+    );
+    router.add(
+        Method::Post,
+        "/runner/jobs/:id/finish",
+        Cost::Blocking,
+        finish,
+    );
+}
+
+/// Checks the request's broker credential for `scope` acting as `runner_id`.
+fn authorize(api: &Api, call: &Call<'_>, scope: Scope, runner_id: &str) -> Result<(), ApiError> {
+    let token = call.req.bearer_token();
+    if token.is_none() && api.runner_auth == RunnerAuth::AllowUnauthenticatedLoopback {
+        return Ok(());
+    }
+    let verdict = api
+        .broker_credentials
+        .verify(token, scope, Some(runner_id))
+        .map_err(|e| {
+            ApiError::internal("the broker credentials could not be read")
+                .with_internal_detail(e.to_string())
+        })?;
+    verdict.map(|_| ()).map_err(|denial| {
+        ApiError::new(
+            ErrorKind::Unauthorized,
+            "broker.auth_denied",
+            denial.explain(),
+        )
+        .with_detail("reason", denial.reason())
+        .with_detail("scope", scope.as_str())
+        .with_hint(
+            "pair a token with `homeboy runner broker pair --runner-id <id> --scopes work|submit`",
+        )
+    })
+}
+
+fn required(field: &str, value: &str) -> Result<(), ApiError> {
+    if value.trim().is_empty() {
+        return Err(ApiError::invalid_argument(field, "must not be empty"));
+    }
+    Ok(())
+}
+
+#[derive(Deserialize)]
+struct SessionBody {
+    runner_id: String,
+    controller_id: Option<String>,
+    homeboy_version: Option<String>,
+    build_id: Option<String>,
+    worker_pid: Option<u64>,
+}
+
+fn sessions(api: &Api, call: &Call<'_>) -> Result<Value, ApiError> {
+    let body: SessionBody = call.req.json_body()?;
+    required("runner_id", &body.runner_id)?;
+    authorize(api, call, Scope::Work, &body.runner_id)?;
+    let id = format!("sess_{}", uuid_like());
+    let session = json!({
+        "id": id,
+        "runner_id": body.runner_id,
+        "controller_id": body.controller_id,
+        "homeboy_version": body.homeboy_version,
+        "build_id": body.build_id,
+        "worker_pid": body.worker_pid,
+        "created_at_ms": now_ms(),
+    });
+    if let Ok(mut all) = api.sessions.lock() {
+        all.insert(id, session.clone());
+    }
+    Ok(json!({"session": session}))
+}
+
+#[derive(Deserialize)]
+struct SubmitBody {
+    runner_id: String,
+    project_id: Option<String>,
+    #[serde(default = "default_operation")]
+    operation: String,
+    command: Vec<String>,
+    cwd: Option<String>,
+    #[serde(default)]
+    env: BTreeMap<String, String>,
+    #[serde(default)]
+    secret_env_names: Vec<String>,
+    #[serde(default)]
+    metadata: Option<Map<String, Value>>,
+    max_attempts: Option<u32>,
+    /// Fields of newer clients are tolerated; known secret-carrying ones are refused below.
+    #[serde(flatten)]
+    other: Map<String, Value>,
+}
+
+fn default_operation() -> String {
+    "runner.exec".into()
+}
+
+fn inline_secret(field: String) -> ApiError {
+    ApiError::new(
+        ErrorKind::Validation,
+        "validation.inline_secret",
+        format!("`{field}` would carry a secret value inside the job; name it in secret_env_names instead"),
+    )
+    .with_detail("field", field)
+    .with_detail("problem", "inline secret values are refused")
+    .with_hint("the runner resolves secret_env_names from runner.secret_env in its server config")
+}
+
+fn is_env_name(name: &str) -> bool {
+    !name.is_empty()
+        && !name.as_bytes()[0].is_ascii_digit()
+        && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+}
+
+fn submit(api: &Api, call: &Call<'_>) -> Result<Value, ApiError> {
+    let body: SubmitBody = call.req.json_body()?;
+    required("runner_id", &body.runner_id)?;
+    authorize(api, call, Scope::Submit, &body.runner_id)?;
+    for key in body.other.keys() {
+        if ["secret_env", "secrets", "secret_values", "secret"].contains(&key.as_str()) {
+            return Err(inline_secret(key.clone()));
+        }
+    }
+    required("operation", &body.operation)?;
+    match body.command.first() {
+        Some(program) if !program.trim().is_empty() => {}
+        _ => {
+            return Err(ApiError::invalid_argument(
+                "command",
+                "must name a program (argv, no shell)",
+            ));
+        }
+    }
+    for name in body.env.keys() {
+        if !is_env_name(name) {
+            return Err(ApiError::invalid_argument(
+                format!("env.{name}"),
+                "is not an environment variable name",
+            ));
+        }
+        if is_sensitive_name(name) {
+            return Err(inline_secret(format!("env.{name}")));
+        }
+    }
+    for name in &body.secret_env_names {
+        if !is_env_name(name) {
+            return Err(ApiError::invalid_argument(
+                "secret_env_names",
+                format!("{name:?} is not an environment variable name"),
+            ));
+        }
+    }
+    let submission_key = match body.metadata.as_ref().and_then(|m| m.get("submission_key")) {
+        None | Some(Value::Null) => None,
+        Some(Value::String(key)) if !key.is_empty() => Some(key.clone()),
+        Some(_) => {
+            return Err(ApiError::invalid_argument(
+                "metadata.submission_key",
+                "must be a non-empty string",
+            ));
+        }
+    };
+    let request = json!({
+        "runner_id": body.runner_id,
+        "project_id": body.project_id,
+        "operation": body.operation,
+        "command": body.command,
+        "cwd": body.cwd,
+        "env": body.env,
+        "secret_env_names": body.secret_env_names,
+        "metadata": body.metadata,
+    });
+    let enqueued = api
+        .job_store()?
+        .enqueue(NewJob {
+            operation: body.operation.clone(),
+            executor: Executor::Runner,
+            request,
+            target_runner_id: Some(body.runner_id.clone()),
+            project_id: body.project_id.clone(),
+            submission_key,
+            max_attempts: body.max_attempts,
+        })
+        .map_err(job_error)?;
+    let id = &enqueued.job.id;
+    Ok(json!({
+        "job": enqueued.job,
+        "poll": {"job": format!("/jobs/{id}"), "events": format!("/jobs/{id}/events")},
+        "request": enqueued.request,
+        "created": enqueued.created,
+    }))
+}
+
+/// The body of `POST /runner/jobs/claim`. `wait_ms` is honoured by the transport (a long poll); the handler
+/// validates it and answers at once.
+#[derive(Deserialize)]
+pub struct ClaimBody {
+    pub runner_id: String,
+    pub project_id: Option<String>,
+    pub lease_ms: Option<u64>,
+    pub wait_ms: Option<u64>,
+}
+
+fn claim(api: &Api, call: &Call<'_>) -> Result<Value, ApiError> {
+    let body: ClaimBody = call.req.json_body()?;
+    required("runner_id", &body.runner_id)?;
+    authorize(api, call, Scope::Work, &body.runner_id)?;
+    if body.wait_ms.is_some_and(|w| w > MAX_CLAIM_WAIT_MS) {
+        return Err(ApiError::invalid_argument(
+            "wait_ms",
+            format!("must be at most {MAX_CLAIM_WAIT_MS}"),
+        ));
+    }
+    let lease_ms = body.lease_ms.unwrap_or(DEFAULT_LEASE_MS);
+    if lease_ms == 0 {
+        return Err(ApiError::invalid_argument("lease_ms", "must be at least 1"));
+    }
+    let claimed = api
+        .job_store()?
+        .claim(ClaimRequest {
+            runner_id: body.runner_id,
+            project_id: body.project_id,
+            lease_ms,
+        })
+        .map_err(job_error)?;
+    Ok(json!({"claim": claimed.map(|c| json!({"job": c.job, "request": c.request}))}))
+}
+
+#[derive(Deserialize)]
+struct ClaimRef {
+    runner_id: String,
+    claim_id: String,
+}
+
+impl ClaimRef {
+    fn actor(&self) -> Actor {
+        Actor::Runner {
+            runner_id: self.runner_id.clone(),
+            claim_id: self.claim_id.clone(),
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct HeartbeatBody {
+    #[serde(flatten)]
+    claim: ClaimRef,
+    lease_ms: Option<u64>,
+}
+
+fn heartbeat(api: &Api, call: &Call<'_>) -> Result<Value, ApiError> {
+    let body: HeartbeatBody = call.req.json_body()?;
+    authorize(api, call, Scope::Work, &body.claim.runner_id)?;
+    let lease_ms = body.lease_ms.unwrap_or(DEFAULT_LEASE_MS).max(1);
+    let job = api
+        .job_store()?
+        .heartbeat(call.param("id"), &body.claim.actor(), lease_ms)
+        .map_err(job_error)?;
+    let cancelled = job.status == homeboy_jobs::JobStatus::Cancelled;
+    Ok(json!({"job": job, "cancelled": cancelled}))
+}
+
+#[derive(Deserialize)]
+struct EventItem {
+    kind: String,
+    message: Option<String>,
+    data: Option<Value>,
+}
+
+#[derive(Deserialize)]
+struct EventsBody {
+    #[serde(flatten)]
+    claim: ClaimRef,
+    #[serde(flatten)]
+    single: Option<EventItem>,
+    /// Additive batch form: many events in one request.
+    events: Option<Vec<EventItem>>,
+}
+
+fn parse_event(item: EventItem, field: &str) -> Result<NewEvent, ApiError> {
+    let kind = match EventKind::parse(&item.kind) {
+        Some(EventKind::Status) => {
+            return Err(ApiError::invalid_argument(
+                field,
+                "status events are written by the broker only",
+            ));
+        }
+        Some(kind) => kind,
+        None => {
+            return Err(ApiError::invalid_argument(
+                field,
+                format!(
+                    "{:?} is not one of stdout, stderr, progress, result, error",
+                    item.kind
+                ),
+            ));
+        }
+    };
+    Ok(NewEvent {
+        kind,
+        message: item.message,
+        data: item.data,
+    })
+}
+
+fn events(api: &Api, call: &Call<'_>) -> Result<Value, ApiError> {
+    let body: EventsBody = call.req.json_body()?;
+    authorize(api, call, Scope::Work, &body.claim.runner_id)?;
+    let (batch, items) = match (body.events, body.single) {
+        (Some(items), _) => (true, items),
+        (None, Some(item)) => (false, vec![item]),
+        (None, None) => {
+            return Err(ApiError::invalid_argument(
+                "kind",
+                "is required (or send `events`)",
+            ));
+        }
+    };
+    if items.is_empty() {
+        return Err(ApiError::invalid_argument("events", "must not be empty"));
+    }
+    let parsed = items
+        .into_iter()
+        .enumerate()
+        .map(|(i, item)| {
+            parse_event(
+                item,
+                &if batch {
+                    format!("events[{i}].kind")
+                } else {
+                    "kind".into()
+                },
+            )
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let appended = api
+        .job_store()?
+        .append_events(call.param("id"), &body.claim.actor(), parsed)
+        .map_err(job_error)?;
+    if batch {
+        Ok(json!({"events": appended}))
+    } else {
+        Ok(json!({"event": appended.into_iter().next()}))
+    }
+}
+
+#[derive(Deserialize)]
+struct FinishBody {
+    #[serde(flatten)]
+    claim: ClaimRef,
+    result: JobResult,
+}
+
+fn finish(api: &Api, call: &Call<'_>) -> Result<Value, ApiError> {
+    let body: FinishBody = call.req.json_body()?;
+    authorize(api, call, Scope::Work, &body.claim.runner_id)?;
+    let job = api
+        .job_store()?
+        .finish(call.param("id"), &body.claim.actor(), body.result)
+        .map_err(job_error)?;
+    Ok(json!({"job": job}))
+}
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+fn uuid_like() -> String {
+    homeboy_config::secrets::random_hex(8).unwrap_or_else(|_| format!("{:x}", now_ms()))
+}

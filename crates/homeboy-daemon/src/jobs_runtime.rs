@@ -1,0 +1,255 @@
+//! The parts of the job contract that need the transport: the claim long poll (`wait_ms`), the Server-Sent
+//! Events stream of `GET /jobs/:id/events?follow=true`, and the daemon's job maintenance (lease expiry and
+//! pruning on a timer).
+//!
+//! The job store calls an observer after every durable batch; here that becomes a [`Notify`] for "a job
+//! became claimable" and a broadcast of changed job ids. Waiters always re-read the store through the
+//! transport-free handler or the store itself, so a missed or lagged notification costs a re-read, never a
+//! lost event.
+//!
+//! Stream frames: each job event is `id: <sequence>`, `event: <kind>` (status, stdout, ...), `data: <event
+//! JSON>`; the stream ends with `event: end`, or `event: stream_error` carrying an error envelope.
+
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::{Body, Bytes};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::Response;
+use homeboy_api::{Api, ApiError, ApiRequest, ApiResponse, ClaimBody, MAX_CLAIM_WAIT_MS};
+use homeboy_jobs::{EventKind, JobEvent, JobStore, PrunePolicy};
+use tokio::sync::{Notify, broadcast, mpsc, watch};
+use tokio::time::Instant;
+
+use crate::http::answer_response;
+
+/// Events read per store call while streaming.
+const STREAM_PAGE: usize = 500;
+/// A comment line every this often keeps proxies from closing an idle stream.
+const KEEP_ALIVE: Duration = Duration::from_secs(15);
+/// How often expired leases are swept.
+const SWEEP_EVERY: Duration = Duration::from_secs(1);
+/// How often finished jobs are pruned.
+const PRUNE_EVERY: Duration = Duration::from_secs(600);
+
+/// Change notifications of one daemon's job store.
+#[derive(Clone)]
+pub struct JobsRuntime {
+    store: Arc<dyn JobStore>,
+    queue: Arc<Notify>,
+    changed: broadcast::Sender<Arc<Vec<String>>>,
+    shutdown: watch::Receiver<bool>,
+}
+
+impl JobsRuntime {
+    /// Subscribes to `store`'s changes. `shutdown` flips to true when the daemon stops, ending streams and
+    /// long polls.
+    pub fn attach(store: Arc<dyn JobStore>, shutdown: watch::Receiver<bool>) -> Self {
+        let queue = Arc::new(Notify::new());
+        let (changed, _) = broadcast::channel(256);
+        let observer_queue = queue.clone();
+        let observer_changed = changed.clone();
+        store.set_observer(Arc::new(move |changes| {
+            if changes.queue_grew {
+                observer_queue.notify_waiters();
+            }
+            if !changes.jobs.is_empty() {
+                let _ = observer_changed.send(Arc::new(changes.jobs.clone()));
+            }
+        }));
+        JobsRuntime {
+            store,
+            queue,
+            changed,
+            shutdown,
+        }
+    }
+
+    /// Sweeps expired leases every second and prunes finished jobs every ten minutes until shutdown.
+    pub fn spawn_maintenance(&self, prune: PrunePolicy) {
+        let store = self.store.clone();
+        let mut shutdown = self.shutdown.clone();
+        tokio::spawn(async move {
+            let mut sweep = tokio::time::interval(SWEEP_EVERY);
+            let mut prune_timer = tokio::time::interval(PRUNE_EVERY);
+            loop {
+                tokio::select! {
+                    _ = sweep.tick() => {
+                        let store = store.clone();
+                        let result = tokio::task::spawn_blocking(move || store.expire_leases()).await;
+                        if let Ok(Err(e)) = result {
+                            eprintln!("homeboy daemon: lease sweep failed: {e}");
+                        }
+                    }
+                    _ = prune_timer.tick() => {
+                        let store = store.clone();
+                        let result = tokio::task::spawn_blocking(move || store.prune(&prune)).await;
+                        if let Ok(Err(e)) = result {
+                            eprintln!("homeboy daemon: pruning finished jobs failed: {e}");
+                        }
+                    }
+                    _ = shutdown.changed() => break,
+                }
+            }
+        });
+    }
+
+    /// `POST /runner/jobs/claim` with `wait_ms`: answers at once when a job is claimed or the request is
+    /// refused; otherwise waits for a job to become claimable (or `wait_ms` to pass) and tries again.
+    pub async fn claim_long_poll(&self, api: Arc<Api>, req: ApiRequest) -> ApiResponse {
+        let wait_ms = req
+            .json_body::<ClaimBody>()
+            .ok()
+            .and_then(|b| b.wait_ms)
+            .filter(|w| *w <= MAX_CLAIM_WAIT_MS)
+            .unwrap_or(0);
+        let deadline = Instant::now() + Duration::from_millis(wait_ms);
+        let mut shutdown = self.shutdown.clone();
+        loop {
+            // Register interest before looking, so a job enqueued in between is not missed.
+            let notified = self.queue.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            let answer = run_blocking(api.clone(), req.clone()).await;
+            let empty = answer.status == 200 && answer.body["data"]["claim"].is_null();
+            if !empty || Instant::now() >= deadline || *shutdown.borrow() {
+                return answer;
+            }
+            tokio::select! {
+                () = &mut notified => {}
+                () = tokio::time::sleep_until(deadline) => {}
+                _ = shutdown.changed() => {}
+            }
+        }
+    }
+
+    /// `GET /jobs/:id/events?follow=true`: the events after the cursor (`after` or `Last-Event-ID`), then new
+    /// ones as they happen, as Server-Sent Events; the stream ends after the job's terminal status event.
+    pub fn event_stream(&self, job_id: String, after: u64) -> Response {
+        let (frames, body) = mpsc::channel::<Bytes>(64);
+        let runtime = self.clone();
+        tokio::spawn(async move { runtime.pump_events(job_id, after, frames).await });
+        let stream = futures_util::stream::unfold(body, |mut body| async move {
+            body.recv()
+                .await
+                .map(|frame| (Ok::<_, Infallible>(frame), body))
+        });
+        let mut response = Response::new(Body::from_stream(stream));
+        *response.status_mut() = StatusCode::OK;
+        let headers = response.headers_mut();
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/event-stream"),
+        );
+        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+        headers.insert("x-accel-buffering", HeaderValue::from_static("no"));
+        response
+    }
+
+    async fn pump_events(&self, job_id: String, mut cursor: u64, frames: mpsc::Sender<Bytes>) {
+        let mut changes = self.changed.subscribe();
+        let mut shutdown = self.shutdown.clone();
+        if frames
+            .send(Bytes::from_static(b"retry: 2000\n\n"))
+            .await
+            .is_err()
+        {
+            return;
+        }
+        loop {
+            let store = self.store.clone();
+            let id = job_id.clone();
+            let read = tokio::task::spawn_blocking(move || {
+                let events = store.events(&id, cursor, STREAM_PAGE)?;
+                let job = store.get(&id)?;
+                Ok::<_, homeboy_jobs::JobError>((events, job))
+            })
+            .await;
+            let (events, job) = match read {
+                Ok(Ok((events, Some(job)))) => (events, job),
+                Ok(Ok((_, None))) | Ok(Err(homeboy_jobs::JobError::NotFound(_))) => {
+                    let _ = frames
+                        .send(error_frame(
+                            "not_found.job",
+                            "the job does not exist (or was pruned)",
+                        ))
+                        .await;
+                    return;
+                }
+                _ => {
+                    let _ = frames
+                        .send(error_frame("internal", "reading the job's events failed"))
+                        .await;
+                    return;
+                }
+            };
+            let full_page = events.len() == STREAM_PAGE;
+            for event in &events {
+                cursor = event.sequence;
+                if frames.send(event_frame(event)).await.is_err() {
+                    return; // The client went away.
+                }
+            }
+            if job.status.is_terminal() && cursor >= job.last_sequence {
+                let _ = frames
+                    .send(Bytes::from_static(b"event: end\ndata: {}\n\n"))
+                    .await;
+                return;
+            }
+            if full_page {
+                continue;
+            }
+            // Wait for this job to change, keeping the connection alive meanwhile.
+            loop {
+                tokio::select! {
+                    changed = changes.recv() => match changed {
+                        Ok(ids) if !ids.contains(&job_id) => continue,
+                        Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => break,
+                        Err(broadcast::error::RecvError::Closed) => return,
+                    },
+                    () = tokio::time::sleep(KEEP_ALIVE) => {
+                        if frames.send(Bytes::from_static(b": keep-alive\n\n")).await.is_err() {
+                            return;
+                        }
+                    }
+                    _ = shutdown.changed() => return,
+                }
+            }
+        }
+    }
+}
+
+fn event_frame(event: &JobEvent) -> Bytes {
+    let kind = match event.kind {
+        EventKind::Status => "status",
+        EventKind::Stdout => "stdout",
+        EventKind::Stderr => "stderr",
+        EventKind::Progress => "progress",
+        EventKind::Result => "result",
+        EventKind::Error => "error",
+    };
+    let data = serde_json::to_string(event).unwrap_or_else(|_| "{}".into());
+    Bytes::from(format!(
+        "id: {}\nevent: {kind}\ndata: {data}\n\n",
+        event.sequence
+    ))
+}
+
+fn error_frame(code: &str, message: &str) -> Bytes {
+    let error = ApiError::new(homeboy_api::ErrorKind::NotFound, code.to_string(), message);
+    let data = homeboy_api::error_body(&error).to_string();
+    Bytes::from(format!("event: stream_error\ndata: {data}\n\n"))
+}
+
+/// Runs the handler on the blocking pool.
+pub async fn run_blocking(api: Arc<Api>, req: ApiRequest) -> ApiResponse {
+    tokio::task::spawn_blocking(move || api.handle(&req))
+        .await
+        .unwrap_or_else(|_| ApiResponse::error(&ApiError::internal("the request handler failed")))
+}
+
+/// An SSE stream refused before it started (bad cursor, unknown job): a normal envelope.
+pub fn refuse_stream(error: &ApiError) -> Response {
+    answer_response(&ApiResponse::error(error))
+}

@@ -1,0 +1,699 @@
+//! `homeboy runner work`: a runner that takes jobs from a broker over outbound HTTP.
+//!
+//! It registers a session, keeps `concurrency` claim long-polls open, and runs each claimed job's command
+//! (argv, no shell) in its own process group under the workspace, with the job's environment. Output lines
+//! are streamed as batched events (one request per batch, not per line); the lease is extended every
+//! `lease/2`; a job cancelled on the broker is seen at the next heartbeat and its process group is killed;
+//! the exit code is reported with `finish`. Broker outages are retried with capped exponential backoff and
+//! jitter — the worker never exits on a transient error — and a refused credential stops it with a clear
+//! error. On shutdown it stops claiming and kills its jobs' process groups without finishing them, so their
+//! leases expire and the broker requeues them.
+//!
+//! The job's environment is the worker's own minus anything that looks secret (including the broker token
+//! variable), plus the job's `env`, plus each of `secret_env_names` resolved at execution time by a
+//! [`SecretSource`]. Secret values are never logged or sent back.
+
+use std::collections::BTreeMap;
+use std::path::{Component, Path, PathBuf};
+use std::process::Stdio;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use homeboy_config::secrets::is_sensitive_name;
+use serde_json::{Value, json};
+use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
+use tokio::sync::{Notify, watch};
+
+use crate::backoff::Backoff;
+use crate::client::DaemonClient;
+use crate::{DaemonError, build_info};
+
+/// Where secret values come from at execution time.
+pub trait SecretSource: Send + Sync {
+    /// The value of secret `name`, or a message (never containing a value) saying why not.
+    fn resolve(&self, name: &str) -> Result<String, String>;
+}
+
+/// A source that has no secrets: jobs naming any fail with a clear error.
+pub struct NoSecrets;
+
+impl SecretSource for NoSecrets {
+    fn resolve(&self, name: &str) -> Result<String, String> {
+        Err(format!(
+            "secret {name} is not configured for this runner (add it to runner.secret_env of its server config)"
+        ))
+    }
+}
+
+/// How the worker runs.
+#[derive(Clone)]
+pub struct WorkerOptions {
+    pub broker_url: String,
+    pub runner_id: String,
+    pub token: Option<String>,
+    /// The variable the token came from, removed from job environments.
+    pub token_env: Option<String>,
+    pub project_id: Option<String>,
+    pub concurrency: usize,
+    pub workspace: PathBuf,
+    pub lease_ms: u64,
+    pub claim_wait_ms: u64,
+    /// How long output lines are gathered before they are sent as one batch.
+    pub event_flush: Duration,
+    pub secrets: Arc<dyn SecretSource>,
+}
+
+impl WorkerOptions {
+    pub fn new(broker_url: String, runner_id: String, workspace: PathBuf) -> Self {
+        WorkerOptions {
+            broker_url,
+            runner_id,
+            token: None,
+            token_env: None,
+            project_id: None,
+            concurrency: 1,
+            workspace,
+            lease_ms: 30_000,
+            claim_wait_ms: 20_000,
+            event_flush: Duration::from_millis(200),
+            secrets: Arc::new(NoSecrets),
+        }
+    }
+}
+
+const TAIL_BYTES: usize = 4096;
+const MAX_LINE: usize = 16 * 1024;
+const MAX_BATCH: usize = 500;
+const MAX_BUFFERED: usize = 20_000;
+const KILL_GRACE: Duration = Duration::from_secs(5);
+
+/// Runs until `shutdown` flips to true. Errors only for a refused credential or bad options.
+pub async fn run(
+    options: WorkerOptions,
+    shutdown: watch::Receiver<bool>,
+) -> Result<(), DaemonError> {
+    let client = DaemonClient::new(options.broker_url.clone())?.with_bearer(options.token.clone());
+    std::fs::create_dir_all(&options.workspace).map_err(|e| {
+        DaemonError::io(
+            format!("create workspace {}", options.workspace.display()),
+            e,
+        )
+    })?;
+    let options = Arc::new(options);
+    register(&client, &options, shutdown.clone()).await?;
+    let mut slots = Vec::new();
+    for slot in 0..options.concurrency.max(1) {
+        let (client, options, shutdown) = (client.clone(), options.clone(), shutdown.clone());
+        slots.push(tokio::spawn(async move {
+            claim_loop(slot, client, options, shutdown).await
+        }));
+    }
+    let mut first_error = None;
+    for slot in slots {
+        if let Ok(Err(e)) = slot.await {
+            first_error.get_or_insert(e);
+        }
+    }
+    first_error.map_or(Ok(()), Err)
+}
+
+/// A refused credential is not transient: the worker stops with the broker's explanation.
+fn fatal(error: &DaemonError) -> bool {
+    matches!(error, DaemonError::Api(e) if e.status() == 401 || e.status() == 403)
+}
+
+async fn register(
+    client: &DaemonClient,
+    options: &WorkerOptions,
+    mut shutdown: watch::Receiver<bool>,
+) -> Result<(), DaemonError> {
+    let body = json!({
+        "runner_id": options.runner_id,
+        "homeboy_version": build_info::VERSION,
+        "build_id": build_info::BUILD_ID,
+        "worker_pid": std::process::id(),
+    });
+    let mut backoff = Backoff::new(Duration::from_millis(200), Duration::from_secs(10));
+    loop {
+        match client
+            .post("/runner/sessions", &body, Duration::from_secs(10))
+            .await
+        {
+            Ok(session) => {
+                eprintln!(
+                    "homeboy runner {}: session {} on {}",
+                    options.runner_id,
+                    session["session"]["id"].as_str().unwrap_or("?"),
+                    client.base_url()
+                );
+                return Ok(());
+            }
+            Err(e) if fatal(&e) => return Err(e),
+            Err(e) => {
+                eprintln!(
+                    "homeboy runner {}: broker not reachable ({e}); retrying",
+                    options.runner_id
+                );
+                if sleep_or_shutdown(backoff.next_delay(), &mut shutdown).await {
+                    return Ok(());
+                }
+            }
+        }
+    }
+}
+
+/// Sleeps; true if shutdown came first.
+async fn sleep_or_shutdown(delay: Duration, shutdown: &mut watch::Receiver<bool>) -> bool {
+    if *shutdown.borrow() {
+        return true;
+    }
+    tokio::select! {
+        () = tokio::time::sleep(delay) => *shutdown.borrow(),
+        _ = shutdown.changed() => true,
+    }
+}
+
+async fn claim_loop(
+    slot: usize,
+    client: DaemonClient,
+    options: Arc<WorkerOptions>,
+    mut shutdown: watch::Receiver<bool>,
+) -> Result<(), DaemonError> {
+    let mut backoff = Backoff::new(Duration::from_millis(200), Duration::from_secs(10));
+    let body = json!({
+        "runner_id": options.runner_id,
+        "project_id": options.project_id,
+        "lease_ms": options.lease_ms,
+        "wait_ms": options.claim_wait_ms,
+    });
+    let timeout = Duration::from_millis(options.claim_wait_ms) + Duration::from_secs(15);
+    while !*shutdown.borrow() {
+        let claimed = tokio::select! {
+            result = client.post("/runner/jobs/claim", &body, timeout) => result,
+            _ = shutdown.changed() => break,
+        };
+        match claimed {
+            Ok(data) => {
+                backoff.reset();
+                if data["claim"].is_null() {
+                    continue;
+                }
+                let job = Job::from_claim(&data["claim"]);
+                eprintln!(
+                    "homeboy runner {} [{slot}]: claimed job {} (attempt {})",
+                    options.runner_id, job.id, data["claim"]["job"]["attempt"]
+                );
+                run_job(&client, &options, job, shutdown.clone()).await?;
+            }
+            Err(e) if fatal(&e) => return Err(e),
+            Err(e) => {
+                eprintln!(
+                    "homeboy runner {} [{slot}]: claim failed ({e}); retrying",
+                    options.runner_id
+                );
+                if sleep_or_shutdown(backoff.next_delay(), &mut shutdown).await {
+                    break;
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// A claimed job as the worker needs it.
+struct Job {
+    id: String,
+    claim_id: String,
+    request: Value,
+}
+
+impl Job {
+    fn from_claim(claim: &Value) -> Job {
+        Job {
+            id: claim["job"]["id"].as_str().unwrap_or_default().to_string(),
+            claim_id: claim["job"]["claim_id"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string(),
+            request: claim["request"].clone(),
+        }
+    }
+}
+
+/// Why a job stopped before its process exited on its own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Abandon {
+    /// The broker cancelled it.
+    Cancelled,
+    /// The lease or claim is gone (expired, mismatched, job no longer running).
+    ClaimLost,
+    /// The worker is shutting down.
+    Shutdown,
+}
+
+/// The claim as every claim-scoped call names it.
+fn claim_ref(options: &WorkerOptions, job: &Job) -> Value {
+    json!({"runner_id": options.runner_id, "claim_id": job.claim_id})
+}
+
+async fn run_job(
+    client: &DaemonClient,
+    options: &Arc<WorkerOptions>,
+    job: Job,
+    mut shutdown: watch::Receiver<bool>,
+) -> Result<(), DaemonError> {
+    let events = Arc::new(EventBuffer::default());
+    let spawned = prepare(options, &job).and_then(|mut cmd| {
+        cmd.spawn()
+            .map_err(|e| format!("cannot start {:?}: {e}", job.request["command"][0]))
+    });
+    let mut child = match spawned {
+        Ok(child) => child,
+        Err(problem) => {
+            // Not a crash of the worker: the job fails with the reason.
+            events.push("error", problem.clone());
+            flush_events(client, options, &job, &events).await;
+            finish(client, options, &job, 127, "", &problem, &mut shutdown).await?;
+            return Ok(());
+        }
+    };
+    let pgid = child.id().unwrap_or_default();
+    let stdout_tail = Arc::new(Mutex::new(Tail::default()));
+    let stderr_tail = Arc::new(Mutex::new(Tail::default()));
+    let readers = [
+        child.stdout.take().map(|out| {
+            tokio::spawn(pump_lines(
+                out,
+                "stdout",
+                events.clone(),
+                stdout_tail.clone(),
+            ))
+        }),
+        child.stderr.take().map(|err| {
+            tokio::spawn(pump_lines(
+                err,
+                "stderr",
+                events.clone(),
+                stderr_tail.clone(),
+            ))
+        }),
+    ];
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let flusher = {
+        let (client, options, events) = (client.clone(), options.clone(), events.clone());
+        let job_ref = Job {
+            id: job.id.clone(),
+            claim_id: job.claim_id.clone(),
+            request: Value::Null,
+        };
+        let stop_rx = stop_rx.clone();
+        tokio::spawn(async move { event_pump(&client, &options, &job_ref, &events, stop_rx).await })
+    };
+    let mut heartbeat =
+        tokio::time::interval(Duration::from_millis((options.lease_ms / 2).max(100)));
+    heartbeat.tick().await;
+    let outcome = loop {
+        tokio::select! {
+            status = child.wait() => break Ok(status),
+            _ = heartbeat.tick() => {
+                if let Some(reason) = beat(client, options, &job).await {
+                    break Err(reason);
+                }
+            }
+            _ = shutdown.changed() => if *shutdown.borrow() { break Err(Abandon::Shutdown) },
+            () = events.lost.notified() => break Err(Abandon::ClaimLost),
+        }
+    };
+    let exit_code = match outcome {
+        Ok(Ok(status)) => exit_code(status),
+        Ok(Err(_)) => -1,
+        Err(reason) => {
+            let _ = tokio::task::spawn_blocking(move || {
+                homeboy_process::terminate_group(pgid, KILL_GRACE)
+            })
+            .await;
+            let _ = child.wait().await;
+            let _ = stop_tx.send(true);
+            let _ = flusher.await;
+            eprintln!(
+                "homeboy runner {}: job {} stopped ({reason:?})",
+                options.runner_id, job.id
+            );
+            return Ok(());
+        }
+    };
+    // The leader exited; make sure nothing of its group lingers, then drain its output.
+    let _ = tokio::task::spawn_blocking(move || {
+        homeboy_process::terminate_group(pgid, Duration::from_millis(500))
+    })
+    .await;
+    for reader in readers.into_iter().flatten() {
+        let _ = reader.await;
+    }
+    let _ = stop_tx.send(true);
+    let _ = flusher.await;
+    flush_events(client, options, &job, &events).await;
+    let stdout = stdout_tail.lock().map(|t| t.text()).unwrap_or_default();
+    let stderr = stderr_tail.lock().map(|t| t.text()).unwrap_or_default();
+    finish(
+        client,
+        options,
+        &job,
+        exit_code,
+        &stdout,
+        &stderr,
+        &mut shutdown,
+    )
+    .await?;
+    eprintln!(
+        "homeboy runner {}: job {} exited with {exit_code}",
+        options.runner_id, job.id
+    );
+    Ok(())
+}
+
+/// Builds the job's command: argv, working directory inside the workspace, environment.
+fn prepare(options: &WorkerOptions, job: &Job) -> Result<tokio::process::Command, String> {
+    let request = &job.request;
+    let argv: Vec<String> = request["command"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|v| v.as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default();
+    let Some((program, args)) = argv.split_first() else {
+        return Err("the job has no command".into());
+    };
+    let cwd = inside(&options.workspace, request["cwd"].as_str().unwrap_or(""))?;
+    std::fs::create_dir_all(&cwd).map_err(|e| format!("cannot create the job directory: {e}"))?;
+    let mut env: BTreeMap<String, String> = std::env::vars()
+        .filter(|(name, _)| !is_sensitive_name(name) && Some(name) != options.token_env.as_ref())
+        .collect();
+    if let Some(job_env) = request["env"].as_object() {
+        for (name, value) in job_env {
+            if let Some(value) = value.as_str() {
+                env.insert(name.clone(), value.to_string());
+            }
+        }
+    }
+    for name in request["secret_env_names"].as_array().into_iter().flatten() {
+        let Some(name) = name.as_str() else { continue };
+        let value = options.secrets.resolve(name)?;
+        env.insert(name.to_string(), value);
+    }
+    env.insert("HOMEBOY_JOB_ID".into(), job.id.clone());
+    env.insert("HOMEBOY_RUNNER_ID".into(), options.runner_id.clone());
+    let mut cmd = tokio::process::Command::new(program);
+    cmd.args(args)
+        .current_dir(&cwd)
+        .env_clear()
+        .envs(env)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0)
+        .kill_on_drop(false);
+    Ok(cmd)
+}
+
+/// `workspace/relative`, refusing absolute paths and `..` that would leave the workspace.
+fn inside(workspace: &Path, relative: &str) -> Result<PathBuf, String> {
+    let relative = Path::new(relative);
+    let mut out = workspace.to_path_buf();
+    for part in relative.components() {
+        match part {
+            Component::Normal(p) => out.push(p),
+            Component::CurDir => {}
+            _ => {
+                return Err(format!(
+                    "cwd {:?} must be a relative path inside the workspace",
+                    relative.display().to_string()
+                ));
+            }
+        }
+    }
+    Ok(out)
+}
+
+fn exit_code(status: std::process::ExitStatus) -> i32 {
+    use std::os::unix::process::ExitStatusExt;
+    status
+        .code()
+        .or_else(|| status.signal().map(|s| 128 + s))
+        .unwrap_or(-1)
+}
+
+/// One heartbeat; `Some` when the job must stop.
+async fn beat(client: &DaemonClient, options: &WorkerOptions, job: &Job) -> Option<Abandon> {
+    let mut body = claim_ref(options, job);
+    body["lease_ms"] = options.lease_ms.into();
+    match client
+        .post(
+            &format!("/runner/jobs/{}/heartbeat", job.id),
+            &body,
+            Duration::from_secs(10),
+        )
+        .await
+    {
+        Ok(data) if data["cancelled"] == true => Some(Abandon::Cancelled),
+        Ok(_) => None,
+        Err(DaemonError::Api(e)) if e.status() == 409 || e.status() == 404 => {
+            Some(Abandon::ClaimLost)
+        }
+        // A transient failure: the next beat may get through before the lease ends.
+        Err(_) => None,
+    }
+}
+
+/// Reports the exit code, retrying through outages until the broker answers definitively.
+async fn finish(
+    client: &DaemonClient,
+    options: &WorkerOptions,
+    job: &Job,
+    exit_code: i32,
+    stdout: &str,
+    stderr: &str,
+    shutdown: &mut watch::Receiver<bool>,
+) -> Result<(), DaemonError> {
+    let mut body = claim_ref(options, job);
+    body["result"] =
+        json!({"exit_code": exit_code, "stdout": stdout, "stderr": stderr, "artifacts": []});
+    let mut backoff = Backoff::new(Duration::from_millis(200), Duration::from_secs(10));
+    loop {
+        match client
+            .post(
+                &format!("/runner/jobs/{}/finish", job.id),
+                &body,
+                Duration::from_secs(15),
+            )
+            .await
+        {
+            Ok(_) => return Ok(()),
+            Err(e) if fatal(&e) => return Err(e),
+            Err(DaemonError::Api(e)) if e.status() < 500 => {
+                eprintln!(
+                    "homeboy runner {}: finish of job {} refused: {}",
+                    options.runner_id, job.id, e.message
+                );
+                return Ok(());
+            }
+            Err(e) => {
+                eprintln!(
+                    "homeboy runner {}: finish of job {} failed ({e}); retrying",
+                    options.runner_id, job.id
+                );
+                if sleep_or_shutdown(backoff.next_delay(), shutdown).await {
+                    return Ok(());
+                }
+            }
+        }
+    }
+}
+
+/// Output lines waiting to be sent, and a signal that the claim was lost while sending them.
+#[derive(Default)]
+struct EventBuffer {
+    pending: Mutex<Vec<Value>>,
+    dropped: Mutex<u64>,
+    ready: Notify,
+    lost: Notify,
+}
+
+impl EventBuffer {
+    fn push(&self, kind: &str, message: String) {
+        let Ok(mut pending) = self.pending.lock() else {
+            return;
+        };
+        if pending.len() >= MAX_BUFFERED {
+            pending.remove(0);
+            if let Ok(mut dropped) = self.dropped.lock() {
+                *dropped += 1;
+            }
+        }
+        pending.push(json!({"kind": kind, "message": message}));
+        if pending.len() >= MAX_BATCH {
+            self.ready.notify_one();
+        }
+    }
+
+    fn take(&self, max: usize) -> Vec<Value> {
+        let Ok(mut pending) = self.pending.lock() else {
+            return Vec::new();
+        };
+        let n = pending.len().min(max);
+        pending.drain(..n).collect()
+    }
+
+    fn put_back(&self, batch: Vec<Value>) {
+        if let Ok(mut pending) = self.pending.lock() {
+            let rest = std::mem::take(&mut *pending);
+            *pending = batch;
+            pending.extend(rest);
+        }
+    }
+}
+
+/// Sends batches every `event_flush` (or sooner when a batch fills) until told to stop.
+async fn event_pump(
+    client: &DaemonClient,
+    options: &WorkerOptions,
+    job: &Job,
+    events: &EventBuffer,
+    mut stop: watch::Receiver<bool>,
+) {
+    loop {
+        tokio::select! {
+            () = tokio::time::sleep(options.event_flush) => {}
+            () = events.ready.notified() => {}
+            _ = stop.changed() => return,
+        }
+        if !send_batches(client, options, job, events).await {
+            return;
+        }
+    }
+}
+
+/// Sends everything buffered; false when the claim is gone.
+async fn send_batches(
+    client: &DaemonClient,
+    options: &WorkerOptions,
+    job: &Job,
+    events: &EventBuffer,
+) -> bool {
+    loop {
+        let batch = events.take(MAX_BATCH);
+        if batch.is_empty() {
+            return true;
+        }
+        let mut body = claim_ref(options, job);
+        body["events"] = Value::Array(batch.clone());
+        match client
+            .post(
+                &format!("/runner/jobs/{}/events", job.id),
+                &body,
+                Duration::from_secs(15),
+            )
+            .await
+        {
+            Ok(_) => {}
+            Err(DaemonError::Api(e)) if e.status() == 409 || e.status() == 404 => {
+                events.lost.notify_one();
+                return false;
+            }
+            Err(_) => {
+                // Transient: keep the lines for the next attempt.
+                events.put_back(batch);
+                return true;
+            }
+        }
+    }
+}
+
+/// Sends what is left, retrying a few times (the finish carries the tails anyway).
+async fn flush_events(
+    client: &DaemonClient,
+    options: &WorkerOptions,
+    job: &Job,
+    events: &EventBuffer,
+) {
+    let mut backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(2));
+    for _ in 0..5 {
+        if !send_batches(client, options, job, events).await {
+            return;
+        }
+        if events.pending.lock().map(|p| p.is_empty()).unwrap_or(true) {
+            return;
+        }
+        tokio::time::sleep(backoff.next_delay()).await;
+    }
+}
+
+/// The last few KiB of a stream, for the finish result.
+#[derive(Default)]
+struct Tail {
+    bytes: Vec<u8>,
+}
+
+impl Tail {
+    fn push(&mut self, line: &[u8]) {
+        self.bytes.extend_from_slice(line);
+        if self.bytes.len() > TAIL_BYTES {
+            let cut = self.bytes.len() - TAIL_BYTES;
+            self.bytes.drain(..cut);
+        }
+    }
+
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.bytes).into_owned()
+    }
+}
+
+async fn pump_lines(
+    stream: impl AsyncRead + Unpin,
+    kind: &'static str,
+    events: Arc<EventBuffer>,
+    tail: Arc<Mutex<Tail>>,
+) {
+    let mut reader = BufReader::new(stream);
+    let mut line = Vec::new();
+    loop {
+        line.clear();
+        match reader.read_until(b'\n', &mut line).await {
+            Ok(0) | Err(_) => return,
+            Ok(_) => {}
+        }
+        if let Ok(mut tail) = tail.lock() {
+            tail.push(&line);
+        }
+        let text = String::from_utf8_lossy(&line[..line.len().min(MAX_LINE)]);
+        events.push(kind, text.trim_end_matches(['\n', '\r']).to_string());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cwd_stays_inside_the_workspace() {
+        let ws = Path::new("/ws");
+        assert_eq!(inside(ws, "").unwrap(), PathBuf::from("/ws"));
+        assert_eq!(inside(ws, "a/./b").unwrap(), PathBuf::from("/ws/a/b"));
+        assert!(inside(ws, "../etc").is_err());
+        assert!(inside(ws, "a/../../x").is_err());
+        assert!(inside(ws, "/etc").is_err());
+    }
+
+    #[test]
+    fn tails_keep_the_end() {
+        let mut tail = Tail::default();
+        for i in 0..2000 {
+            tail.push(format!("line {i}\n").as_bytes());
+        }
+        let text = tail.text();
+        assert!(text.len() <= TAIL_BYTES);
+        assert!(text.ends_with("line 1999\n"));
+    }
+}

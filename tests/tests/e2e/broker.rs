@@ -1,0 +1,521 @@
+//! The job queue and the reverse-runner broker end to end: a real `homeboy-broker`, real `homeboy runner
+//! work` processes, real child processes, on loopback.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use homeboy_e2e::{Broker, Home, Http, Runner, pid_alive, wait_until};
+use serde_json::{Value, json};
+
+struct Setup {
+    home: Home,
+    broker: Broker,
+    http: Http,
+    submit: String,
+    work: String,
+}
+
+fn setup(extra: &[&str]) -> Setup {
+    let home = Home::new();
+    let submit = home.pair("lab", "submit");
+    let work = home.pair("lab", "work");
+    let broker = Broker::start(&home, extra);
+    Setup {
+        home,
+        broker,
+        http: Http::new(),
+        submit,
+        work,
+    }
+}
+
+impl Setup {
+    fn submit(&self, command: &[&str]) -> String {
+        let r = self.http.post_auth(
+            &format!("{}/runner/jobs", self.broker.url),
+            &self.submit,
+            &json!({"runner_id": "lab", "command": command}),
+        );
+        assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+        r.json()["data"]["job"]["id"].as_str().unwrap().to_string()
+    }
+
+    fn job(&self, id: &str) -> Value {
+        self.http
+            .get(&format!("{}/jobs/{id}", self.broker.url))
+            .json()["data"]["job"]
+            .clone()
+    }
+
+    fn events(&self, id: &str) -> Vec<Value> {
+        let r = self
+            .http
+            .get(&format!("{}/jobs/{id}/events?limit=1000", self.broker.url));
+        r.json()["data"]["events"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    fn wait_terminal(&self, id: &str, timeout: Duration) -> Value {
+        let mut last = Value::Null;
+        let done = wait_until(timeout, || {
+            last = self.job(id);
+            matches!(
+                last["status"].as_str(),
+                Some("succeeded" | "failed" | "cancelled")
+            )
+        });
+        assert!(done, "job {id} did not finish: {last}");
+        last
+    }
+}
+
+#[test]
+fn runners_run_jobs_and_stream_events_in_order() {
+    let s = setup(&[]);
+    let _runner = Runner::start(
+        &s.home,
+        &s.broker.url,
+        "lab",
+        &s.work,
+        &["--concurrency", "2"],
+    );
+    let ok = s.submit(&[
+        "sh",
+        "-c",
+        "for i in 1 2 3 4 5; do echo line-$i; done; echo warn >&2",
+    ]);
+    let bad = s.submit(&["sh", "-c", "echo failing; exit 3"]);
+    let missing = s.submit(&["/definitely/not/a/program"]);
+
+    let job = s.wait_terminal(&ok, Duration::from_secs(30));
+    assert_eq!(job["status"], "succeeded");
+    assert_eq!(job["exit_code"], 0);
+    assert_eq!(job["claimed_by_runner_id"], "lab");
+    let events = s.events(&ok);
+    let sequences: Vec<u64> = events
+        .iter()
+        .map(|e| e["sequence"].as_u64().unwrap())
+        .collect();
+    assert_eq!(
+        sequences,
+        (1..=sequences.len() as u64).collect::<Vec<_>>(),
+        "gap-free, ordered"
+    );
+    let stdout: Vec<&str> = events
+        .iter()
+        .filter(|e| e["kind"] == "stdout")
+        .map(|e| e["message"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        stdout,
+        vec!["line-1", "line-2", "line-3", "line-4", "line-5"]
+    );
+    assert!(
+        events
+            .iter()
+            .any(|e| e["kind"] == "stderr" && e["message"] == "warn")
+    );
+    let result = events.iter().find(|e| e["kind"] == "result").unwrap();
+    assert_eq!(result["data"]["exit_code"], 0);
+    assert!(
+        result["data"]["stdout"]
+            .as_str()
+            .unwrap()
+            .contains("line-5")
+    );
+    assert_eq!(events.last().unwrap()["data"]["status"], "succeeded");
+
+    let job = s.wait_terminal(&bad, Duration::from_secs(30));
+    assert_eq!(
+        (job["status"].as_str(), job["exit_code"].as_i64()),
+        (Some("failed"), Some(3))
+    );
+    assert!(s.events(&bad).iter().any(|e| e["kind"] == "error"));
+    let job = s.wait_terminal(&missing, Duration::from_secs(30));
+    assert_eq!(
+        (job["status"].as_str(), job["exit_code"].as_i64()),
+        (Some("failed"), Some(127))
+    );
+
+    // The CLI shows the same jobs.
+    let table = s
+        .home
+        .homeboy_ok(&["jobs", "list", "--daemon", &s.broker.url]);
+    assert!(
+        table.contains(&ok) && table.contains("succeeded") && table.contains("failed"),
+        "{table}"
+    );
+    let shown = s.home.homeboy_json(&[
+        "jobs",
+        "show",
+        &ok,
+        "--daemon",
+        &s.broker.url,
+        "--format",
+        "json",
+    ]);
+    assert_eq!(shown["job"]["id"], ok.as_str());
+}
+
+#[test]
+fn a_cancelled_job_loses_its_process_group() {
+    let s = setup(&[]);
+    let _runner = Runner::start(
+        &s.home,
+        &s.broker.url,
+        "lab",
+        &s.work,
+        &["--lease-ms", "2000"],
+    );
+    // The job leaves a grandchild too: cancellation must reach the whole group.
+    let id = s.submit(&[
+        "sh",
+        "-c",
+        "sleep 120 & echo $! > grandchild.pid; echo $$ > leader.pid; wait",
+    ]);
+    let workspace = s.home.root().join("workspaces/lab");
+    let read_pid = |name: &str| -> Option<u64> {
+        std::fs::read_to_string(workspace.join(name))
+            .ok()?
+            .trim()
+            .parse()
+            .ok()
+    };
+    assert!(wait_until(Duration::from_secs(20), || read_pid(
+        "leader.pid"
+    )
+    .is_some()
+        && read_pid("grandchild.pid").is_some()));
+    let (leader, grandchild) = (
+        read_pid("leader.pid").unwrap(),
+        read_pid("grandchild.pid").unwrap(),
+    );
+    assert!(pid_alive(leader) && pid_alive(grandchild));
+    let out = s
+        .home
+        .homeboy_ok(&["jobs", "cancel", &id, "--daemon", &s.broker.url]);
+    assert!(out.contains("cancelled"), "{out}");
+    assert!(
+        wait_until(Duration::from_secs(15), || !pid_alive(leader)
+            && !pid_alive(grandchild)),
+        "the cancelled job's processes survived"
+    );
+    assert_eq!(s.job(&id)["status"], "cancelled");
+}
+
+#[test]
+fn stale_claims_are_refused_and_jobs_requeued() {
+    let s = setup(&[]);
+    let id = s.submit(&["true"]);
+    let claim = |runner_token: &str, runner: &str, lease: u64| {
+        s.http.post_auth(
+            &format!("{}/runner/jobs/claim", s.broker.url),
+            runner_token,
+            &json!({"runner_id": runner, "lease_ms": lease}),
+        )
+    };
+    let first = claim(&s.work, "lab", 300).json();
+    let claim_id = first["data"]["claim"]["job"]["claim_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    std::thread::sleep(Duration::from_millis(600));
+    let finish = s.http.post_auth(
+        &format!("{}/runner/jobs/{id}/finish", s.broker.url),
+        &s.work,
+        &json!({"runner_id": "lab", "claim_id": claim_id, "result": {"exit_code": 0}}),
+    );
+    assert_eq!(finish.status, 409);
+    assert_eq!(finish.json()["error"]["code"], "broker.claim_expired");
+    // The sweeper (or the next claim) puts the job back; a new claim is attempt 2.
+    let second = claim(&s.work, "lab", 30_000).json();
+    assert_eq!(second["data"]["claim"]["job"]["id"], id.as_str());
+    assert_eq!(second["data"]["claim"]["job"]["attempt"], 2);
+    let events = s.events(&id);
+    assert!(
+        events
+            .iter()
+            .any(|e| e["data"]["reason"] == "claim_expired"),
+        "{events:?}"
+    );
+}
+
+#[test]
+fn claims_long_poll_until_work_arrives() {
+    let s = setup(&[]);
+    let url = format!("{}/runner/jobs/claim", s.broker.url);
+    let began = Instant::now();
+    let empty = s
+        .http
+        .post_auth(&url, &s.work, &json!({"runner_id": "lab", "wait_ms": 400}))
+        .json();
+    assert!(empty["data"]["claim"].is_null());
+    assert!(
+        began.elapsed() >= Duration::from_millis(350),
+        "returned before wait_ms"
+    );
+
+    let (work, poll_url) = (s.work.clone(), url.clone());
+    let waiter = std::thread::spawn(move || {
+        let began = Instant::now();
+        let r = Http::new().post_auth(
+            &poll_url,
+            &work,
+            &json!({"runner_id": "lab", "wait_ms": 10_000}),
+        );
+        (r.json(), began.elapsed())
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    let id = s.submit(&["true"]);
+    let (claimed, waited) = waiter.join().unwrap();
+    assert_eq!(claimed["data"]["claim"]["job"]["id"], id.as_str());
+    assert!(
+        waited < Duration::from_secs(5),
+        "the waiter was not woken: {waited:?}"
+    );
+    let too_long = s.http.post_auth(
+        &url,
+        &s.work,
+        &json!({"runner_id": "lab", "wait_ms": 60_000}),
+    );
+    assert_eq!(too_long.status, 400);
+}
+
+#[test]
+fn events_follow_streams_until_the_job_ends() {
+    let s = setup(&[]);
+    let _runner = Runner::start(&s.home, &s.broker.url, "lab", &s.work, &[]);
+    let id = s.submit(&[
+        "sh",
+        "-c",
+        "for i in 1 2 3; do echo tick-$i; sleep 0.3; done",
+    ]);
+    let out = s
+        .home
+        .command("homeboy")
+        .args(["jobs", "events", &id, "--follow", "--daemon", &s.broker.url])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", homeboy_e2e::describe(&out));
+    let text = String::from_utf8_lossy(&out.stdout);
+    let ticks: Vec<&str> = text.lines().filter(|l| l.contains("| tick-")).collect();
+    assert_eq!(ticks.len(), 3, "{text}");
+    assert!(
+        text.trim_end()
+            .lines()
+            .last()
+            .unwrap()
+            .contains("succeeded"),
+        "{text}"
+    );
+
+    // Raw SSE for machines.
+    let r = s.http.get(&format!(
+        "{}/jobs/{id}/events?follow=true&after=0",
+        s.broker.url
+    ));
+    assert_eq!(r.header("content-type"), Some("text/event-stream"));
+    let body = String::from_utf8_lossy(&r.body);
+    assert!(
+        body.contains("event: stdout") && body.contains("id: 1\n") && body.contains("event: end"),
+        "{body}"
+    );
+    let r = s
+        .http
+        .get(&format!("{}/jobs/nope/events?follow=true", s.broker.url));
+    assert_eq!(r.status, 404);
+}
+
+#[test]
+fn broker_auth_refusals_and_no_token_leaks() {
+    let s = setup(&[]);
+    let other = s.home.pair("other-lab", "work");
+    let revoked = s.home.pair("lab", "work");
+    let listed = s
+        .home
+        .homeboy_json(&["runner", "broker", "list", "--format", "json"]);
+    let revoked_id = listed["credentials"].as_array().unwrap().last().unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    s.home
+        .homeboy_ok(&["runner", "broker", "revoke", &revoked_id]);
+    let url = format!("{}/runner/jobs/claim", s.broker.url);
+    let body = json!({"runner_id": "lab"});
+    let mut responses = Vec::new();
+    let no_token = s.http.post_json(&url, &body);
+    responses.push(no_token);
+    for token in [
+        "hbk_wrong",
+        revoked.as_str(),
+        s.submit.as_str(),
+        other.as_str(),
+    ] {
+        responses.push(s.http.post_auth(&url, token, &body));
+    }
+    let reasons: Vec<String> = responses
+        .iter()
+        .map(|r| {
+            assert_eq!(r.status, 401, "{}", String::from_utf8_lossy(&r.body));
+            assert_eq!(r.json()["error"]["code"], "broker.auth_denied");
+            r.json()["error"]["details"]["reason"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    assert_eq!(
+        reasons,
+        [
+            "missing_token",
+            "unknown_token",
+            "unknown_token",
+            "missing_scope",
+            "runner_mismatch"
+        ]
+    );
+    // A good token works, and no token appears anywhere we write.
+    assert_eq!(s.http.post_auth(&url, &s.work, &body).status, 200);
+    s.submit(&["true"]);
+    let list = s.home.homeboy_ok(&["runner", "broker", "list"]);
+    let mut haystacks = vec![list];
+    for r in &responses {
+        haystacks.push(String::from_utf8_lossy(&r.body).into_owned());
+    }
+    for file in [
+        "config/broker_auth.json",
+        "config/daemon/jobs.redb",
+        "config/daemon/jobs.redb.wal",
+    ] {
+        let bytes = std::fs::read(s.home.root().join(file)).unwrap_or_default();
+        haystacks.push(String::from_utf8_lossy(&bytes).into_owned());
+    }
+    haystacks.push(std::fs::read_to_string(&s.broker.log).unwrap_or_default());
+    for token in [&s.work, &s.submit, &other, &revoked] {
+        for hay in &haystacks {
+            assert!(!hay.contains(token.as_str()), "a token leaked");
+        }
+    }
+}
+
+#[test]
+fn unauthenticated_loopback_is_explicit_and_not_for_proxies() {
+    let s = setup(&["--allow-unauthenticated-loopback"]);
+    let r = s.http.post_json(
+        &format!("{}/runner/jobs/claim", s.broker.url),
+        &json!({"runner_id": "lab"}),
+    );
+    assert_eq!(r.status, 200);
+    let out = s
+        .home
+        .command("homeboy-broker")
+        .args([
+            "--addr",
+            "127.0.0.1:0",
+            "--allow-unauthenticated-loopback",
+            "--allowed-host",
+            "broker.example.com",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "{}",
+        homeboy_e2e::describe(&out)
+    );
+}
+
+/// 4 runners, 2,000 jobs, the broker killed with SIGKILL three times mid-run and restarted on the same store.
+#[test]
+fn crash_torture_loses_nothing() {
+    let mut s = setup(&[]);
+    let mut acknowledged = Vec::new();
+    for i in 0..2000 {
+        acknowledged.push(s.submit(&["echo", &format!("job-{i}")]));
+    }
+    let runners: Vec<Runner> = (0..4)
+        .map(|_| {
+            Runner::start(
+                &s.home,
+                &s.broker.url,
+                "lab",
+                &s.work,
+                &["--concurrency", "2"],
+            )
+        })
+        .collect();
+    let count = |s: &Setup, status: &str| -> usize {
+        let r = s
+            .http
+            .get(&format!("{}/jobs?status={status}&limit=1000", s.broker.url));
+        if r.status != 200 {
+            return usize::MAX;
+        }
+        r.json()["data"]["jobs"].as_array().map_or(0, Vec::len)
+    };
+    for threshold in [300usize, 900, 1500] {
+        assert!(
+            wait_until(Duration::from_secs(120), || {
+                let queued = count(&s, "queued");
+                queued != usize::MAX && queued <= 2000 - threshold
+            }),
+            "progress stalled before {threshold} jobs"
+        );
+        s.broker.crash();
+        std::thread::sleep(Duration::from_millis(300));
+        s.broker.restart(&s.home);
+    }
+    assert!(
+        wait_until(Duration::from_secs(180), || count(&s, "queued") == 0
+            && count(&s, "running") == 0),
+        "jobs were left unfinished"
+    );
+    drop(runners);
+    let mut statuses: HashMap<String, usize> = HashMap::new();
+    for (i, id) in acknowledged.iter().enumerate() {
+        let job = s.job(id);
+        assert!(!job.is_null(), "acknowledged job {id} was lost");
+        *statuses
+            .entry(job["status"].as_str().unwrap().to_string())
+            .or_default() += 1;
+        let events = s.events(id);
+        let sequences: Vec<u64> = events
+            .iter()
+            .map(|e| e["sequence"].as_u64().unwrap())
+            .collect();
+        let dropped = job["events_dropped"].as_u64().unwrap();
+        assert_eq!(dropped, 0);
+        assert_eq!(
+            sequences,
+            (1..=job["last_sequence"].as_u64().unwrap()).collect::<Vec<_>>(),
+            "gap in {id}"
+        );
+        let results: Vec<&Value> = events.iter().filter(|e| e["kind"] == "result").collect();
+        assert_eq!(
+            results.len(),
+            1,
+            "job {id} finished {} times",
+            results.len()
+        );
+        assert!(
+            results[0]["data"]["stdout"]
+                .as_str()
+                .unwrap()
+                .contains(&format!("job-{i}"))
+        );
+        // The result came under the last claim: nothing but the final status follows it.
+        let after: Vec<&Value> = events
+            .iter()
+            .skip_while(|e| e["kind"] != "result")
+            .skip(1)
+            .collect();
+        assert!(
+            after.iter().all(|e| e["kind"] == "status"),
+            "{id}: {after:?}"
+        );
+    }
+    assert_eq!(statuses.get("succeeded"), Some(&2000), "{statuses:?}");
+}
