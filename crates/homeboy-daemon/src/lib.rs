@@ -5,6 +5,7 @@
 //! request to [`homeboy_api::Api`]. Process lifecycle ([`lifecycle`]) is what `homeboy daemon
 //! start|stop|status` call; [`server`] is what `homeboy daemon serve` runs.
 
+pub mod broker_config;
 pub mod build_info;
 pub mod client;
 mod error;
