@@ -3,6 +3,9 @@
 
 mod daemon_cmd;
 mod output;
+mod runner_cmd;
+mod server_cmd;
+mod ssh_cmd;
 
 use std::process::ExitCode;
 
@@ -32,12 +35,23 @@ enum Command {
     /// Run and inspect the local-only homeboy HTTP API daemon
     #[command(subcommand)]
     Daemon(daemon_cmd::DaemonCommand),
+    /// Configured SSH servers (servers/<id>.json) and their managed SSH sessions
+    #[command(subcommand)]
+    Server(server_cmd::ServerCommand),
+    /// Run a command on a configured server over SSH (a shell without one); exits with its exit code
+    Ssh(ssh_cmd::SshArgs),
+    /// The runner capability of configured servers
+    #[command(subcommand)]
+    Runner(runner_cmd::RunnerCommand),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Daemon(cmd) => daemon_cmd::run(cmd),
+        Command::Server(cmd) => server_cmd::run(cmd),
+        Command::Ssh(args) => ssh_cmd::run(args),
+        Command::Runner(cmd) => runner_cmd::run(cmd),
     };
     output::exit_code(result)
 }
