@@ -1,12 +1,13 @@
-//! `homeboy daemon serve|start|stop|status`: wiring to `homeboy_daemon`.
+//! `homeboy daemon serve|start|stop|status|broker-config`: wiring to `homeboy_daemon`.
 
 use std::io::Write;
 use std::net::SocketAddr;
 use std::time::Duration;
 
 use anyhow::Context;
-use clap::Subcommand;
+use clap::{Args, Subcommand};
 use homeboy_config::Paths;
+use homeboy_daemon::broker_config::{self, BrokerConfigOptions};
 use homeboy_daemon::lifecycle::{self, RunState, StartOptions, StartOutcome, StopOutcome};
 use homeboy_daemon::serve_args::ServeFlags;
 use homeboy_daemon::server;
@@ -40,6 +41,40 @@ pub enum DaemonCommand {
         #[arg(long, value_enum, default_value_t)]
         format: Format,
     },
+    /// Render the deployment recipe of a reverse-runner broker on a VPS: a systemd unit, private tunnel
+    /// examples, state paths, day-two commands, caveats, and nginx/Caddy sites when --domain is given.
+    /// Prints JSON unless --format text asks for an operator checklist
+    BrokerConfig(BrokerConfigArgs),
+}
+
+#[derive(Args)]
+pub struct BrokerConfigArgs {
+    /// The broker's stable loopback address (non-loopback addresses and port 0 are refused)
+    #[arg(long, default_value = broker_config::DEFAULT_LISTEN_ADDR, value_parser = server::parse_listen_addr)]
+    listen_addr: SocketAddr,
+    /// Public DNS name: also render nginx and Caddy sites (public exposure relies on broker auth: paired
+    /// runners' bearer tokens)
+    #[arg(long)]
+    domain: Option<String>,
+    /// The homeboy binary on the VPS
+    #[arg(long, default_value = broker_config::DEFAULT_BINARY_PATH)]
+    binary_path: String,
+    /// The service user
+    #[arg(long, default_value = broker_config::DEFAULT_SERVICE_USER)]
+    user: String,
+    /// The service group
+    #[arg(long, default_value = broker_config::DEFAULT_SERVICE_USER)]
+    group: String,
+    /// TLS certificate for the sites (default: Let's Encrypt's path for the domain; Caddy then uses
+    /// automatic HTTPS)
+    #[arg(long, requires = "tls_key")]
+    tls_cert: Option<String>,
+    /// TLS private key for the sites (with --tls-cert)
+    #[arg(long, requires = "tls_cert")]
+    tls_key: Option<String>,
+    /// json (the default) or text (an operator checklist)
+    #[arg(long, value_enum, default_value_t = Format::Json)]
+    format: Format,
 }
 
 pub fn run(cmd: DaemonCommand) -> anyhow::Result<()> {
@@ -53,6 +88,7 @@ pub fn run(cmd: DaemonCommand) -> anyhow::Result<()> {
         } => start(paths, addr, Duration::from_secs(wait_secs), format),
         DaemonCommand::Stop { format } => stop(&paths, format),
         DaemonCommand::Status { format } => status(&paths, format),
+        DaemonCommand::BrokerConfig(args) => broker_config(args),
     }
 }
 
@@ -177,4 +213,25 @@ fn status(paths: &Paths, format: Format) -> anyhow::Result<()> {
         println!("hint: `homeboy daemon start` replaces it, `homeboy daemon stop` cleans it");
     }
     Ok(())
+}
+
+fn broker_config(args: BrokerConfigArgs) -> anyhow::Result<()> {
+    let mut options = BrokerConfigOptions::new(args.listen_addr);
+    options.domain = args.domain;
+    options.binary_path = args.binary_path;
+    options.user = args.user;
+    options.group = args.group;
+    options.tls_certificate = args.tls_cert;
+    options.tls_certificate_key = args.tls_key;
+    let config = broker_config::render(&options).map_err(|error| match error {
+        DaemonError::Api(api) if api.status() < 500 => usage_error(api.message),
+        other => refusal(other),
+    })?;
+    match args.format {
+        Format::Json => print_json(&config),
+        Format::Text => {
+            print!("{}", broker_config::render_checklist(&config));
+            Ok(())
+        }
+    }
 }

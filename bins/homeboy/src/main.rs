@@ -5,17 +5,19 @@ mod daemon_cmd;
 mod jobs_cmd;
 mod output;
 mod runner_cmd;
+mod server_cmd;
+mod ssh_cmd;
 
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-/// Exit code for refused input (bad arguments, a non-loopback address): the same code clap uses.
 /// mimalloc: the daemon allocates small, short-lived buffers per request, where it is markedly cheaper than
 /// the system allocator.
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+/// Exit code for refused input (bad arguments, a non-loopback address): the same code clap uses.
 const EXIT_USAGE: u8 = 2;
 
 #[derive(Parser)]
@@ -37,7 +39,12 @@ enum Command {
     /// Inspect and cancel the daemon's jobs
     #[command(subcommand)]
     Jobs(jobs_cmd::JobsCommand),
-    /// Run jobs for a broker, and manage broker credentials
+    /// Configured SSH servers (servers/<id>.json) and their managed SSH sessions
+    #[command(subcommand)]
+    Server(server_cmd::ServerCommand),
+    /// Run a command on a configured server over SSH (a shell without one); exits with its exit code
+    Ssh(ssh_cmd::SshArgs),
+    /// Runners: run jobs for a broker, manage broker credentials, and the runner capability of servers
     #[command(subcommand)]
     Runner(runner_cmd::RunnerCommand),
 }
@@ -47,6 +54,8 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Daemon(cmd) => daemon_cmd::run(cmd),
         Command::Jobs(cmd) => jobs_cmd::run(cmd),
+        Command::Server(cmd) => server_cmd::run(cmd),
+        Command::Ssh(args) => ssh_cmd::run(args),
         Command::Runner(cmd) => runner_cmd::run(cmd),
     };
     output::exit_code(result)

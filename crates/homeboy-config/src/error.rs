@@ -56,3 +56,47 @@ impl ConfigError {
         }
     }
 }
+
+/// Why a `runner.secret_env` reference could not be resolved. The message names the variable and the
+/// reference (an environment variable name or a file path), never a value.
+#[derive(Debug, thiserror::Error)]
+pub enum SecretError {
+    /// The referenced environment variable is not set (or empty) in this process.
+    #[error(
+        "secret {name}: environment variable {env} (from {{\"env\": \"{env}\"}}) is not set or empty"
+    )]
+    MissingEnv { name: String, env: String },
+    /// The referenced environment variable holds bytes that are not UTF-8.
+    #[error("secret {name}: environment variable {env} is not valid UTF-8")]
+    NotUnicodeEnv { name: String, env: String },
+    /// The secret file does not exist or cannot be read.
+    #[error("secret {name}: cannot read {{\"file\": \"{file}\"}} ({path}): {source}")]
+    UnreadableFile {
+        name: String,
+        file: String,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// The secret file may be read by other users: refused so a leak is fixed rather than used.
+    #[error(
+        "secret {name}: {path} (from {{\"file\": \"{file}\"}}) is readable by group or others (mode {mode:04o}); run `chmod 600 {path}`"
+    )]
+    PermissiveFile {
+        name: String,
+        file: String,
+        path: PathBuf,
+        mode: u32,
+    },
+    /// The secret file is not a regular file, is too large, is not UTF-8 text, or is empty after trimming.
+    #[error("secret {name}: {path} (from {{\"file\": \"{file}\"}}) {problem}")]
+    BadFile {
+        name: String,
+        file: String,
+        path: PathBuf,
+        problem: &'static str,
+    },
+    /// `~` cannot be expanded because HOME is not set.
+    #[error("secret {name}: cannot expand `~` in {{\"file\": \"{file}\"}}: HOME is not set")]
+    NoHome { name: String, file: String },
+}

@@ -3,7 +3,9 @@
 //! This crate owns the config and data directory layout ([`Paths`]), the one way homeboy writes a small file
 //! ([`write_json_atomic`]: temp file, fsync, rename, fsync of the directory), declarations kept one JSON file
 //! per item with field-level validation errors ([`declarations`]), and token digests and redaction
-//! ([`secrets`]). It knows nothing about HTTP, jobs or processes.
+//! ([`secrets`]), server declarations with their runner capability ([`servers`]) and the execution-time
+//! resolution of `runner.secret_env` references ([`secret_env`]). It knows nothing about HTTP, jobs or
+//! processes.
 
 mod atomic;
 pub mod broker_auth;
@@ -12,12 +14,14 @@ pub mod dynamic_set;
 mod error;
 pub mod net;
 mod paths;
+pub mod secret_env;
 pub mod secrets;
+pub mod servers;
 pub mod tunnel_services;
 
 pub use atomic::{
     read_json, read_json_opt, remove_file_durable, write_bytes_atomic, write_json_atomic,
 };
 pub use declarations::{Declaration, DeclarationDir, FieldError};
-pub use error::ConfigError;
+pub use error::{ConfigError, SecretError};
 pub use paths::Paths;

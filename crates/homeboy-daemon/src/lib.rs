@@ -6,6 +6,7 @@
 //! start|stop|status` call; [`server`] is what `homeboy daemon serve` runs.
 
 pub mod backoff;
+pub mod broker_config;
 pub mod build_info;
 pub mod client;
 mod error;

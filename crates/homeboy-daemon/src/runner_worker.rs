@@ -10,8 +10,9 @@
 //! leases expire and the broker requeues them.
 //!
 //! The job's environment is the worker's own minus anything that looks secret (including the broker token
-//! variable), plus the job's `env`, plus each of `secret_env_names` resolved at execution time by a
-//! [`SecretSource`]. Secret values are never logged or sent back.
+//! variable), plus the runner's `runner.env`, plus the job's `env`, plus each of `secret_env_names` resolved
+//! at execution time by a [`SecretSource`] (normally the runner's `servers/<runner-id>.json`). Secret values
+//! are never logged or sent back: if a job prints one, it is masked in the streamed lines and the result.
 
 use std::collections::BTreeMap;
 use std::path::{Component, Path, PathBuf};
@@ -32,6 +33,38 @@ use crate::{DaemonError, build_info};
 pub trait SecretSource: Send + Sync {
     /// The value of secret `name`, or a message (never containing a value) saying why not.
     fn resolve(&self, name: &str) -> Result<String, String>;
+}
+
+/// Secrets from the runner's own server declaration: `runner.secret_env` of `servers/<runner-id>.json`.
+pub struct ServerSecrets {
+    server_id: String,
+    secret_env: BTreeMap<String, homeboy_config::secret_env::SecretRef>,
+}
+
+impl ServerSecrets {
+    pub fn new(
+        server_id: String,
+        secret_env: BTreeMap<String, homeboy_config::secret_env::SecretRef>,
+    ) -> Self {
+        ServerSecrets {
+            server_id,
+            secret_env,
+        }
+    }
+}
+
+impl SecretSource for ServerSecrets {
+    fn resolve(&self, name: &str) -> Result<String, String> {
+        match self.secret_env.get(name) {
+            Some(reference) => {
+                homeboy_config::secret_env::resolve(name, reference).map_err(|e| e.to_string())
+            }
+            None => Err(format!(
+                "secret {name} is not in runner.secret_env of servers/{}.json",
+                self.server_id
+            )),
+        }
+    }
 }
 
 /// A source that has no secrets: jobs naming any fail with a clear error.
@@ -61,6 +94,8 @@ pub struct WorkerOptions {
     /// How long output lines are gathered before they are sent as one batch.
     pub event_flush: Duration,
     pub secrets: Arc<dyn SecretSource>,
+    /// Non-secret environment every job gets (`runner.env`).
+    pub runner_env: BTreeMap<String, String>,
 }
 
 impl WorkerOptions {
@@ -77,6 +112,7 @@ impl WorkerOptions {
             claim_wait_ms: 20_000,
             event_flush: Duration::from_millis(200),
             secrets: Arc::new(NoSecrets),
+            runner_env: BTreeMap::new(),
         }
     }
 }
@@ -262,15 +298,16 @@ async fn run_job(
     job: Job,
     mut shutdown: watch::Receiver<bool>,
 ) -> Result<(), DaemonError> {
-    let events = Arc::new(EventBuffer::default());
-    let spawned = prepare(options, &job).and_then(|mut cmd| {
+    let spawned = prepare(options, &job).and_then(|(mut cmd, mask)| {
         cmd.spawn()
+            .map(|child| (child, mask))
             .map_err(|e| format!("cannot start {:?}: {e}", job.request["command"][0]))
     });
-    let mut child = match spawned {
-        Ok(child) => child,
+    let (mut child, mask) = match spawned {
+        Ok(spawned) => spawned,
         Err(problem) => {
             // Not a crash of the worker: the job fails with the reason.
+            let events = EventBuffer::default();
             events.push("error", problem.clone());
             flush_events(client, options, &job, &events).await;
             finish(client, options, &job, 127, "", &problem, &mut shutdown).await?;
@@ -278,6 +315,7 @@ async fn run_job(
         }
     };
     let pgid = child.id().unwrap_or_default();
+    let events = Arc::new(EventBuffer::default());
     let stdout_tail = Arc::new(Mutex::new(Tail::default()));
     let stderr_tail = Arc::new(Mutex::new(Tail::default()));
     let readers = [
@@ -287,6 +325,7 @@ async fn run_job(
                 "stdout",
                 events.clone(),
                 stdout_tail.clone(),
+                mask.clone(),
             ))
         }),
         child.stderr.take().map(|err| {
@@ -295,6 +334,7 @@ async fn run_job(
                 "stderr",
                 events.clone(),
                 stderr_tail.clone(),
+                mask.clone(),
             ))
         }),
     ];
@@ -353,8 +393,8 @@ async fn run_job(
     let _ = stop_tx.send(true);
     let _ = flusher.await;
     flush_events(client, options, &job, &events).await;
-    let stdout = stdout_tail.lock().map(|t| t.text()).unwrap_or_default();
-    let stderr = stderr_tail.lock().map(|t| t.text()).unwrap_or_default();
+    let stdout = mask.apply(&stdout_tail.lock().map(|t| t.text()).unwrap_or_default());
+    let stderr = mask.apply(&stderr_tail.lock().map(|t| t.text()).unwrap_or_default());
     finish(
         client,
         options,
@@ -372,8 +412,9 @@ async fn run_job(
     Ok(())
 }
 
-/// Builds the job's command: argv, working directory inside the workspace, environment.
-fn prepare(options: &WorkerOptions, job: &Job) -> Result<tokio::process::Command, String> {
+/// Builds the job's command: argv, working directory inside the workspace, environment. Also returns the
+/// mask for the secret values it resolved.
+fn prepare(options: &WorkerOptions, job: &Job) -> Result<(tokio::process::Command, Mask), String> {
     let request = &job.request;
     let argv: Vec<String> = request["command"]
         .as_array()
@@ -391,6 +432,7 @@ fn prepare(options: &WorkerOptions, job: &Job) -> Result<tokio::process::Command
     let mut env: BTreeMap<String, String> = std::env::vars()
         .filter(|(name, _)| !is_sensitive_name(name) && Some(name) != options.token_env.as_ref())
         .collect();
+    env.extend(options.runner_env.clone());
     if let Some(job_env) = request["env"].as_object() {
         for (name, value) in job_env {
             if let Some(value) = value.as_str() {
@@ -398,9 +440,11 @@ fn prepare(options: &WorkerOptions, job: &Job) -> Result<tokio::process::Command
             }
         }
     }
+    let mut mask = Mask::default();
     for name in request["secret_env_names"].as_array().into_iter().flatten() {
         let Some(name) = name.as_str() else { continue };
         let value = options.secrets.resolve(name)?;
+        mask.add(&value);
         env.insert(name.to_string(), value);
     }
     env.insert("HOMEBOY_JOB_ID".into(), job.id.clone());
@@ -415,7 +459,32 @@ fn prepare(options: &WorkerOptions, job: &Job) -> Result<tokio::process::Command
         .stderr(Stdio::piped())
         .process_group(0)
         .kill_on_drop(false);
-    Ok(cmd)
+    Ok((cmd, mask))
+}
+
+/// Secret values to mask in everything the job prints before it leaves the runner.
+#[derive(Default, Clone)]
+struct Mask {
+    values: Vec<String>,
+}
+
+impl Mask {
+    fn add(&mut self, value: &str) {
+        // Masking very short values would shred ordinary output; they are not secrets worth the name.
+        if value.len() >= 4 {
+            self.values.push(value.to_string());
+        }
+    }
+
+    fn apply(&self, text: &str) -> String {
+        let mut out = text.to_string();
+        for value in &self.values {
+            if out.contains(value.as_str()) {
+                out = out.replace(value.as_str(), homeboy_config::secrets::REDACTED);
+            }
+        }
+        out
+    }
 }
 
 /// `workspace/relative`, refusing absolute paths and `..` that would leave the workspace.
@@ -655,6 +724,7 @@ async fn pump_lines(
     kind: &'static str,
     events: Arc<EventBuffer>,
     tail: Arc<Mutex<Tail>>,
+    mask: Mask,
 ) {
     let mut reader = BufReader::new(stream);
     let mut line = Vec::new();
@@ -668,7 +738,7 @@ async fn pump_lines(
             tail.push(&line);
         }
         let text = String::from_utf8_lossy(&line[..line.len().min(MAX_LINE)]);
-        events.push(kind, text.trim_end_matches(['\n', '\r']).to_string());
+        events.push(kind, mask.apply(text.trim_end_matches(['\n', '\r'])));
     }
 }
 
@@ -684,6 +754,17 @@ mod tests {
         assert!(inside(ws, "../etc").is_err());
         assert!(inside(ws, "a/../../x").is_err());
         assert!(inside(ws, "/etc").is_err());
+    }
+
+    #[test]
+    fn masks_secret_values() {
+        let mut mask = Mask::default();
+        mask.add("sk-live-abcdef");
+        mask.add("ab");
+        assert_eq!(
+            mask.apply("token=sk-live-abcdef;x=ab"),
+            "token=[redacted];x=ab"
+        );
     }
 
     #[test]

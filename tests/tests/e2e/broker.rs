@@ -519,3 +519,138 @@ fn crash_torture_loses_nothing() {
     }
     assert_eq!(statuses.get("succeeded"), Some(&2000), "{statuses:?}");
 }
+
+#[test]
+fn runner_secrets_resolve_at_execution_and_never_leak() {
+    let s = setup(&[]);
+    let secret = "sk-test-9f8e7d6c5b4a3e2d";
+    let file_secret = "file-secret-0a1b2c3d4e5f";
+    let secret_file = s.home.root().join("service-token");
+    std::fs::write(&secret_file, format!("{file_secret}\n")).unwrap();
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&secret_file, std::fs::Permissions::from_mode(0o600)).unwrap();
+    }
+    let servers = s.home.config_dir().join("servers");
+    std::fs::create_dir_all(&servers).unwrap();
+    let server = json!({
+        "id": "lab", "name": "Lab", "host": "lab.internal", "user": "ci",
+        "runner": {
+            "env": {"PUBLIC_URL": "https://artifacts.example.test"},
+            "secret_env": {
+                "API_TOKEN": {"env": "LAB_API_TOKEN_SOURCE"},
+                "SERVICE_TOKEN": {"file": secret_file.to_str().unwrap()}
+            }
+        }
+    });
+    std::fs::write(servers.join("lab.json"), server.to_string()).unwrap();
+    let runner = {
+        let mut cmd = s.home.command("homeboy");
+        cmd.env("LAB_API_TOKEN_SOURCE", secret);
+        let log = s.home.root().join("secret-runner.log");
+        let child = cmd
+            .args([
+                "runner",
+                "work",
+                "--broker",
+                &s.broker.url,
+                "--runner-id",
+                "lab",
+            ])
+            .arg("--workspace")
+            .arg(s.home.root().join("ws"))
+            .env("HOMEBOY_BROKER_TOKEN", &s.work)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap();
+        (child, log)
+    };
+    // The job proves it got the values without ever naming them, and prints them (to be masked).
+    let check = "[ \"$(printf %s \"$API_TOKEN$SERVICE_TOKEN\" | sha256sum | cut -c1-16)\" = \"$EXPECTED\" ] && echo \"token=$API_TOKEN file=$SERVICE_TOKEN public=$PUBLIC_URL\"";
+    let expected = {
+        use std::io::Write;
+        let mut child = std::process::Command::new("sha256sum")
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(format!("{secret}{file_secret}").as_bytes())
+            .unwrap();
+        String::from_utf8(child.wait_with_output().unwrap().stdout).unwrap()[..16].to_string()
+    };
+    let r = s.http.post_auth(
+        &format!("{}/runner/jobs", s.broker.url),
+        &s.submit,
+        &json!({"runner_id": "lab", "command": ["sh", "-c", check], "env": {"EXPECTED": expected},
+                "secret_env_names": ["API_TOKEN", "SERVICE_TOKEN"]}),
+    );
+    let ok = r.json()["data"]["job"]["id"].as_str().unwrap().to_string();
+    let r = s.http.post_auth(
+        &format!("{}/runner/jobs", s.broker.url),
+        &s.submit,
+        &json!({"runner_id": "lab", "command": ["true"], "secret_env_names": ["NOT_CONFIGURED"]}),
+    );
+    let missing = r.json()["data"]["job"]["id"].as_str().unwrap().to_string();
+
+    let job = s.wait_terminal(&ok, Duration::from_secs(30));
+    assert_eq!(
+        job["status"],
+        "succeeded",
+        "the job did not see its secrets: {:?}",
+        s.events(&ok)
+    );
+    let events = s.events(&ok);
+    let line = events.iter().find(|e| e["kind"] == "stdout").unwrap()["message"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(
+        line,
+        "token=[redacted] file=[redacted] public=https://artifacts.example.test"
+    );
+    let job = s.wait_terminal(&missing, Duration::from_secs(30));
+    assert_eq!(job["status"], "failed");
+    let problem = s
+        .events(&missing)
+        .iter()
+        .find(|e| e["kind"] == "error")
+        .unwrap()["message"]
+        .clone();
+    assert!(
+        problem.as_str().unwrap().contains("NOT_CONFIGURED"),
+        "{problem}"
+    );
+
+    let (mut child, log) = runner;
+    let _ = child.kill();
+    let _ = child.wait();
+    let mut outputs = vec![
+        std::fs::read_to_string(&log).unwrap(),
+        std::fs::read_to_string(&s.broker.log).unwrap_or_default(),
+        serde_json::to_string(&events).unwrap(),
+        s.http
+            .get(&format!("{}/jobs/{ok}", s.broker.url))
+            .json()
+            .to_string(),
+        s.home.homeboy_ok(&["runner", "status", "lab"]),
+        s.home
+            .homeboy_ok(&["jobs", "events", &ok, "--daemon", &s.broker.url]),
+    ];
+    for file in ["config/daemon/jobs.redb", "config/daemon/jobs.redb.wal"] {
+        outputs.push(
+            String::from_utf8_lossy(&std::fs::read(s.home.root().join(file)).unwrap_or_default())
+                .into_owned(),
+        );
+    }
+    for out in &outputs {
+        assert!(
+            !out.contains(secret) && !out.contains(file_secret),
+            "a secret value leaked"
+        );
+    }
+}

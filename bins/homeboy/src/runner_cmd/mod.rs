@@ -1,7 +1,11 @@
-//! `homeboy runner ...`: running jobs for a broker (`work`) and pairing broker credentials (`broker`).
-//! Each subcommand's arguments live in their own module; this file is the enum and the dispatch.
+//! `homeboy runner ...`: running jobs for a broker (`work`), pairing broker credentials (`broker`), and the
+//! runner capability of a configured server (`enable`, `status`, `connect`). One submodule per subcommand;
+//! this file holds only the subcommand enum and its dispatch.
 
 mod broker;
+mod connect;
+mod enable;
+mod status;
 mod work;
 
 use clap::Subcommand;
@@ -13,11 +17,20 @@ pub enum RunnerCommand {
     /// Pair, list and revoke broker credentials (runs on the broker machine)
     #[command(subcommand)]
     Broker(broker::BrokerCommand),
+    /// Make a server runner-capable (adds `runner` with defaults), or change its runner settings
+    Enable(enable::EnableArgs),
+    /// Show a server's runner config: sensitive env values redacted, secret_env as references only
+    Status(status::StatusArgs),
+    /// Forward a loopback port here to the runner's loopback daemon over SSH
+    Connect(connect::ConnectArgs),
 }
 
 pub fn run(cmd: RunnerCommand) -> anyhow::Result<()> {
     match cmd {
         RunnerCommand::Work(args) => work::run(args),
         RunnerCommand::Broker(cmd) => broker::run(cmd),
+        RunnerCommand::Enable(args) => enable::run(args),
+        RunnerCommand::Status(args) => status::run(args),
+        RunnerCommand::Connect(args) => connect::run(args),
     }
 }

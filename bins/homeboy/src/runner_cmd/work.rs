@@ -4,7 +4,8 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use clap::Args;
-use homeboy_daemon::runner_worker::{self, NoSecrets, WorkerOptions};
+use homeboy_config::{Paths, servers};
+use homeboy_daemon::runner_worker::{self, NoSecrets, ServerSecrets, WorkerOptions};
 use homeboy_daemon::server;
 
 use crate::daemon_cmd::runtime;
@@ -24,7 +25,8 @@ pub struct WorkArgs {
     /// Jobs run at once
     #[arg(long, default_value_t = 1)]
     concurrency: usize,
-    /// Directory jobs run in (their `cwd` is relative to it)
+    /// Directory jobs run in (their `cwd` is relative to it); default: runner.workspace_root of the
+    /// runner's server config, else ./homeboy-runner-workspace
     #[arg(long)]
     workspace: Option<PathBuf>,
     /// Only claim jobs of this project
@@ -48,17 +50,27 @@ pub fn run(args: WorkArgs) -> anyhow::Result<()> {
     let token = std::env::var(&args.token_env)
         .ok()
         .filter(|t| !t.is_empty());
-    let workspace = match args.workspace {
-        Some(dir) => dir,
-        None => std::env::current_dir()?.join("homeboy-runner-workspace"),
+    // The runner's own server declaration (the server id is the runner id) supplies env and secrets.
+    let paths = Paths::from_env()?;
+    let runner = servers::store(&paths)
+        .get_opt(&args.runner_id)?
+        .and_then(|server| server.runner);
+    let workspace = match (args.workspace, &runner) {
+        (Some(dir), _) => dir,
+        (None, Some(runner)) => expand_home(&runner.workspace_root),
+        (None, None) => std::env::current_dir()?.join("homeboy-runner-workspace"),
     };
-    let mut options = WorkerOptions::new(args.broker, args.runner_id, workspace);
+    let mut options = WorkerOptions::new(args.broker, args.runner_id.clone(), workspace);
     options.token = token;
     options.token_env = Some(args.token_env);
     options.concurrency = args.concurrency;
     options.project_id = args.project_id;
     options.lease_ms = args.lease_ms.max(1000);
     options.secrets = Arc::new(NoSecrets);
+    if let Some(runner) = runner {
+        options.runner_env = runner.env;
+        options.secrets = Arc::new(ServerSecrets::new(args.runner_id, runner.secret_env));
+    }
     runtime()?.block_on(async {
         let (stop, stopped) = tokio::sync::watch::channel(false);
         tokio::spawn(async move {
@@ -68,4 +80,12 @@ pub fn run(args: WorkArgs) -> anyhow::Result<()> {
         runner_worker::run(options, stopped).await?;
         Ok(())
     })
+}
+
+/// `~/x` → `$HOME/x`.
+fn expand_home(path: &str) -> PathBuf {
+    match (path.strip_prefix("~/"), std::env::var_os("HOME")) {
+        (Some(rest), Some(home)) => PathBuf::from(home).join(rest),
+        _ => PathBuf::from(path),
+    }
 }

@@ -1,0 +1,209 @@
+//! `homeboy daemon broker-config`: the rendered systemd unit passes `systemd-analyze verify`, the nginx site
+//! passes `nginx -t` inside a minimal wrapper config, the Caddy site passes `caddy adapt`, and every check is
+//! shown to fail on a broken variant so a pass means something. Non-loopback addresses are refused.
+
+use std::process::Command;
+
+use homeboy_e2e::{Home, bin, describe};
+use serde_json::Value;
+
+use super::support::{nginx_test, require_program, test_certificate};
+
+const DOMAIN: &str = "broker.example.com";
+
+fn render(home: &Home, extra: &[&str]) -> Value {
+    let mut args = vec!["daemon", "broker-config", "--listen-addr", "127.0.0.1:7421"];
+    args.extend(extra);
+    home.homeboy_json(&args)
+}
+
+/// `systemd-analyze verify` of `unit` written as homeboy-broker.service; systemd reports unknown keys and
+/// bad values as warnings with exit code 0, so any output counts as a failure too.
+fn systemd_verify(dir: &std::path::Path, unit: &str) -> (bool, String) {
+    let analyze = require_program("systemd-analyze", "systemd");
+    let path = dir.join("homeboy-broker.service");
+    std::fs::write(&path, unit).unwrap();
+    let out = Command::new(analyze)
+        .arg("verify")
+        .arg(&path)
+        .env("SYSTEMD_LOG_COLOR", "0")
+        .output()
+        .expect("run systemd-analyze");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success() && text.trim().is_empty(), text)
+}
+
+fn caddy_adapt(dir: &std::path::Path, site: &str, validate: bool) -> (bool, String) {
+    let caddy = require_program("caddy", "caddy");
+    let path = dir.join("Caddyfile");
+    std::fs::write(&path, site).unwrap();
+    let mut cmd = Command::new(caddy);
+    cmd.args(["adapt", "--adapter", "caddyfile", "--config"])
+        .arg(&path)
+        // Caddy's storage and autosave go to this scratch dir, not the test user's home.
+        .env("HOME", dir)
+        .env("XDG_DATA_HOME", dir.join("data"))
+        .env("XDG_CONFIG_HOME", dir.join("config"));
+    if validate {
+        cmd.arg("--validate");
+    }
+    let out = cmd.output().expect("run caddy adapt");
+    (out.status.success(), describe(&out))
+}
+
+#[test]
+fn rendered_recipe_passes_systemd_nginx_and_caddy() {
+    let home = Home::new();
+    let scratch = tempfile::tempdir().unwrap();
+    let dir = scratch.path();
+    let (cert, key) = test_certificate(dir, DOMAIN);
+    let binary = bin("homeboy");
+    let config = render(
+        &home,
+        &[
+            "--domain",
+            DOMAIN,
+            "--binary-path",
+            binary.to_str().unwrap(),
+            "--user",
+            "homeboy",
+            "--group",
+            "homeboy",
+            "--tls-cert",
+            cert.to_str().unwrap(),
+            "--tls-key",
+            key.to_str().unwrap(),
+        ],
+    );
+    for key in [
+        "systemd_unit",
+        "private_tunnel_examples",
+        "nginx_site",
+        "caddy_site",
+        "daemon_state_path",
+        "daemon_jobs_path",
+        "status_commands",
+        "log_commands",
+        "caveats",
+    ] {
+        assert!(
+            !config[key].is_null(),
+            "broker-config lacks {key}: {config}"
+        );
+    }
+    assert_eq!(
+        config["daemon_state_path"],
+        "/var/lib/homeboy/.config/homeboy/daemon/state.json"
+    );
+    assert_eq!(
+        config["daemon_jobs_path"],
+        "/var/lib/homeboy/.config/homeboy/daemon/jobs.redb"
+    );
+
+    let unit = config["systemd_unit"].as_str().unwrap();
+    let exec = format!(
+        "ExecStart={} daemon serve --addr 127.0.0.1:7421 --allowed-host {DOMAIN}\n",
+        binary.display()
+    );
+    assert!(unit.contains(&exec), "{unit}");
+    assert!(unit.contains("Environment=HOME=/var/lib/homeboy\n"));
+    let (ok, text) = systemd_verify(dir, unit);
+    assert!(ok, "systemd-analyze verify:\n{text}\n{unit}");
+    let (ok, text) = systemd_verify(
+        dir,
+        &unit.replace("Restart=on-failure", "Restart=sometimes"),
+    );
+    assert!(
+        !ok && text.contains("sometimes"),
+        "a broken unit passed: {text}"
+    );
+
+    let nginx = config["nginx_site"].as_str().unwrap();
+    let out = nginx_test(dir, nginx);
+    assert!(
+        out.status.success(),
+        "nginx -t:\n{}\n{nginx}",
+        describe(&out)
+    );
+    let out = nginx_test(
+        dir,
+        &nginx.replace("proxy_buffering off;", "proxy_buffering of;"),
+    );
+    assert!(!out.status.success(), "a broken site passed nginx -t");
+    assert!(nginx.contains("proxy_set_header Host 127.0.0.1:7421;"));
+
+    let caddy = config["caddy_site"].as_str().unwrap();
+    let (ok, text) = caddy_adapt(dir, caddy, true);
+    assert!(ok, "caddy adapt --validate:\n{text}\n{caddy}");
+    let (ok, _) = caddy_adapt(
+        dir,
+        &caddy.replace("flush_interval", "flush_intervall"),
+        false,
+    );
+    assert!(!ok, "a broken Caddyfile passed caddy adapt");
+    // With no certificate given, Caddy's automatic HTTPS serves the domain; the site still parses.
+    let automatic = render(&home, &["--domain", DOMAIN]);
+    let (ok, text) = caddy_adapt(dir, automatic["caddy_site"].as_str().unwrap(), false);
+    assert!(ok, "caddy adapt:\n{text}");
+
+    for site in [nginx, caddy] {
+        assert!(site.contains("WARNING: PUBLIC EXPOSURE"), "{site}");
+        assert!(site.contains("Authorization: Bearer <token>"), "{site}");
+        assert!(site.contains("401"), "{site}");
+    }
+}
+
+#[test]
+fn private_recipe_text_checklist_and_refusals() {
+    let home = Home::new();
+    let config = render(&home, &[]);
+    assert!(
+        config.get("nginx_site").is_none() && config.get("caddy_site").is_none(),
+        "{config}"
+    );
+    let kinds: Vec<&str> = config["private_tunnel_examples"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(kinds, ["ssh", "cloudflare_access", "tailnet"]);
+    let unit = config["systemd_unit"].as_str().unwrap();
+    assert!(unit.contains("ExecStart=/usr/local/bin/homeboy daemon serve --addr 127.0.0.1:7421\n"));
+
+    let text = home.homeboy_ok(&["daemon", "broker-config", "--format", "text"]);
+    assert!(
+        text.contains("[ ] 1. Install homeboy on the VPS at /usr/local/bin/homeboy"),
+        "{text}"
+    );
+    assert!(text.contains(unit), "the checklist carries the same unit");
+    assert!(
+        text.contains("/var/lib/homeboy/.config/homeboy/daemon/state.json"),
+        "{text}"
+    );
+    assert!(text.contains("journalctl -u homeboy-broker"), "{text}");
+
+    for (args, words) in [
+        (vec!["--listen-addr", "0.0.0.0:7421"], "loopback"),
+        (vec!["--listen-addr", "192.168.1.10:7421"], "loopback"),
+        (vec!["--listen-addr", "127.0.0.1:0"], "fixed port"),
+        (vec!["--domain", "broker.example.com;evil"], "domain"),
+        (vec!["--binary-path", "relative/homeboy"], "binary-path"),
+        (vec!["--user", "Bad User"], "user"),
+    ] {
+        let mut full = vec!["daemon", "broker-config"];
+        full.extend(args.iter().copied());
+        let out = home.homeboy(&full);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {}", describe(&out));
+        assert!(out.stdout.is_empty(), "{args:?} printed a recipe");
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains(words),
+            "{args:?}: {}",
+            describe(&out)
+        );
+    }
+}
