@@ -115,7 +115,11 @@ impl Drop for Home {
     fn drop(&mut self) {
         // Never leave a daemon behind, whatever the test did.
         if let Some(pid) = self.state().and_then(|s| s["pid"].as_u64()) {
-            let _ = Command::new("kill").arg("-9").arg(pid.to_string()).status();
+            let _ = Command::new("kill")
+                .arg("-9")
+                .arg(pid.to_string())
+                .stderr(std::process::Stdio::null())
+                .status();
         }
     }
 }
@@ -268,9 +272,14 @@ pub struct Broker {
 impl Broker {
     /// Starts a broker on a free port.
     pub fn start(home: &Home, extra_args: &[&str]) -> Broker {
+        Self::start_at(home, "127.0.0.1:0", extra_args)
+    }
+
+    /// Starts a broker on `addr`.
+    pub fn start_at(home: &Home, addr: &str, extra_args: &[&str]) -> Broker {
         Self::start_on(
             home,
-            "127.0.0.1:0",
+            addr,
             extra_args.iter().map(|s| s.to_string()).collect(),
         )
     }
@@ -400,6 +409,7 @@ impl Drop for Runner {
     fn drop(&mut self) {
         let _ = Command::new("kill")
             .args(["-TERM", &self.child.id().to_string()])
+            .stderr(std::process::Stdio::null())
             .status();
         if !wait_until(Duration::from_secs(5), || {
             self.child.try_wait().ok().flatten().is_some()

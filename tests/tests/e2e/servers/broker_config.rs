@@ -207,3 +207,151 @@ fn private_recipe_text_checklist_and_refusals() {
         );
     }
 }
+
+/// The rendered nginx site (as a plain-HTTP variant of the same server block) in front of a real broker: a
+/// paired runner's requests go through and run a job; unpaired requests get 401; the rest of the daemon API
+/// is not published.
+#[test]
+fn a_paired_runner_reaches_the_broker_through_the_rendered_nginx_site() {
+    use homeboy_e2e::{Broker, Http, Runner, wait_until};
+    use serde_json::json;
+    use std::time::Duration;
+
+    let nginx = require_program("nginx", "nginx-light");
+    let home = Home::new();
+    let broker_port = super::support::free_port();
+    let listen = format!("127.0.0.1:{broker_port}");
+    let config = render(&home, &[]);
+    assert!(config["nginx_site"].is_null(), "no site without --domain");
+    let config = home.homeboy_json(&[
+        "daemon",
+        "broker-config",
+        "--listen-addr",
+        &listen,
+        "--domain",
+        DOMAIN,
+        "--format",
+        "json",
+    ]);
+    let unit = config["systemd_unit"].as_str().unwrap();
+    assert!(unit.contains(&format!("--allowed-host {DOMAIN}")), "{unit}");
+    // Plain HTTP on a free loopback port instead of 443 with certificates; everything else verbatim.
+    let proxy_port = super::support::free_port();
+    let site = config["nginx_site"].as_str().unwrap();
+    let first_server_end = site
+        .find("\nserver {\n    listen 80;")
+        .unwrap_or(site.len());
+    let site: String = site[..first_server_end]
+        .lines()
+        .filter(|l| !l.trim_start().starts_with("ssl_") && !l.contains("listen [::]:443"))
+        .map(|l| {
+            if l.contains("listen 443") {
+                format!("    listen 127.0.0.1:{proxy_port};")
+            } else {
+                l.to_string()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    let scratch = tempfile::tempdir().unwrap();
+    let dir = scratch.path();
+    std::fs::write(dir.join("site.conf"), &site).unwrap();
+    std::fs::write(
+        dir.join("nginx.conf"),
+        format!(
+            "pid {dir}/nginx.pid;\nerror_log stderr;\nworker_processes 1;\nevents {{}}\nhttp {{\n    access_log off;\n    \
+             client_body_temp_path {dir}/body;\n    proxy_temp_path {dir}/proxy;\n    include {dir}/site.conf;\n}}\n",
+            dir = dir.display()
+        ),
+    )
+    .unwrap();
+    // nginx workers run as an unprivileged user when started as root; they need to reach the temp dirs.
+    let _ = Command::new("chmod").arg("755").arg(dir).status();
+    let mut proxy = Command::new(nginx)
+        .args(["-e", "stderr", "-p"])
+        .arg(dir)
+        .arg("-c")
+        .arg(dir.join("nginx.conf"))
+        .args(["-g", "daemon off;"])
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("start nginx");
+    struct KillOnDrop<'a>(&'a mut std::process::Child);
+    impl Drop for KillOnDrop<'_> {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let _proxy = KillOnDrop(&mut proxy);
+
+    let work = home.pair("lab", "work");
+    let submit = home.pair("lab", "submit");
+    let _broker = Broker::start_at(&home, &listen, &["--allowed-host", DOMAIN]);
+    let public = format!("http://127.0.0.1:{proxy_port}");
+    let http = Http::new();
+    assert!(
+        wait_until(Duration::from_secs(10), || {
+            std::net::TcpStream::connect(("127.0.0.1", proxy_port)).is_ok()
+        }),
+        "nginx did not start"
+    );
+    let host = [("host", DOMAIN)];
+    let health = http.request("GET", &format!("{public}/health"), &host, None);
+    assert_eq!(
+        health.status,
+        200,
+        "{}",
+        String::from_utf8_lossy(&health.body)
+    );
+    let claim = |token: Option<&str>| {
+        let body = serde_json::to_vec(&json!({"runner_id": "lab"})).unwrap();
+        let auth = token.map(|t| format!("Bearer {t}"));
+        let mut headers = vec![("host", DOMAIN), ("content-type", "application/json")];
+        if let Some(auth) = &auth {
+            headers.push(("authorization", auth));
+        }
+        http.request(
+            "POST",
+            &format!("{public}/runner/jobs/claim"),
+            &headers,
+            Some(&body),
+        )
+    };
+    assert_eq!(
+        claim(Some(&work)).status,
+        200,
+        "a paired runner is let through"
+    );
+    for refused in [claim(None), claim(Some("hbk_unpaired"))] {
+        assert_eq!(refused.status, 401);
+        assert_eq!(refused.json()["error"]["code"], "broker.auth_denied");
+    }
+    let jobs = http.request("GET", &format!("{public}/jobs"), &host, None);
+    assert_eq!(jobs.status, 404, "the local API must not be published");
+
+    // A real runner working through the proxy runs a real job.
+    let _runner = Runner::start(&home, &public, "lab", &work, &[]);
+    let submitted = http.post_auth(
+        &format!("{public}/runner/jobs"),
+        &submit,
+        &json!({"runner_id": "lab", "command": ["echo", "through the proxy"]}),
+    );
+    assert_eq!(
+        submitted.status,
+        200,
+        "{}",
+        String::from_utf8_lossy(&submitted.body)
+    );
+    let id = submitted.json()["data"]["job"]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let direct = format!("http://{listen}/jobs/{id}");
+    assert!(
+        wait_until(Duration::from_secs(30), || http.get(&direct).json()["data"]
+            ["job"]["status"]
+            == "succeeded"),
+        "the job did not run through the proxy"
+    );
+}
