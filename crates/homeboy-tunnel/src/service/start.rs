@@ -448,12 +448,14 @@ mod tests {
         );
     }
 
+    type Change = dyn Fn(&mut StartRequest);
+
     #[test]
     fn refused_requests_start_nothing() {
         let dir = tempfile::tempdir().unwrap();
         let paths = Paths::at(dir.path().join("c"), dir.path().join("d"));
         declare(&paths, "svc", 7999, PreviewMode::None);
-        let cases: Vec<Box<dyn Fn(&mut StartRequest)>> = vec![
+        let cases: Vec<Box<Change>> = vec![
             Box::new(|r| r.host = Some("0.0.0.0".into())),
             Box::new(|r| r.health_path = Some("health".into())),
             Box::new(|r| r.backend = BackendKind::Command),
