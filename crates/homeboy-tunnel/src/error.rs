@@ -81,9 +81,6 @@ pub enum TunnelError {
     /// An artifact path tries to leave the artifact root.
     #[error("refused artifact path {path:?}: {problem}")]
     PathRefused { path: String, problem: String },
-    /// The preview consumer ran out of time and was stopped.
-    #[error("preview consumer {id:?} did not finish within {timeout_secs} s; stopped it")]
-    ConsumerTimedOut { id: String, timeout_secs: u64 },
 }
 
 impl TunnelError {

@@ -6,8 +6,10 @@
 //! The preview ingress and the reverse preview client live in `homeboy-preview`, not here.
 
 mod clock;
+pub mod consumer;
 pub mod declarations;
 mod error;
+pub mod origin;
 pub mod preview_artifact;
 pub mod service;
 
