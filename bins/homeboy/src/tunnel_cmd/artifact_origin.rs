@@ -4,7 +4,6 @@
 use std::io::Write;
 use std::net::SocketAddr;
 
-use anyhow::Context;
 use clap::Subcommand;
 use homeboy_config::Paths;
 use homeboy_tunnel::origin::{self, OriginConfig, PUBLIC_BASE_ENV, server};
@@ -89,7 +88,9 @@ pub fn run(cmd: ArtifactOriginCommand) -> anyhow::Result<()> {
                         println!("type: {ct}");
                     }
                     if inspection.index_html == Some(false) {
-                        println!("note: no index.html, so the origin answers 404 for this directory");
+                        println!(
+                            "note: no index.html, so the origin answers 404 for this directory"
+                        );
                     }
                     println!(
                         "public url: {}",
@@ -117,25 +118,21 @@ pub fn run(cmd: ArtifactOriginCommand) -> anyhow::Result<()> {
 }
 
 fn serve(config: &OriginConfig, bind: SocketAddr, allow_public_bind: bool) -> anyhow::Result<()> {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("start the async runtime")?;
     let options = server::ServeOptions {
         bind,
         allow_public_bind,
+        workers: None,
     };
-    runtime.block_on(async {
-        let bound = server::bind(config, &options).await.map_err(exit)?;
-        let _ = writeln!(
-            std::io::stdout(),
-            "homeboy artifact origin listening on http://{} (root {}, public base {})",
-            bound.local_addr(),
-            bound.root().display(),
-            config.public_base_url.as_deref().unwrap_or("not set")
-        );
-        let _ = std::io::stdout().flush();
-        bound.run(homeboy_daemon::server::shutdown_signal()).await;
-        Ok(())
-    })
+    let bound = server::bind(config, &options).map_err(exit)?;
+    let _ = writeln!(
+        std::io::stdout(),
+        "homeboy artifact origin listening on http://{} (root {}, public base {})",
+        bound.local_addr(),
+        bound.root().display(),
+        config.public_base_url.as_deref().unwrap_or("not set")
+    );
+    let _ = std::io::stdout().flush();
+    bound
+        .run(homeboy_daemon::server::shutdown_signal())
+        .map_err(exit)
 }

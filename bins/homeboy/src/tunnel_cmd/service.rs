@@ -173,14 +173,19 @@ pub struct StartArgs {
     /// Also require the port to accept TCP connections
     #[arg(long)]
     require_listener: bool,
-    /// A file that must exist (relative to --cwd) before the service is ready
+    /// A file that must exist (relative to --cwd) before the service is ready; one that already exists at
+    /// start counts only once the service rewrites it
     #[arg(long, value_name = "PATH")]
     readiness_artifact: Option<PathBuf>,
     /// JSON pointer into --readiness-artifact whose value must exist (or equal the next flag)
     #[arg(long, value_name = "POINTER", requires = "readiness_artifact")]
     readiness_artifact_json_pointer: Option<String>,
     /// The value the pointer must hold (a string compares as text, anything else as JSON)
-    #[arg(long, value_name = "VALUE", requires = "readiness_artifact_json_pointer")]
+    #[arg(
+        long,
+        value_name = "VALUE",
+        requires = "readiness_artifact_json_pointer"
+    )]
     readiness_artifact_json_equals: Option<String>,
     /// A regex one line of the service's stdout must match
     #[arg(long, value_name = "REGEX")]
@@ -420,6 +425,7 @@ fn start(paths: &Paths, args: StartArgs) -> anyhow::Result<()> {
                 path,
                 json_pointer: args.readiness_artifact_json_pointer,
                 json_equals: args.readiness_artifact_json_equals,
+                stale: None,
             }),
             stdout_regex: args.readiness_stdout_regex,
         },

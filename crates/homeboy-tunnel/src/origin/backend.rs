@@ -17,7 +17,7 @@ use std::io::{self, Read, Seek, SeekFrom};
 use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 
 use rustix::fs::{Mode, OFlags, ResolveFlags};
@@ -25,9 +25,23 @@ use tokio::io::{AsyncRead, AsyncSeek, ReadBuf};
 use tower_http::services::fs::{Backend, File as BackendFile};
 
 /// Opens files beneath one root directory.
-#[derive(Clone)]
+///
+/// `ServeDir` asks for a path's metadata and then opens the same path. So that this costs one open and one
+/// `statx` rather than two of each, `metadata` opens the file for reading and keeps it, and the following
+/// `open` of the same path takes it. The slot belongs to one clone (`ServeDir` clones its backend for each
+/// request), and even if it were shared, a kept file is only ever handed out for the path it was opened by.
 pub struct RootedBackend {
     root: Arc<Root>,
+    kept: Mutex<Option<(PathBuf, SyncFile)>>,
+}
+
+impl Clone for RootedBackend {
+    fn clone(&self) -> Self {
+        RootedBackend {
+            root: Arc::clone(&self.root),
+            kept: Mutex::new(None),
+        }
+    }
 }
 
 struct Root {
@@ -50,6 +64,7 @@ impl RootedBackend {
                 path: canonical_root.to_path_buf(),
                 dir,
             }),
+            kept: Mutex::new(None),
         })
     }
 
@@ -103,17 +118,29 @@ impl Backend for RootedBackend {
     type MetadataFuture = Ready<io::Result<std::fs::Metadata>>;
 
     fn open(&self, path: PathBuf) -> Self::OpenFuture {
-        ready(
-            self.open_beneath(&path, OFlags::RDONLY)
-                .and_then(SyncFile::new),
-        )
+        let kept = self.kept.lock().ok().and_then(|mut slot| slot.take());
+        match kept {
+            Some((kept_path, file)) if kept_path == path => ready(Ok(file)),
+            _ => ready(
+                self.open_beneath(&path, OFlags::RDONLY)
+                    .and_then(SyncFile::new),
+            ),
+        }
     }
 
     fn metadata(&self, path: PathBuf) -> Self::MetadataFuture {
-        ready(
-            self.open_beneath(&path, OFlags::PATH)
-                .and_then(|file| file.metadata()),
-        )
+        let file = match self
+            .open_beneath(&path, OFlags::RDONLY)
+            .and_then(SyncFile::new)
+        {
+            Ok(file) => file,
+            Err(e) => return ready(Err(e)),
+        };
+        let metadata = file.metadata.clone();
+        if let Ok(mut slot) = self.kept.lock() {
+            *slot = Some((path, file));
+        }
+        ready(Ok(metadata))
     }
 }
 

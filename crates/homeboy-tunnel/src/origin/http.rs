@@ -39,7 +39,7 @@ pub type OriginBody = UnsyncBoxBody<Bytes, BoxError>;
 
 /// Bytes read from a file per body chunk: big enough that streaming a large file costs few syscalls and
 /// frames, small enough to stay far from the origin's memory budget.
-pub const READ_CHUNK: usize = 256 * 1024;
+pub const READ_CHUNK: usize = 64 * 1024;
 
 /// The complete origin service for a canonical root.
 pub fn origin_service(

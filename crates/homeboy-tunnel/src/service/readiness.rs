@@ -12,6 +12,10 @@
 //! - `preview_ready`: process running, health answering and (if required) the port listening;
 //! - `proof_ready`: preview ready and every artifact/stdout gate satisfied.
 //!
+//! An artifact that already existed when the service started counts only once the service has rewritten it
+//! (its inode, size or modification time changed), so a proof left over from an earlier run never makes a
+//! new run look ready.
+//!
 //! `ready` is `proof_ready`: every configured gate passes. `--readiness-kind proof` additionally demands at
 //! least one proof gate, so a proof service cannot be declared ready on liveness alone.
 
@@ -61,6 +65,33 @@ pub struct ArtifactGate {
     pub json_pointer: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub json_equals: Option<String>,
+    /// The file as it was when the service started, if it existed: a file left over from an earlier run
+    /// does not count until the service has rewritten it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stale: Option<FileStamp>,
+}
+
+/// Identity and version of a file: inode, size and modification time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FileStamp {
+    pub inode: u64,
+    pub len: u64,
+    pub mtime_secs: i64,
+    pub mtime_nanos: i64,
+}
+
+impl FileStamp {
+    /// The stamp of `path`, if it exists.
+    pub fn of(path: &Path) -> Option<FileStamp> {
+        use std::os::unix::fs::MetadataExt;
+        let meta = std::fs::metadata(path).ok()?;
+        Some(FileStamp {
+            inode: meta.ino(),
+            len: meta.len(),
+            mtime_secs: meta.mtime(),
+            mtime_nanos: meta.mtime_nsec(),
+        })
+    }
 }
 
 impl ReadinessSpec {
@@ -262,6 +293,10 @@ fn check_artifact(gate: &ArtifactGate) -> Check {
             (false, format!("{shown} does not exist yet"))
         }
         Err(e) => (false, format!("{shown}: {e}")),
+        Ok(_) if gate.stale.is_some() && FileStamp::of(&gate.path) == gate.stale => (
+            false,
+            format!("{shown} is unchanged since the service started (left from an earlier run)"),
+        ),
         Ok(bytes) => match &gate.json_pointer {
             None => (true, format!("{shown} exists")),
             Some(pointer) => match serde_json::from_slice::<Value>(&bytes) {
@@ -365,6 +400,7 @@ mod tests {
                 path: path.clone(),
                 json_pointer: Some("/status".into()),
                 json_equals: Some("ready".into()),
+                stale: None,
             }),
             ..Default::default()
         };
@@ -378,6 +414,14 @@ mod tests {
         let r = evaluate(&spec, &target(&log), true);
         assert!(r.ready && r.proof_ready && r.process_running, "{r:?}");
         assert!(!evaluate(&spec, &target(&log), false).ready);
+
+        // A file left from an earlier run counts only once it has been rewritten.
+        let mut spec = spec;
+        spec.artifact.as_mut().unwrap().stale = FileStamp::of(&path);
+        assert!(!evaluate(&spec, &target(&log), true).ready);
+        std::fs::write(dir.path().join("new.json"), br#"{"status": "ready"}"#).unwrap();
+        std::fs::rename(dir.path().join("new.json"), &path).unwrap();
+        assert!(evaluate(&spec, &target(&log), true).ready);
     }
 
     #[test]
@@ -413,6 +457,7 @@ mod tests {
                 path: "/x".into(),
                 json_pointer: None,
                 json_equals: Some("ready".into()),
+                stale: None,
             }),
             ..Default::default()
         };

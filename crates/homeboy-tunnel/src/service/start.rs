@@ -14,7 +14,7 @@ use homeboy_config::net::is_loopback_host;
 use homeboy_config::tunnel_services::TunnelService;
 use serde::Serialize;
 
-use super::readiness::{self, ReadinessSpec, Target, WaitOutcome};
+use super::readiness::{self, FileStamp, ReadinessSpec, Target, WaitOutcome};
 use super::spawn::{self, SpawnSpec};
 use super::state::{BackendKind, RUNTIME_SCHEMA, RuntimeState, ServiceFiles, SourceIds};
 use super::status::{self, ServiceStatus};
@@ -187,10 +187,11 @@ impl Plan {
             }
         }
         let cwd = resolve_cwd(request.cwd.as_deref())?;
-        if let Some(gate) = &mut request.readiness.artifact
-            && gate.path.is_relative()
-        {
-            gate.path = cwd.join(&gate.path);
+        if let Some(gate) = &mut request.readiness.artifact {
+            if gate.path.is_relative() {
+                gate.path = cwd.join(&gate.path);
+            }
+            gate.stale = FileStamp::of(&gate.path);
         }
         request.readiness.validate()?;
         Ok(Plan {
