@@ -10,7 +10,7 @@
 
 use std::convert::Infallible;
 use std::future::Future;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -58,7 +58,8 @@ pub fn origin_service(
         .quality(CompressionLevel::Precise(5))
         .compress_when(SizeAbove::new(256).and(WholeTextResponse));
     let guarded = Guard {
-        inner: compression.layer(files),
+        compressing: compression.layer(files.clone()),
+        plain: files,
         root: Arc::new(canonical_root),
     };
     cors().layer(guarded)
@@ -79,6 +80,8 @@ fn cors() -> CorsLayer {
             header::LAST_MODIFIED,
         ])
         .max_age(Duration::from_secs(600))
+        // Every origin gets the same answer (`*`), so responses do not vary by request headers.
+        .vary([])
 }
 
 /// Compress only complete (200) responses whose type is text.
@@ -110,25 +113,35 @@ fn is_text_type(content_type: &str) -> bool {
         )
 }
 
-/// Refuses paths that try to leave the root before anything touches the filesystem (see module docs).
+/// Refuses paths that try to leave the root before anything touches the filesystem (see module docs), and
+/// sends only requests that accept a content coding through the compression layer, so the common case of a
+/// browser sub-resource or a tool fetching bytes pays nothing for it.
 #[derive(Clone)]
-struct Guard<S> {
-    inner: S,
+struct Guard<P, C> {
+    plain: P,
+    compressing: C,
     root: Arc<PathBuf>,
 }
 
 type GuardFuture = Pin<Box<dyn Future<Output = Result<Response<OriginBody>, Infallible>> + Send>>;
 
-impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for Guard<S>
+impl<P, C, ReqBody, PlainBody, CompressedBody> Service<Request<ReqBody>> for Guard<P, C>
 where
-    S: Service<Request<ReqBody>, Response = Response<ResBody>, Error = Infallible>
+    P: Service<Request<ReqBody>, Response = Response<PlainBody>, Error = Infallible>
         + Clone
         + Send
         + 'static,
-    S::Future: Send,
+    P::Future: Send,
+    C: Service<Request<ReqBody>, Response = Response<CompressedBody>, Error = Infallible>
+        + Clone
+        + Send
+        + 'static,
+    C::Future: Send,
     ReqBody: Send + 'static,
-    ResBody: http_body::Body<Data = Bytes> + Send + 'static,
-    ResBody::Error: Into<BoxError>,
+    PlainBody: http_body::Body<Data = Bytes> + Send + 'static,
+    PlainBody::Error: Into<BoxError>,
+    CompressedBody: http_body::Body<Data = Bytes> + Send + 'static,
+    CompressedBody::Error: Into<BoxError>,
 {
     type Response = Response<OriginBody>;
     type Error = Infallible;
@@ -147,23 +160,32 @@ where
                 return Box::pin(std::future::ready(Ok(refusal(&error))));
             }
         };
-        let inner = self.inner.clone();
         let root = Arc::clone(&self.root);
-        Box::pin(async move {
-            let response = inner.oneshot(request).await?;
-            if response.status() == StatusCode::NOT_FOUND
-                && path_guard::escapes_root(&root, &relative)
-            {
-                let error = ApiError::new(
-                    ErrorKind::Forbidden,
-                    "forbidden.outside_root",
-                    "the request path leads out of the artifact root through a symlink",
-                );
-                return Ok(refusal(&error));
-            }
-            Ok(finish(response))
-        })
+        if request.headers().contains_key(header::ACCEPT_ENCODING) {
+            let inner = self.compressing.clone();
+            Box::pin(async move { Ok(checked(inner.oneshot(request).await?, &root, &relative)) })
+        } else {
+            let inner = self.plain.clone();
+            Box::pin(async move { Ok(checked(inner.oneshot(request).await?, &root, &relative)) })
+        }
     }
+}
+
+/// A 404 for a path that exists but leads out of the root becomes a 403 that says so.
+fn checked<B>(response: Response<B>, root: &Path, relative: &str) -> Response<OriginBody>
+where
+    B: http_body::Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<BoxError>,
+{
+    if response.status() == StatusCode::NOT_FOUND && path_guard::escapes_root(root, relative) {
+        let error = ApiError::new(
+            ErrorKind::Forbidden,
+            "forbidden.outside_root",
+            "the request path leads out of the artifact root through a symlink",
+        );
+        return refusal(&error);
+    }
+    finish(response)
 }
 
 /// Adds `nosniff`, weakens a compressed body's `ETag`, boxes the body.
