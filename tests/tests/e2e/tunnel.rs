@@ -311,7 +311,10 @@ fn start_ready_status_stop_leaves_no_process_of_the_group() {
     let t = TunnelHome::new();
     let port = free_port();
     t.declare("web", port, "none");
-    let command = format!("sleep 300 & exec {} --port {port}", test_server());
+    let command = format!(
+        "echo \"plain=$PLAIN\"; sleep 300 & exec {} --port {port}",
+        test_server()
+    );
     let started = t.json(&[
         "tunnel",
         "service",
@@ -355,10 +358,10 @@ fn start_ready_status_stop_leaves_no_process_of_the_group() {
     assert!(!runtime.contains("super-secret-value"), "{runtime}");
     let stdout_log = PathBuf::from(started["logs"]["stdout"].as_str().unwrap());
     assert!(stdout_log.starts_with(t.data()), "{}", stdout_log.display());
+    let log = std::fs::read_to_string(&stdout_log).unwrap();
     assert!(
-        std::fs::read_to_string(&stdout_log)
-            .unwrap()
-            .contains("listening")
+        log.contains("plain=1") && log.contains("listening"),
+        "{log}"
     );
 
     let status = t.json(&["tunnel", "service", "status", "web", "--format", "json"]);
@@ -512,6 +515,55 @@ fn listener_gate_blocks_until_listening_and_times_out_otherwise() {
         status["state"], "not_running",
         "a service that never became ready is stopped"
     );
+}
+
+#[test]
+fn health_gate_blocks_until_the_path_answers_and_times_out_on_errors() {
+    let t = TunnelHome::new();
+    let port = free_port();
+    t.declare("healthy", port, "none");
+    let command = format!("exec {} --port {port} --delay-ms 800", test_server());
+    let started = t.json(&[
+        "tunnel",
+        "service",
+        "start",
+        "healthy",
+        "--command",
+        &command,
+        "--health-path",
+        "/ready",
+        "--format",
+        "json",
+    ]);
+    assert_eq!(started["health"]["ok"], true);
+    assert!(
+        started["health"]["detail"]
+            .as_str()
+            .unwrap()
+            .ends_with("/ready -> 200"),
+        "{started}"
+    );
+    t.ok(&["tunnel", "service", "stop", "healthy"]);
+
+    let command = format!("exec {} --port {port} --status 503", test_server());
+    let line = t.fails(
+        1,
+        &[
+            "tunnel",
+            "service",
+            "start",
+            "healthy",
+            "--command",
+            &command,
+            "--health-path",
+            "/ready",
+            "--wait-secs",
+            "1",
+            "--grace-secs",
+            "1",
+        ],
+    );
+    assert!(line.contains("health") && line.contains("503"), "{line}");
 }
 
 #[test]

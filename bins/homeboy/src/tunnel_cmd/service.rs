@@ -28,12 +28,14 @@ pub enum ServiceCommand {
     },
     /// Show one declaration
     Show {
+        /// The service id
         id: String,
         #[arg(long, value_enum, default_value_t)]
         format: Format,
     },
     /// Update a declaration with the dynamic set contract; nothing is written unless the result is valid
     Set {
+        /// The service id
         id: String,
         /// `path=value` (dotted path; the value is parsed as JSON, else taken as text); repeatable
         #[arg(long = "field", value_name = "PATH=VALUE")]
@@ -46,12 +48,14 @@ pub enum ServiceCommand {
     },
     /// Delete a declaration (a running service keeps running; stop it first)
     Remove {
+        /// The service id
         id: String,
         #[arg(long, value_enum, default_value_t)]
         format: Format,
     },
     /// Print the declared loopback URL
     Url {
+        /// The service id
         id: String,
         #[arg(long, value_enum, default_value_t)]
         format: Format,
@@ -61,6 +65,7 @@ pub enum ServiceCommand {
     Start(Box<StartArgs>),
     /// Report process, exit code, readiness (health included), backend, logs and the preview artifact
     Status {
+        /// The service id
         id: String,
         #[arg(long, value_enum, default_value_t)]
         format: Format,
@@ -68,6 +73,7 @@ pub enum ServiceCommand {
     /// Terminate the backend's and the service's process groups (SIGTERM, grace, SIGKILL) and remove the
     /// runtime state; logs are kept
     Stop {
+        /// The service id
         id: String,
         /// Seconds between SIGTERM and SIGKILL
         #[arg(long, default_value_t = 5)]
@@ -79,6 +85,7 @@ pub enum ServiceCommand {
 
 #[derive(Args)]
 pub struct ExposeArgs {
+    /// The service id (a file name: letters, digits, '.', '_', '-')
     id: String,
     /// The configured server the service runs on (default: this machine)
     #[arg(long)]
@@ -131,6 +138,7 @@ enum PreviewPolicyArg {
 
 #[derive(Args)]
 pub struct StartArgs {
+    /// The declared service to start
     id: String,
     /// The command line, run as `sh -c <COMMAND>` (it is your own declared command) in a new session and
     /// process group under a small `sh` supervisor that records its exit code
