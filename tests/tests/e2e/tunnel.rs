@@ -141,9 +141,9 @@ impl Drop for TunnelHome {
             };
             for record in [&runtime["process"], &runtime["backend_process"]] {
                 if let Some(pgid) = record["pgid"].as_u64() {
+                    // `--` so the negative pgid is not read as an option (procps-ng's kill needs it).
                     let _ = Command::new("kill")
-                        .arg("-9")
-                        .arg(format!("-{pgid}"))
+                        .args(["-s", "KILL", "--", &format!("-{pgid}")])
                         .status();
                 }
             }
