@@ -7,6 +7,7 @@ mod output;
 mod runner_cmd;
 mod server_cmd;
 mod ssh_cmd;
+mod tunnel_cmd;
 
 use std::process::ExitCode;
 
@@ -47,6 +48,9 @@ enum Command {
     /// Runners: run jobs for a broker, manage broker credentials, and the runner capability of servers
     #[command(subcommand)]
     Runner(runner_cmd::RunnerCommand),
+    /// Managed local services, the artifact origin and preview consumers
+    #[command(subcommand)]
+    Tunnel(tunnel_cmd::TunnelCommand),
 }
 
 fn main() -> ExitCode {
@@ -57,6 +61,7 @@ fn main() -> ExitCode {
         Command::Server(cmd) => server_cmd::run(cmd),
         Command::Ssh(args) => ssh_cmd::run(args),
         Command::Runner(cmd) => runner_cmd::run(cmd),
+        Command::Tunnel(cmd) => tunnel_cmd::run(cmd),
     };
     output::exit_code(result)
 }

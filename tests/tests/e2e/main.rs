@@ -3,3 +3,4 @@
 mod broker;
 mod daemon;
 mod servers;
+mod tunnel;

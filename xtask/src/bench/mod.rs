@@ -6,6 +6,7 @@ mod daemon;
 pub mod hello;
 mod jobs;
 pub mod load;
+mod origin;
 pub mod report;
 
 use std::path::PathBuf;
@@ -15,7 +16,7 @@ use anyhow::{Context, bail};
 
 use crate::workspace_root;
 
-const BENCHES: &[&str] = &["daemon", "jobs"];
+const BENCHES: &[&str] = &["daemon", "jobs", "origin"];
 
 /// `cargo xtask bench [name...]`: build in release, then hand over to `target/release/xtask bench-exec`.
 pub fn run(args: &[String]) -> anyhow::Result<()> {
@@ -55,6 +56,7 @@ pub fn exec(names: &[String]) -> anyhow::Result<()> {
         match name.as_str() {
             "daemon" => daemon::run()?,
             "jobs" => jobs::run()?,
+            "origin" => origin::run()?,
             other => bail!("unknown benchmark {other:?}"),
         }
     }

@@ -273,13 +273,23 @@ fn a_paired_runner_reaches_the_broker_through_the_rendered_nginx_site() {
         .arg("-c")
         .arg(dir.join("nginx.conf"))
         .args(["-g", "daemon off;"])
-        .stderr(std::process::Stdio::piped())
+        // Never hand nginx (or its workers) the test's own output pipes.
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(dir.join("nginx.log")).unwrap())
         .spawn()
         .expect("start nginx");
+    /// SIGTERM makes the nginx master stop its workers too; SIGKILL would orphan them.
     struct KillOnDrop<'a>(&'a mut std::process::Child);
     impl Drop for KillOnDrop<'_> {
         fn drop(&mut self) {
-            let _ = self.0.kill();
+            let _ = Command::new("kill")
+                .args(["-TERM", &self.0.id().to_string()])
+                .status();
+            if !wait_until(Duration::from_secs(5), || {
+                self.0.try_wait().ok().flatten().is_some()
+            }) {
+                let _ = self.0.kill();
+            }
             let _ = self.0.wait();
         }
     }
