@@ -1,0 +1,209 @@
+//! A pool of idle HTTP/1.1 client connections to one peer, and the plain-HTTP upstream that dials into it.
+//!
+//! The same pool serves the ingress's direct upstream routes, the preview client's connections to its
+//! local origin, and the reverse-HTTP channel (whose connections are dialled by the client and handed to
+//! the pool instead). A connection goes back to the pool by itself once its response body has been read
+//! to the end; a request that never reached a stale connection is retried on a fresh one.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use hyper::body::Incoming;
+use hyper::client::conn::TrySendError;
+use hyper::client::conn::http1::SendRequest;
+use hyper::{Request, Response};
+use hyper_util::rt::TokioIo;
+use tokio::sync::Notify;
+
+use crate::body::ProxyBody;
+use crate::host::Origin;
+
+/// A sender on one pooled connection.
+pub type Sender = SendRequest<ProxyBody>;
+
+/// Idle connections to one peer.
+pub struct Pool {
+    idle: Mutex<Vec<Sender>>,
+    returned: Notify,
+    max_idle: usize,
+}
+
+impl Pool {
+    /// A pool keeping at most `max_idle` idle connections.
+    pub fn new(max_idle: usize) -> Arc<Self> {
+        Arc::new(Pool {
+            idle: Mutex::new(Vec::new()),
+            returned: Notify::new(),
+            max_idle,
+        })
+    }
+
+    /// An idle connection that is ready for a request, if there is one. Closed ones are dropped.
+    pub fn take(&self) -> Option<Sender> {
+        let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
+        while let Some(sender) = idle.pop() {
+            if !sender.is_closed() && sender.is_ready() {
+                return Some(sender);
+            }
+        }
+        None
+    }
+
+    /// Hands a connection to the pool (a fresh one, or one that is ready again) and wakes one waiter.
+    pub fn put(&self, sender: Sender) {
+        if sender.is_closed() {
+            return;
+        }
+        {
+            let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
+            if idle.len() >= self.max_idle {
+                return; // Dropping the sender closes the connection.
+            }
+            idle.push(sender);
+        }
+        self.returned.notify_one();
+    }
+
+    /// Number of idle connections.
+    pub fn idle_count(&self) -> usize {
+        self.idle.lock().unwrap_or_else(|p| p.into_inner()).len()
+    }
+
+    /// Drops every idle connection (closing them).
+    pub fn clear(&self) {
+        self.idle.lock().unwrap_or_else(|p| p.into_inner()).clear();
+        self.returned.notify_waiters();
+    }
+
+    /// Waits until a connection is put back (or `limit` passes).
+    pub async fn wait_for_put(&self, limit: Duration) {
+        let _ = tokio::time::timeout(limit, self.returned.notified()).await;
+    }
+
+    /// Sends `req` on `sender` and returns the connection to this pool once it is ready for the next
+    /// request, that is, after the response body has been read to the end.
+    pub fn send(
+        self: &Arc<Self>,
+        mut sender: Sender,
+        req: Request<ProxyBody>,
+    ) -> impl Future<Output = Result<Response<Incoming>, TrySendError<Request<ProxyBody>>>> + use<>
+    {
+        let response = sender.try_send_request(req);
+        let pool = self.clone();
+        tokio::spawn(async move {
+            if sender.ready().await.is_ok() {
+                pool.put(sender);
+            }
+        });
+        response
+    }
+}
+
+/// Why a forwarded request got no response.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ForwardError {
+    /// The peer did not answer in time (connect or response headers).
+    Timeout(String),
+    /// The peer refused, reset or broke the exchange before a response.
+    Failed(String),
+}
+
+impl ForwardError {
+    pub fn message(&self) -> &str {
+        match self {
+            ForwardError::Timeout(m) | ForwardError::Failed(m) => m,
+        }
+    }
+}
+
+/// A plain-HTTP origin reached over pooled keep-alive TCP connections.
+pub struct Upstream {
+    origin: Origin,
+    pool: Arc<Pool>,
+    connect_timeout: Duration,
+}
+
+impl Upstream {
+    /// An upstream for `origin` (must be `http://`).
+    pub fn new(origin: Origin, connect_timeout: Duration) -> Self {
+        Upstream {
+            origin,
+            pool: Pool::new(256),
+            connect_timeout,
+        }
+    }
+
+    /// The origin.
+    pub fn origin(&self) -> &Origin {
+        &self.origin
+    }
+
+    /// Sends a prepared request (origin-form URI, final headers), retrying on a fresh connection when a
+    /// pooled one turned out to be closed before the request was written.
+    pub async fn send(
+        &self,
+        mut req: Request<ProxyBody>,
+    ) -> Result<Response<Incoming>, ForwardError> {
+        for _ in 0..3 {
+            let sender = match self.pool.take() {
+                Some(sender) => sender,
+                None => self.dial().await?,
+            };
+            match self.pool.send(sender, req).await {
+                Ok(response) => return Ok(response),
+                Err(mut e) => match e.take_message() {
+                    Some(unsent) => req = unsent,
+                    None => return Err(ForwardError::Failed(describe(e.error()))),
+                },
+            }
+        }
+        Err(ForwardError::Failed(
+            "the upstream closed every connection before the request was sent".into(),
+        ))
+    }
+
+    async fn dial(&self) -> Result<Sender, ForwardError> {
+        let target = (self.origin.host.as_str(), self.origin.port);
+        let stream = match tokio::time::timeout(
+            self.connect_timeout,
+            tokio::net::TcpStream::connect(target),
+        )
+        .await
+        {
+            Err(_) => {
+                return Err(ForwardError::Timeout(format!(
+                    "connecting to {} timed out after {:?}",
+                    self.origin.url(),
+                    self.connect_timeout
+                )));
+            }
+            Ok(Err(e)) => {
+                return Err(ForwardError::Failed(format!(
+                    "connecting to {} failed: {e}",
+                    self.origin.url()
+                )));
+            }
+            Ok(Ok(stream)) => stream,
+        };
+        let _ = stream.set_nodelay(true);
+        let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+            .await
+            .map_err(|e| ForwardError::Failed(describe(&e)))?;
+        tokio::spawn(async move {
+            let _ = conn.await;
+        });
+        Ok(sender)
+    }
+}
+
+/// A hyper error with its causes, on one line.
+pub fn describe(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    text
+}
