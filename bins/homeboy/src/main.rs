@@ -3,6 +3,7 @@
 
 mod daemon_cmd;
 mod output;
+mod tunnel_cmd;
 
 use std::process::ExitCode;
 
@@ -32,12 +33,16 @@ enum Command {
     /// Run and inspect the local-only homeboy HTTP API daemon
     #[command(subcommand)]
     Daemon(daemon_cmd::DaemonCommand),
+    /// Service tunnels and native public previews (preview client, preview ingress)
+    #[command(subcommand)]
+    Tunnel(tunnel_cmd::TunnelCommand),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Daemon(cmd) => daemon_cmd::run(cmd),
+        Command::Tunnel(cmd) => tunnel_cmd::run(cmd),
     };
     output::exit_code(result)
 }

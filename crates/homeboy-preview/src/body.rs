@@ -76,6 +76,10 @@ impl Body for ChannelBody {
             .poll_recv(cx)
             .map(|next| next.map(|chunk| chunk.map(Frame::data)))
     }
+
+    fn is_end_stream(&self) -> bool {
+        self.first.is_none() && self.rx.is_closed() && self.rx.is_empty()
+    }
 }
 
 /// Reads up to `limit` bytes: waits for the first data frame, then takes further frames only while they
@@ -132,16 +136,26 @@ pub async fn read_up_to(body: &mut ProxyBody, limit: usize) -> Result<(Bytes, bo
 pub struct Observed<F: FnOnce(u64, bool) + Send + Sync + 'static> {
     inner: ProxyBody,
     bytes: u64,
+    expected: Option<u64>,
     on_end: Option<F>,
 }
 
 impl<F: FnOnce(u64, bool) + Send + Sync + 'static> Observed<F> {
     pub fn new(inner: ProxyBody, on_end: F) -> Self {
         Observed {
+            expected: inner.size_hint().exact(),
             inner,
             bytes: 0,
             on_end: Some(on_end),
         }
+    }
+
+    /// The body is complete once `len` bytes went through (a `Content-Length` the server stops at).
+    pub fn expecting(mut self, len: Option<u64>) -> Self {
+        if len.is_some() {
+            self.expected = len;
+        }
+        self
     }
 
     fn finish(&mut self, finished: bool) {
@@ -187,7 +201,7 @@ impl<F: FnOnce(u64, bool) + Send + Sync + Unpin + 'static> Body for Observed<F> 
 
 impl<F: FnOnce(u64, bool) + Send + Sync + 'static> Drop for Observed<F> {
     fn drop(&mut self) {
-        let finished = self.inner.is_end_stream();
+        let finished = self.inner.is_end_stream() || self.expected == Some(self.bytes);
         self.finish(finished);
     }
 }

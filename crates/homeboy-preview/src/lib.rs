@@ -10,12 +10,15 @@
 pub mod auth;
 pub mod body;
 pub mod channel;
+pub mod client;
 pub mod clock;
 mod error;
 pub mod headers;
 pub mod host;
 pub mod ingress;
+pub mod install;
 pub mod pool;
 pub mod routes;
+pub mod signal;
 
 pub use error::PreviewError;

@@ -366,6 +366,36 @@ pub struct RouteStatusReport {
     pub invalid_records: Vec<InvalidRecord>,
 }
 
+impl RouteStatusReport {
+    /// One line per route, for people.
+    pub fn to_text(&self) -> String {
+        let mut out = String::new();
+        if self.routes.is_empty() {
+            out.push_str(&format!("no preview routes in {}\n", self.routes_dir));
+        }
+        for r in &self.routes {
+            out.push_str(&format!(
+                "{}  {}  -> {}  {}{}\n",
+                r.session_id,
+                r.public_host,
+                r.upstream_origin,
+                r.state.as_str(),
+                r.expires_at
+                    .as_deref()
+                    .map(|t| format!("  (expires {t})"))
+                    .unwrap_or_default()
+            ));
+        }
+        for bad in &self.invalid_records {
+            out.push_str(&format!(
+                "{}  unreadable: {}\n",
+                bad.session_id, bad.problem
+            ));
+        }
+        out
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

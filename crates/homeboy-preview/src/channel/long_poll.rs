@@ -167,12 +167,14 @@ impl LongPoll {
         head.send(response).map_err(|_| ExchangeError::Gone)
     }
 
-    /// `respond-chunk`: the next piece of a streaming response; waits while the browser is behind.
+    /// `respond-chunk`: the next piece of a streaming response; waits while the browser is behind. With
+    /// `abort`, the public response is cut off (the browser sees a broken transfer, not a short file).
     pub async fn respond_chunk(
         &self,
         request_id: &str,
         chunk: Vec<u8>,
         done: bool,
+        abort: bool,
     ) -> Result<(), ExchangeError> {
         let exchange = self.exchange(request_id)?;
         let tx = exchange
@@ -184,7 +186,12 @@ impl LongPoll {
         if !chunk.is_empty() && tx.send(Ok(Bytes::from(chunk))).await.is_err() {
             return Err(ExchangeError::Gone);
         }
-        if done {
+        if abort {
+            let _ = tx
+                .send(Err("the preview client's local response broke off".into()))
+                .await;
+        }
+        if done || abort {
             exchange
                 .body
                 .lock()

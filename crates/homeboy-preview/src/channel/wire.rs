@@ -149,6 +149,9 @@ pub struct RespondChunkRequest {
     pub body_base64: String,
     #[serde(default)]
     pub done: bool,
+    /// The local response broke off: the ingress aborts the public response instead of ending it cleanly.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub abort: bool,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -102,7 +102,7 @@ async fn post(
                 .map_err(|p| ApiError::invalid_argument("body_base64", p))?;
             session
                 .long_poll
-                .respond_chunk(&body.request_id, chunk, body.done)
+                .respond_chunk(&body.request_id, chunk, body.done, body.abort)
                 .await
                 .map_err(exchange_error)?;
             Ok(json!({"accepted": true}))

@@ -35,6 +35,7 @@ use tokio::sync::Notify;
 
 pub use access_log::AccessLog;
 pub use route_cache::{RouteCache, RouteEntry};
+pub use status::STATUS_PATH;
 
 use crate::body::ProxyBody;
 use crate::channel::ChannelSession;
@@ -358,6 +359,17 @@ impl BoundIngress {
         accept.abort();
         ingress.log.write(&serde_json::json!({"event": "stopped"}));
     }
+}
+
+/// `serve`: binds, reports the bound address to `on_listening`, answers until SIGTERM/SIGINT, drains.
+pub async fn serve(
+    options: IngressOptions,
+    on_listening: impl FnOnce(SocketAddr, &[String]),
+) -> Result<(), PreviewError> {
+    let bound = bind(options, AccessLog::stderr()).await?;
+    on_listening(bound.local_addr(), bound.public_host_patterns());
+    bound.run(crate::signal::terminate()).await;
+    Ok(())
 }
 
 async fn accept_loop(listener: tokio::net::TcpListener, ingress: Arc<Ingress>) {

@@ -162,6 +162,8 @@ impl Exchange {
     fn finish(self, response: Response<ProxyBody>, in_flight: InFlight) -> Response<ProxyBody> {
         let (mut parts, inner) = response.into_parts();
         headers::strip_hop_by_hop(&mut parts.headers);
+        // The browser's connection has its own version (an HTTP/1.0 upstream must not downgrade it).
+        parts.version = hyper::Version::HTTP_11;
         let client_error = parts
             .extensions
             .remove::<ClientReportedError>()
@@ -181,10 +183,16 @@ impl Exchange {
             );
         }
         let status = parts.status.as_u16();
+        let declared = parts
+            .headers
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok());
         let body = body::Observed::new(inner, move |bytes, complete| {
             self.log(status, bytes, classification, complete);
             drop(in_flight);
-        });
+        })
+        .expecting(declared);
         Response::from_parts(parts, body::boxed(body))
     }
 
