@@ -1,3 +1,4 @@
 //! End-to-end tests: one test binary, a module per area, real binaries on loopback.
 
 mod daemon;
+mod preview;
