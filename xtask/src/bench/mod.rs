@@ -5,6 +5,7 @@
 mod daemon;
 pub mod hello;
 pub mod load;
+mod preview;
 pub mod report;
 
 use std::path::PathBuf;
@@ -14,7 +15,7 @@ use anyhow::{Context, bail};
 
 use crate::workspace_root;
 
-const BENCHES: &[&str] = &["daemon"];
+const BENCHES: &[&str] = &["daemon", "preview"];
 
 /// `cargo xtask bench [name...]`: build in release, then hand over to `target/release/xtask bench-exec`.
 pub fn run(args: &[String]) -> anyhow::Result<()> {
@@ -53,6 +54,7 @@ pub fn exec(names: &[String]) -> anyhow::Result<()> {
     for name in names {
         match name.as_str() {
             "daemon" => daemon::run()?,
+            "preview" => preview::run()?,
             other => bail!("unknown benchmark {other:?}"),
         }
     }
