@@ -15,6 +15,23 @@ pub fn rfc3339(t: OffsetDateTime) -> String {
         .unwrap_or_else(|_| t.unix_timestamp().to_string())
 }
 
+/// The current time as RFC 3339, formatted once per second per thread (for per-request log lines).
+pub fn now_rfc3339() -> String {
+    use std::cell::RefCell;
+    thread_local! {
+        static LAST: RefCell<(i64, String)> = const { RefCell::new((i64::MIN, String::new())) };
+    }
+    let now = now();
+    let second = now.unix_timestamp();
+    LAST.with(|last| {
+        let mut last = last.borrow_mut();
+        if last.0 != second {
+            *last = (second, rfc3339(now));
+        }
+        last.1.clone()
+    })
+}
+
 /// Parses an RFC 3339 timestamp.
 pub fn parse(value: &str) -> Option<OffsetDateTime> {
     homeboy_config::tunnel_services::parse_rfc3339(value)

@@ -9,22 +9,32 @@ use std::net::IpAddr;
 use hyper::header::{self, HeaderMap, HeaderName, HeaderValue};
 use serde_json::{Map, Value};
 
-/// Headers that describe one connection, never the message: they must not cross a proxy.
-const HOP_BY_HOP: &[&str] = &[
-    "connection",
-    "keep-alive",
-    "proxy-connection",
-    "te",
-    "trailer",
-    "transfer-encoding",
-    "upgrade",
-    "proxy-authenticate",
-    "proxy-authorization",
+/// Headers that describe one connection, never the message: they must not cross a proxy. (`Expect` is
+/// here too: the hop that received it has already answered it.)
+static HOP_BY_HOP: [HeaderName; 10] = [
+    header::CONNECTION,
+    HeaderName::from_static("keep-alive"),
+    HeaderName::from_static("proxy-connection"),
+    header::TE,
+    header::TRAILER,
+    header::TRANSFER_ENCODING,
+    header::UPGRADE,
+    header::PROXY_AUTHENTICATE,
+    header::PROXY_AUTHORIZATION,
+    header::EXPECT,
 ];
+
+static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+static X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+static X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
 
 /// Removes hop-by-hop headers, including those named by `Connection`. `Expect` goes too: the hop that
 /// received it has already answered it.
 pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
+    // Most messages carry none or only `Connection`: look before touching anything.
+    if !headers.keys().any(|name| HOP_BY_HOP.contains(name)) {
+        return;
+    }
     let listed: Vec<HeaderName> = headers
         .get_all(header::CONNECTION)
         .iter()
@@ -35,10 +45,9 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
     for name in listed {
         headers.remove(name);
     }
-    for name in HOP_BY_HOP {
-        headers.remove(*name);
+    for name in &HOP_BY_HOP {
+        headers.remove(name);
     }
-    headers.remove(header::EXPECT);
 }
 
 /// Adds `X-Forwarded-For` (appending `peer` to any chain), `X-Forwarded-Proto` and `X-Forwarded-Host`.
@@ -46,7 +55,7 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
 /// kept. From anyone else they are replaced.
 pub fn add_forwarded(headers: &mut HeaderMap, peer: IpAddr, trusted_peer: bool, host: &str) {
     let chain = headers
-        .get_all("x-forwarded-for")
+        .get_all(&X_FORWARDED_FOR)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .collect::<Vec<_>>()
@@ -57,15 +66,15 @@ pub fn add_forwarded(headers: &mut HeaderMap, peer: IpAddr, trusted_peer: bool, 
         format!("{chain}, {peer}")
     };
     if let Ok(v) = HeaderValue::from_str(&xff) {
-        headers.insert("x-forwarded-for", v);
+        headers.insert(X_FORWARDED_FOR.clone(), v);
     }
-    if !(trusted_peer && headers.contains_key("x-forwarded-proto")) {
-        headers.insert("x-forwarded-proto", HeaderValue::from_static("http"));
+    if !(trusted_peer && headers.contains_key(&X_FORWARDED_PROTO)) {
+        headers.insert(X_FORWARDED_PROTO.clone(), HeaderValue::from_static("http"));
     }
-    if !(trusted_peer && headers.contains_key("x-forwarded-host"))
+    if !(trusted_peer && headers.contains_key(&X_FORWARDED_HOST))
         && let Ok(v) = HeaderValue::from_str(host)
     {
-        headers.insert("x-forwarded-host", v);
+        headers.insert(X_FORWARDED_HOST.clone(), v);
     }
 }
 

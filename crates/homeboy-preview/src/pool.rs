@@ -2,21 +2,29 @@
 //!
 //! The same pool serves the ingress's direct upstream routes, the preview client's connections to its
 //! local origin, and the reverse-HTTP channel (whose connections are dialled by the client and handed to
-//! the pool instead). A connection goes back to the pool by itself once its response body has been read
-//! to the end; a request that never reached a stale connection is retried on a fresh one.
+//! the pool instead). A connection goes back to the pool as its response body reaches its end (no task per
+//! request); a request that never reached a stale connection is retried on a fresh one.
 
+use std::pin::Pin;
 use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
 use std::time::Duration;
 
-use hyper::body::Incoming;
+use bytes::Bytes;
+use futures_util::FutureExt;
+use http_body_util::BodyExt;
+use hyper::body::{Body, Frame, Incoming, SizeHint};
 use hyper::client::conn::TrySendError;
 use hyper::client::conn::http1::SendRequest;
 use hyper::{Request, Response};
 use hyper_util::rt::TokioIo;
 use tokio::sync::Notify;
 
-use crate::body::ProxyBody;
+use crate::body::{BoxError, ProxyBody};
 use crate::host::Origin;
+
+/// How long a checked-out connection may take to become ready before another one is tried.
+const READY_WAIT: Duration = Duration::from_millis(20);
 
 /// A sender on one pooled connection.
 pub type Sender = SendRequest<ProxyBody>;
@@ -38,12 +46,37 @@ impl Pool {
         })
     }
 
-    /// An idle connection that is ready for a request, if there is one. Closed ones are dropped.
-    pub fn take(&self) -> Option<Sender> {
+    fn pop(&self) -> Option<Sender> {
         let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
         while let Some(sender) = idle.pop() {
-            if !sender.is_closed() && sender.is_ready() {
+            if !sender.is_closed() {
                 return Some(sender);
+            }
+        }
+        None
+    }
+
+    /// An idle connection that is ready for a request, if there is one. Closed ones are dropped; one that is
+    /// still finishing its last exchange (an upload the upstream answered early) is left to finish in the
+    /// background and another is tried.
+    pub async fn checkout(self: &Arc<Self>) -> Option<Sender> {
+        while let Some(mut sender) = self.pop() {
+            match sender.ready().now_or_never() {
+                Some(Ok(())) => return Some(sender),
+                Some(Err(_)) => continue,
+                None => {}
+            }
+            match tokio::time::timeout(READY_WAIT, sender.ready()).await {
+                Ok(Ok(())) => return Some(sender),
+                Ok(Err(_)) => continue,
+                Err(_) => {
+                    let pool = self.clone();
+                    tokio::spawn(async move {
+                        if sender.ready().await.is_ok() {
+                            pool.put(sender);
+                        }
+                    });
+                }
             }
         }
         None
@@ -80,22 +113,73 @@ impl Pool {
         let _ = tokio::time::timeout(limit, self.returned.notified()).await;
     }
 
-    /// Sends `req` on `sender` and returns the connection to this pool once it is ready for the next
-    /// request, that is, after the response body has been read to the end.
-    pub fn send(
+    /// Sends `req` on `sender`. The connection returns to this pool when the response body reaches its end
+    /// (a body dropped early closes it instead).
+    pub async fn send(
         self: &Arc<Self>,
         mut sender: Sender,
         req: Request<ProxyBody>,
-    ) -> impl Future<Output = Result<Response<Incoming>, TrySendError<Request<ProxyBody>>>> + use<>
-    {
-        let response = sender.try_send_request(req);
+    ) -> Result<Response<ProxyBody>, TrySendError<Request<ProxyBody>>> {
+        let response = sender.try_send_request(req).await?;
         let pool = self.clone();
-        tokio::spawn(async move {
-            if sender.ready().await.is_ok() {
-                pool.put(sender);
+        Ok(response.map(|inner| {
+            Returning {
+                inner,
+                sender: Some(sender),
+                pool,
             }
-        });
-        response
+            .boxed()
+        }))
+    }
+}
+
+/// A response body that hands its connection back to the pool when it ends.
+struct Returning {
+    inner: Incoming,
+    sender: Option<Sender>,
+    pool: Arc<Pool>,
+}
+
+impl Returning {
+    fn give_back(&mut self) {
+        if let Some(sender) = self.sender.take() {
+            self.pool.put(sender);
+        }
+    }
+}
+
+impl Body for Returning {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        let polled = Pin::new(&mut self.inner).poll_frame(cx);
+        match &polled {
+            Poll::Ready(None) => self.give_back(),
+            Poll::Ready(Some(Ok(_))) if self.inner.is_end_stream() => self.give_back(),
+            Poll::Ready(Some(Err(_))) => self.sender = None,
+            _ => {}
+        }
+        polled.map(|frame| frame.map(|r| r.map_err(Into::into)))
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+impl Drop for Returning {
+    fn drop(&mut self) {
+        if self.inner.is_end_stream() {
+            self.give_back();
+        }
     }
 }
 
@@ -143,9 +227,9 @@ impl Upstream {
     pub async fn send(
         &self,
         mut req: Request<ProxyBody>,
-    ) -> Result<Response<Incoming>, ForwardError> {
+    ) -> Result<Response<ProxyBody>, ForwardError> {
         for _ in 0..3 {
-            let sender = match self.pool.take() {
+            let sender = match self.pool.checkout().await {
                 Some(sender) => sender,
                 None => self.dial().await?,
             };

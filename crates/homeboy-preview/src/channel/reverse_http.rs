@@ -16,7 +16,7 @@ use tokio::time::Instant;
 
 use super::Transport;
 use super::wire;
-use crate::body::{self, ProxyBody};
+use crate::body::ProxyBody;
 use crate::pool::{ForwardError, Pool, describe};
 
 /// The upgraded connections of one session.
@@ -78,7 +78,7 @@ impl ReverseHttp {
                     "the preview client closed the session".into(),
                 ));
             }
-            let Some(sender) = self.pool.take() else {
+            let Some(sender) = self.pool.checkout().await else {
                 let left = deadline.saturating_duration_since(Instant::now());
                 if left.is_zero() {
                     return Err(ForwardError::Timeout(format!(
@@ -96,7 +96,7 @@ impl ReverseHttp {
                         "the preview client did not answer within {wait:?}"
                     )));
                 }
-                Ok(Ok(response)) => return Ok(response.map(body::boxed)),
+                Ok(Ok(response)) => return Ok(response),
                 Ok(Err(mut e)) => match e.take_message() {
                     Some(unsent) => req = unsent,
                     None => return Err(ForwardError::Failed(describe(e.error()))),

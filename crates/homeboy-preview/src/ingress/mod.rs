@@ -259,7 +259,9 @@ impl InFlight {
 
 impl Drop for InFlight {
     fn drop(&mut self) {
-        if self.0.in_flight.fetch_sub(1, Ordering::AcqRel) == 1 {
+        if self.0.in_flight.fetch_sub(1, Ordering::AcqRel) == 1
+            && self.0.draining.load(Ordering::Acquire)
+        {
             self.0.drained.notify_waiters();
         }
     }
@@ -358,6 +360,7 @@ impl BoundIngress {
         ingress.drained(ingress.options.drain_timeout).await;
         accept.abort();
         ingress.log.write(&serde_json::json!({"event": "stopped"}));
+        ingress.log.flush();
     }
 }
 

@@ -97,7 +97,7 @@ pub async fn handle(
             ))),
         };
         return match answer {
-            Ok(response) => ex.finish(response.map(body::boxed), in_flight),
+            Ok(response) => ex.finish(response, in_flight),
             Err(e) => ex.forward_failed(e, in_flight),
         };
     }
@@ -266,7 +266,7 @@ impl Exchange {
 
     fn log(&self, status: u16, bytes: u64, classification: Option<Classification>, complete: bool) {
         self.ingress.log.write(&RequestLine {
-            ts: clock::rfc3339(clock::now()),
+            ts: clock::now_rfc3339(),
             request_id: &self.request_id,
             method: self.method.as_str(),
             host: &self.host,

@@ -1,15 +1,16 @@
 //! The running ingress's view of the route table: the records of the routes directory, indexed by public
 //! host, reloaded whenever the directory changes.
 //!
-//! Every lookup costs one `stat` of the directory: `route`, `unroute` and the ingress itself replace
+//! Every lookup costs one `fstat` of the (open) directory: `route`, `unroute` and the ingress itself replace
 //! records by renaming files into it, which changes its modification time, so a change made by the CLI a
 //! moment ago is seen by the very next request. File times are coarse (one kernel tick), so a reload made
 //! within a few milliseconds of the last change is "racy" and the next lookup reloads again, as git does for
-//! its index.
+//! its index. A directory that was removed (no links left) is opened again by path.
 
 use std::collections::HashMap;
+use std::fs::File;
 use std::os::unix::fs::MetadataExt;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use time::OffsetDateTime;
@@ -47,6 +48,7 @@ struct Stamp {
 }
 
 struct State {
+    dir: Option<File>,
     stamp: Option<Stamp>,
     racy: bool,
     stale: bool,
@@ -58,7 +60,7 @@ pub struct RouteCache {
     store: RouteStore,
     connect_timeout: Duration,
     upstreams: Mutex<HashMap<String, Arc<Upstream>>>,
-    state: Mutex<State>,
+    state: RwLock<State>,
 }
 
 impl RouteCache {
@@ -68,7 +70,8 @@ impl RouteCache {
             store,
             connect_timeout,
             upstreams: Mutex::new(HashMap::new()),
-            state: Mutex::new(State {
+            state: RwLock::new(State {
+                dir: None,
                 stamp: None,
                 racy: false,
                 stale: true,
@@ -89,8 +92,22 @@ impl RouteCache {
 
     /// The whole table, current as of this call.
     pub fn table(&self) -> Table {
-        let stamp = self.stamp();
-        let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        {
+            let state = self.state.read().unwrap_or_else(|p| p.into_inner());
+            if !state.stale && !state.racy {
+                let stamp = state.dir.as_ref().and_then(stamp_of);
+                if stamp.is_some() && stamp == state.stamp {
+                    return state.table.clone();
+                }
+            }
+        }
+        let mut state = self.state.write().unwrap_or_else(|p| p.into_inner());
+        let mut stamp = state.dir.as_ref().and_then(stamp_of);
+        if stamp.is_none() {
+            // Not opened yet, or removed since: open it by path again.
+            state.dir = File::open(self.store.dir()).ok();
+            stamp = state.dir.as_ref().and_then(stamp_of);
+        }
         if state.stale || state.racy || state.stamp != stamp {
             let loaded_at = SystemTime::now();
             state.table = Arc::new(self.load());
@@ -112,16 +129,7 @@ impl RouteCache {
 
     /// Forces a reload at the next lookup (after the ingress wrote a record itself).
     pub fn invalidate(&self) {
-        self.state.lock().unwrap_or_else(|p| p.into_inner()).stale = true;
-    }
-
-    fn stamp(&self) -> Option<Stamp> {
-        let meta = std::fs::metadata(self.store.dir()).ok()?;
-        Some(Stamp {
-            mtime: (meta.mtime(), meta.mtime_nsec()),
-            ctime: (meta.ctime(), meta.ctime_nsec()),
-            ino: meta.ino(),
-        })
+        self.state.write().unwrap_or_else(|p| p.into_inner()).stale = true;
     }
 
     fn load(&self) -> HashMap<String, Arc<RouteEntry>> {
@@ -156,6 +164,16 @@ impl RouteCache {
         });
         table
     }
+}
+
+/// The directory's change stamp; `None` once it has been removed (no links left).
+fn stamp_of(dir: &File) -> Option<Stamp> {
+    let meta = dir.metadata().ok()?;
+    (meta.nlink() > 0).then(|| Stamp {
+        mtime: (meta.mtime(), meta.mtime_nsec()),
+        ctime: (meta.ctime(), meta.ctime_nsec()),
+        ino: meta.ino(),
+    })
 }
 
 #[cfg(test)]
