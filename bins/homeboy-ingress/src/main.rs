@@ -90,6 +90,9 @@ struct ServeArgs {
     /// The scheme browsers use (that of the TLS proxy), for public URLs
     #[arg(long, default_value = "https")]
     public_scheme: String,
+    /// Worker threads, each with its own event loop (default: the available cores)
+    #[arg(long)]
+    threads: Option<usize>,
     /// Print the listening line as JSON
     #[arg(long, value_parser = ["text", "json"], default_value = "text")]
     format: String,
@@ -141,15 +144,11 @@ fn serve(paths: Paths, args: ServeArgs) -> Result<(), PreviewError> {
     options.client_grace = seconds("--client-grace-secs", args.client_grace_secs)?;
     options.drain_timeout = seconds("--drain-timeout-secs", args.drain_timeout_secs)?;
     options.public_scheme = args.public_scheme;
+    if let Some(threads) = args.threads {
+        options.threads = threads.max(1);
+    }
     let json = args.format == "json";
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .map_err(|source| PreviewError::Io {
-            action: "start the async runtime",
-            source,
-        })?;
-    runtime.block_on(ingress::serve(options, |addr, patterns| {
+    ingress::serve(options, |addr, patterns| {
         if json {
             println!(
                 "{}",
@@ -157,9 +156,12 @@ fn serve(paths: Paths, args: ServeArgs) -> Result<(), PreviewError> {
                                    "url": format!("http://{addr}"), "public_host_patterns": patterns})
             );
         } else {
-            println!("preview ingress listening on http://{addr} for {}", patterns.join(", "));
+            println!(
+                "preview ingress listening on http://{addr} for {}",
+                patterns.join(", ")
+            );
         }
-    }))
+    })
 }
 
 fn print(value: &impl serde::Serialize) -> Result<(), PreviewError> {

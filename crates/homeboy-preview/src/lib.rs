@@ -20,5 +20,6 @@ pub mod install;
 pub mod pool;
 pub mod routes;
 pub mod signal;
+pub mod worker;
 
 pub use error::PreviewError;

@@ -1,5 +1,8 @@
 //! A pool of idle HTTP/1.1 client connections to one peer, and the plain-HTTP upstream that dials into it.
 //!
+//! [`Pools`] keeps one idle list per worker thread ([`crate::worker`]): a request takes a connection of its
+//! own worker when there is one (its connection task runs on the same thread), else one of another worker.
+//!
 //! The same pool serves the ingress's direct upstream routes, the preview client's connections to its
 //! local origin, and the reverse-HTTP channel (whose connections are dialled by the client and handed to
 //! the pool instead). A connection goes back to the pool as its response body reaches its end (no task per
@@ -29,19 +32,23 @@ const READY_WAIT: Duration = Duration::from_millis(20);
 /// A sender on one pooled connection.
 pub type Sender = SendRequest<ProxyBody>;
 
-/// Idle connections to one peer.
+/// Idle connections to one peer (of one worker).
 pub struct Pool {
     idle: Mutex<Vec<Sender>>,
-    returned: Notify,
+    returned: Arc<Notify>,
     max_idle: usize,
 }
 
 impl Pool {
     /// A pool keeping at most `max_idle` idle connections.
     pub fn new(max_idle: usize) -> Arc<Self> {
+        Self::with_notify(max_idle, Arc::new(Notify::new()))
+    }
+
+    fn with_notify(max_idle: usize, returned: Arc<Notify>) -> Arc<Self> {
         Arc::new(Pool {
             idle: Mutex::new(Vec::new()),
-            returned: Notify::new(),
+            returned,
             max_idle,
         })
     }
@@ -133,6 +140,59 @@ impl Pool {
     }
 }
 
+/// One [`Pool`] per worker, sharing one wake-up for waiters.
+pub struct Pools {
+    pools: Box<[Arc<Pool>]>,
+    returned: Arc<Notify>,
+}
+
+impl Pools {
+    /// Pools for every worker, each keeping at most `max_idle` idle connections.
+    pub fn new(max_idle: usize) -> Self {
+        let returned = Arc::new(Notify::new());
+        Pools {
+            pools: (0..crate::worker::count())
+                .map(|_| Pool::with_notify(max_idle, returned.clone()))
+                .collect(),
+            returned,
+        }
+    }
+
+    /// The calling worker's pool.
+    pub fn local(&self) -> &Arc<Pool> {
+        &self.pools[crate::worker::current() % self.pools.len()]
+    }
+
+    /// A ready idle connection and the pool it belongs to: the calling worker's first, then the others'.
+    pub async fn checkout(&self) -> Option<(Sender, Arc<Pool>)> {
+        let own = crate::worker::current() % self.pools.len();
+        for k in 0..self.pools.len() {
+            let pool = &self.pools[(own + k) % self.pools.len()];
+            if let Some(sender) = pool.checkout().await {
+                return Some((sender, pool.clone()));
+            }
+        }
+        None
+    }
+
+    /// Waits until a connection is put into any of the pools (or `limit` passes).
+    pub async fn wait_for_put(&self, limit: Duration) {
+        let _ = tokio::time::timeout(limit, self.returned.notified()).await;
+    }
+
+    /// Idle connections over all workers.
+    pub fn idle_count(&self) -> usize {
+        self.pools.iter().map(|p| p.idle_count()).sum()
+    }
+
+    /// Closes every idle connection.
+    pub fn clear(&self) {
+        for pool in self.pools.iter() {
+            pool.clear();
+        }
+    }
+}
+
 /// A response body that hands its connection back to the pool when it ends.
 struct Returning {
     inner: Incoming,
@@ -203,7 +263,7 @@ impl ForwardError {
 /// A plain-HTTP origin reached over pooled keep-alive TCP connections.
 pub struct Upstream {
     origin: Origin,
-    pool: Arc<Pool>,
+    pools: Pools,
     connect_timeout: Duration,
 }
 
@@ -212,7 +272,7 @@ impl Upstream {
     pub fn new(origin: Origin, connect_timeout: Duration) -> Self {
         Upstream {
             origin,
-            pool: Pool::new(256),
+            pools: Pools::new(256),
             connect_timeout,
         }
     }
@@ -229,11 +289,11 @@ impl Upstream {
         mut req: Request<ProxyBody>,
     ) -> Result<Response<ProxyBody>, ForwardError> {
         for _ in 0..3 {
-            let sender = match self.pool.checkout().await {
-                Some(sender) => sender,
-                None => self.dial().await?,
+            let (sender, pool) = match self.pools.checkout().await {
+                Some(found) => found,
+                None => (self.dial().await?, self.pools.local().clone()),
             };
-            match self.pool.send(sender, req).await {
+            match pool.send(sender, req).await {
                 Ok(response) => return Ok(response),
                 Err(mut e) => match e.take_message() {
                     Some(unsent) => req = unsent,

@@ -879,11 +879,13 @@ fn every_native_preview_auth_failure_names_its_claim() {
         .unwrap();
     assert_eq!(out.status.code(), Some(2), "{}", describe(&out));
 
+    // Log lines are written in batches: give the writer a moment.
+    let logged = wait_until(Duration::from_secs(5), || {
+        let log = ingress.log();
+        log.contains("\"outcome\":\"refused\"") && log.contains("\"reason\":\"session_id\"")
+    });
     let log = ingress.log();
-    assert!(
-        log.contains("\"outcome\":\"refused\"") && log.contains("\"reason\":\"session_id\""),
-        "{log}"
-    );
+    assert!(logged, "{log}");
     for secret in [TOKEN, REVOKED, EXPIRED] {
         assert!(!log.contains(secret), "a token reached the ingress log");
     }
@@ -1457,5 +1459,45 @@ fn install_plan_snippets_pass_nginx_and_systemd_checks() {
     // Plans write nothing: the config dir was never created.
     assert!(
         !home.config_dir().exists() || std::fs::read_dir(home.config_dir()).unwrap().count() == 0
+    );
+}
+
+#[test]
+fn requests_wait_for_the_transport_the_client_declared() {
+    let home = Home::new();
+    standard_policy(&home);
+    let ingress = Ingress::start(&home, &["--upstream-timeout-secs", "0.5"]);
+    let http = Http::new();
+    let claim = |host: &str, transport: &str| json!({"public_host": host, "local_origin": "http://127.0.0.1:7331", "client_id": "lab", "transport": transport});
+    let r = ingress.register(&http, Some(TOKEN), claim("rh.preview.test", "reverse-http"));
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    assert_eq!(r.json()["data"]["transport"], "reverse-http");
+    let r = ingress.register(&http, Some(TOKEN), claim("lp.preview.test", "long-poll"));
+    assert_eq!(r.json()["data"]["transport"], "long-poll");
+    let r = ingress.register(
+        &http,
+        Some(TOKEN),
+        claim("xx.preview.test", "carrier-pigeon"),
+    );
+    assert_eq!(r.status, 400);
+    assert_eq!(r.json()["error"]["details"]["field"], "transport");
+    // Before its first connection, a request for a reverse-HTTP session waits for a connection, not for a
+    // long poll; for a long-poll session, for a poll.
+    let r = ingress.get(&http, "rh.preview.test", "/early");
+    assert_diagnostic(&r, 504, "upstream_timeout", "rh.preview.test", "/early");
+    assert!(
+        r.json()["message"].as_str().unwrap().contains("connection"),
+        "{}",
+        r.json()
+    );
+    let r = ingress.get(&http, "lp.preview.test", "/early");
+    assert_diagnostic(&r, 504, "upstream_timeout", "lp.preview.test", "/early");
+    assert!(
+        r.json()["message"]
+            .as_str()
+            .unwrap()
+            .contains("did not answer"),
+        "{}",
+        r.json()
     );
 }

@@ -110,7 +110,8 @@ fn start(args: StartArgs) -> anyhow::Result<()> {
     options.poll_timeout_secs = args.poll_timeout_secs;
     let format = args.format;
     let events: client::EventSink = Arc::new(move |event| print_event(&event, format));
-    let runtime = tokio::runtime::Builder::new_multi_thread()
+    // One event loop: the client's connections and the local origin's stay on one thread.
+    let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .context("start the async runtime")?;

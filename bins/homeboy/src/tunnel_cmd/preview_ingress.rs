@@ -4,7 +4,6 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use anyhow::Context;
 use clap::{Args, Subcommand, ValueEnum};
 use homeboy_config::Paths;
 use homeboy_preview::PreviewError;
@@ -79,6 +78,9 @@ pub struct ServeArgs {
     /// The scheme browsers use (that of the TLS proxy), for public URLs
     #[arg(long, default_value = "https")]
     public_scheme: String,
+    /// Worker threads, each with its own event loop (default: the available cores)
+    #[arg(long)]
+    threads: Option<usize>,
     /// How the listening line on stdout is printed
     #[arg(long, value_enum, default_value_t)]
     format: Format,
@@ -229,16 +231,14 @@ fn serve(paths: Paths, args: ServeArgs) -> anyhow::Result<()> {
     options.client_grace = seconds("--client-grace-secs", args.client_grace_secs)?;
     options.drain_timeout = seconds("--drain-timeout-secs", args.drain_timeout_secs)?;
     options.public_scheme = args.public_scheme;
+    if let Some(threads) = args.threads {
+        options.threads = threads.max(1);
+    }
     let format = args.format;
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("start the async runtime")?;
-    runtime
-        .block_on(ingress::serve(options, |addr, patterns| {
-            print_listening(addr, patterns, format)
-        }))
-        .map_err(preview_error)
+    ingress::serve(options, |addr, patterns| {
+        print_listening(addr, patterns, format)
+    })
+    .map_err(preview_error)
 }
 
 fn route(paths: &Paths, args: RouteArgs) -> anyhow::Result<()> {

@@ -62,6 +62,7 @@ pub struct ChannelSession {
     local_origin: Mutex<String>,
     lease_expires_unix: AtomicI64,
     closed: AtomicBool,
+    reverse_http_declared: AtomicBool,
     epoch: Instant,
     last_seen_ms: AtomicU64,
     pub long_poll: long_poll::LongPoll,
@@ -78,6 +79,7 @@ impl ChannelSession {
         token_sha256: Option<String>,
         local_origin: String,
         lease_expires_at: OffsetDateTime,
+        reverse_http: bool,
     ) -> Arc<Self> {
         let session = Arc::new(ChannelSession {
             public_host,
@@ -88,6 +90,7 @@ impl ChannelSession {
             local_origin: Mutex::new(local_origin),
             lease_expires_unix: AtomicI64::new(lease_expires_at.unix_timestamp()),
             closed: AtomicBool::new(false),
+            reverse_http_declared: AtomicBool::new(reverse_http),
             epoch: Instant::now(),
             last_seen_ms: AtomicU64::new(0),
             long_poll: long_poll::LongPoll::new(),
@@ -107,7 +110,9 @@ impl ChannelSession {
     }
 
     /// Extends the lease (a renewal by the same owner).
-    pub fn renew(&self, lease_expires_at: OffsetDateTime, local_origin: &str) {
+    pub fn renew(&self, lease_expires_at: OffsetDateTime, local_origin: &str, reverse_http: bool) {
+        self.reverse_http_declared
+            .store(reverse_http, Ordering::Release);
         self.lease_expires_unix
             .store(lease_expires_at.unix_timestamp(), Ordering::Release);
         *self.local_origin.lock().unwrap_or_else(|p| p.into_inner()) = local_origin.to_string();
@@ -160,10 +165,10 @@ impl ChannelSession {
         self.reverse_http.close();
     }
 
-    /// The transport carrying this session's requests: reverse-HTTP once the client opened a connection,
-    /// else the long-poll queue.
+    /// The transport carrying this session's requests: reverse-HTTP when the client declared it (requests
+    /// wait for its first connection) or opened a connection, else the long-poll queue.
     pub fn transport(&self) -> &dyn Transport {
-        if self.reverse_http.in_use() {
+        if self.reverse_http_declared.load(Ordering::Acquire) || self.reverse_http.in_use() {
             &self.reverse_http
         } else {
             &self.long_poll

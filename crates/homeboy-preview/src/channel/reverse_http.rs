@@ -17,11 +17,11 @@ use tokio::time::Instant;
 use super::Transport;
 use super::wire;
 use crate::body::ProxyBody;
-use crate::pool::{ForwardError, Pool, describe};
+use crate::pool::{ForwardError, Pools, describe};
 
 /// The upgraded connections of one session.
 pub struct ReverseHttp {
-    pool: Arc<Pool>,
+    pools: Pools,
     connections: Arc<AtomicUsize>,
     used: AtomicBool,
     closed: AtomicBool,
@@ -36,7 +36,7 @@ impl Default for ReverseHttp {
 impl ReverseHttp {
     pub fn new() -> Self {
         ReverseHttp {
-            pool: Pool::new(1024),
+            pools: Pools::new(1024),
             connections: Arc::new(AtomicUsize::new(0)),
             used: AtomicBool::new(false),
             closed: AtomicBool::new(false),
@@ -58,7 +58,7 @@ impl ReverseHttp {
             let _ = conn.await;
             connections.fetch_sub(1, Ordering::AcqRel);
         });
-        self.pool.put(sender);
+        self.pools.local().put(sender);
     }
 
     /// Open connections (idle or busy).
@@ -78,19 +78,19 @@ impl ReverseHttp {
                     "the preview client closed the session".into(),
                 ));
             }
-            let Some(sender) = self.pool.checkout().await else {
+            let Some((sender, pool)) = self.pools.checkout().await else {
                 let left = deadline.saturating_duration_since(Instant::now());
                 if left.is_zero() {
                     return Err(ForwardError::Timeout(format!(
                         "no connection of the preview client became free within {wait:?}"
                     )));
                 }
-                self.pool
+                self.pools
                     .wait_for_put(left.min(Duration::from_millis(250)))
                     .await;
                 continue;
             };
-            match tokio::time::timeout_at(deadline, self.pool.send(sender, req)).await {
+            match tokio::time::timeout_at(deadline, pool.send(sender, req)).await {
                 Err(_) => {
                     return Err(ForwardError::Timeout(format!(
                         "the preview client did not answer within {wait:?}"
@@ -130,13 +130,13 @@ impl Transport for ReverseHttp {
 
     fn close(&self) {
         self.closed.store(true, Ordering::Release);
-        self.pool.clear();
+        self.pools.clear();
     }
 
     fn stats(&self) -> serde_json::Value {
         serde_json::json!({
             "connections": self.connections(),
-            "idle_connections": self.pool.idle_count(),
+            "idle_connections": self.pools.idle_count(),
         })
     }
 }

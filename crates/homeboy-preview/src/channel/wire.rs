@@ -54,6 +54,10 @@ pub struct RegisterRequest {
     pub client_id: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ttl_secs: Option<u64>,
+    /// The transport the client will use (`long-poll` when absent). Declared up front so requests that
+    /// arrive before the client's first connection wait for the right transport.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub transport: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -72,6 +76,9 @@ pub struct RegisterResponse {
     /// Transports this ingress offers, best last; an ingress that omits it offers long-poll only.
     #[serde(default)]
     pub transports: Vec<String>,
+    /// The transport the ingress expects this client to use.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub transport: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -265,6 +265,15 @@ pub async fn run(
         session_id: options.session_id.clone(),
         client_id: Some(options.client_id.clone()),
         ttl_secs: options.ttl_secs,
+        transport: Some(
+            match options.transport {
+                TransportChoice::LongPoll => wire::TRANSPORT_LONG_POLL,
+                TransportChoice::Auto | TransportChoice::ReverseHttp => {
+                    wire::TRANSPORT_REVERSE_HTTP
+                }
+            }
+            .to_string(),
+        ),
     };
     tokio::pin!(shutdown);
     let mut failures: u32 = 0;
@@ -363,6 +372,12 @@ async fn close(api: &IngressApi) -> bool {
 }
 
 fn choose_transport(choice: TransportChoice, reg: &RegisterResponse) -> &'static str {
+    // An ingress that knows the `transport` field says which one it expects.
+    match reg.transport.as_deref() {
+        Some(wire::TRANSPORT_REVERSE_HTTP) => return wire::TRANSPORT_REVERSE_HTTP,
+        Some(_) => return wire::TRANSPORT_LONG_POLL,
+        None => {}
+    }
     let offered = reg
         .transports
         .iter()

@@ -18,7 +18,6 @@ mod status;
 
 use std::collections::{HashMap, VecDeque};
 use std::convert::Infallible;
-use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
@@ -74,6 +73,8 @@ pub struct IngressOptions {
     pub drain_timeout: Duration,
     /// The scheme browsers use (the TLS proxy's), for `public_url` in registrations.
     pub public_scheme: String,
+    /// Worker threads, each with its own single-threaded runtime (default: the available cores).
+    pub threads: usize,
     pub paths: Paths,
 }
 
@@ -93,6 +94,7 @@ impl IngressOptions {
             client_grace: Duration::from_secs(10),
             drain_timeout: Duration::from_secs(30),
             public_scheme: "https".into(),
+            threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
             paths,
         }
     }
@@ -269,12 +271,12 @@ impl Drop for InFlight {
 
 /// A bound ingress that has not started answering yet.
 pub struct BoundIngress {
-    listener: tokio::net::TcpListener,
+    listener: std::net::TcpListener,
     ingress: Arc<Ingress>,
 }
 
 /// Validates the options and binds the listening socket (loopback unless explicitly allowed).
-pub async fn bind(options: IngressOptions, log: AccessLog) -> Result<BoundIngress, PreviewError> {
+pub fn bind(options: IngressOptions, log: AccessLog) -> Result<BoundIngress, PreviewError> {
     if !options.allow_non_loopback_bind && !is_loopback_host(&options.bind.ip().to_string()) {
         return Err(PreviewError::NonLoopbackBind { addr: options.bind });
     }
@@ -301,8 +303,8 @@ pub async fn bind(options: IngressOptions, log: AccessLog) -> Result<BoundIngres
         action: "create the routes directory",
         source,
     })?;
-    let listener = tokio::net::TcpListener::bind(options.bind)
-        .await
+    let listener = std::net::TcpListener::bind(options.bind)
+        .and_then(|l| l.set_nonblocking(true).map(|()| l))
         .map_err(|source| PreviewError::Bind {
             addr: options.bind,
             source,
@@ -346,33 +348,71 @@ impl BoundIngress {
         &self.ingress.patterns
     }
 
-    /// Answers requests until `shutdown` resolves, then drains: new public requests get 503, preview
-    /// clients may still answer the requests they hold, and the call returns once nothing is in flight (or
-    /// the drain timeout passed).
-    pub async fn run(self, shutdown: impl Future<Output = ()> + Send + 'static) {
-        let ingress = self.ingress.clone();
-        let accept = tokio::spawn(accept_loop(self.listener, ingress.clone()));
-        shutdown.await;
-        ingress.start_draining();
-        ingress
-            .log
-            .write(&serde_json::json!({"event": "draining", "in_flight": ingress.in_flight.load(Ordering::Acquire)}));
-        ingress.drained(ingress.options.drain_timeout).await;
-        accept.abort();
-        ingress.log.write(&serde_json::json!({"event": "stopped"}));
-        ingress.log.flush();
+    /// Answers requests on the configured number of workers until SIGTERM/SIGINT, then drains: new public
+    /// requests get 503, preview clients may still answer the requests they hold, and the call returns once
+    /// nothing is in flight (or the drain timeout passed).
+    pub fn run(self) -> Result<(), PreviewError> {
+        let threads = self.ingress.options.threads;
+        let ingress = self.ingress;
+        let listener = self.listener;
+        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        let stop_tx = Arc::new(stop_tx);
+        let mut listeners = Vec::new();
+        for _ in 0..threads.max(1) {
+            listeners.push(Mutex::new(Some(listener.try_clone().map_err(
+                |source| PreviewError::Io {
+                    action: "share the listening socket",
+                    source,
+                },
+            )?)));
+        }
+        let listeners = Arc::new(listeners);
+        crate::worker::run(threads, move |i| {
+            let (ingress, stop_tx, mut stop_rx) =
+                (ingress.clone(), stop_tx.clone(), stop_rx.clone());
+            let listener = listeners[i]
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .take();
+            async move {
+                let Some(listener) =
+                    listener.and_then(|l| tokio::net::TcpListener::from_std(l).ok())
+                else {
+                    return;
+                };
+                let accept = tokio::spawn(accept_loop(listener, ingress.clone()));
+                if i == 0 {
+                    crate::signal::terminate().await;
+                    ingress.start_draining();
+                    ingress.log.write(&serde_json::json!({
+                        "event": "draining",
+                        "in_flight": ingress.in_flight.load(Ordering::Acquire),
+                    }));
+                    ingress.drained(ingress.options.drain_timeout).await;
+                    let _ = stop_tx.send(true);
+                    ingress.log.write(&serde_json::json!({"event": "stopped"}));
+                    ingress.log.flush();
+                } else {
+                    let _ = stop_rx.wait_for(|stop| *stop).await;
+                }
+                accept.abort();
+            }
+        })
+        .map_err(|source| PreviewError::Io {
+            action: "start the worker threads",
+            source,
+        })
     }
 }
 
 /// `serve`: binds, reports the bound address to `on_listening`, answers until SIGTERM/SIGINT, drains.
-pub async fn serve(
+pub fn serve(
     options: IngressOptions,
     on_listening: impl FnOnce(SocketAddr, &[String]),
 ) -> Result<(), PreviewError> {
-    let bound = bind(options, AccessLog::stderr()).await?;
+    let bound = bind(options, AccessLog::stderr())?;
     on_listening(bound.local_addr(), bound.public_host_patterns());
-    bound.run(crate::signal::terminate()).await;
-    Ok(())
+    bound.run()
 }
 
 async fn accept_loop(listener: tokio::net::TcpListener, ingress: Arc<Ingress>) {

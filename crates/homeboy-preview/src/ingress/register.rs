@@ -52,6 +52,20 @@ pub async fn register(
     if req.ttl_secs == Some(0) {
         return Err(ApiError::invalid_argument("ttl_secs", "must be at least 1"));
     }
+    let reverse_http = match req.transport.as_deref() {
+        None | Some(wire::TRANSPORT_LONG_POLL) => false,
+        Some(wire::TRANSPORT_REVERSE_HTTP) => true,
+        Some(other) => {
+            return Err(ApiError::invalid_argument(
+                "transport",
+                format!(
+                    "{other:?} is not a transport of this ingress ({} or {})",
+                    wire::TRANSPORT_LONG_POLL,
+                    wire::TRANSPORT_REVERSE_HTTP
+                ),
+            ));
+        }
+    };
 
     let _one_at_a_time = ingress.register_lock.lock().await;
     let paths = ingress.options.paths.clone();
@@ -123,7 +137,7 @@ pub async fn register(
 
     let session = match ingress.session(&host) {
         Some(s) if s.owner == owner && s.session_id == session_id && !s.is_closed() => {
-            s.renew(grant.expires_at, &req.local_origin);
+            s.renew(grant.expires_at, &req.local_origin, reverse_http);
             s
         }
         previous => {
@@ -140,6 +154,7 @@ pub async fn register(
                 grant.token_sha256.clone(),
                 req.local_origin.clone(),
                 grant.expires_at,
+                reverse_http,
             )
         }
     };
@@ -196,6 +211,14 @@ pub async fn register(
             wire::TRANSPORT_LONG_POLL.to_string(),
             wire::TRANSPORT_REVERSE_HTTP.to_string(),
         ],
+        transport: Some(
+            if reverse_http {
+                wire::TRANSPORT_REVERSE_HTTP
+            } else {
+                wire::TRANSPORT_LONG_POLL
+            }
+            .to_string(),
+        ),
     })
 }
 
