@@ -52,6 +52,20 @@ pub struct Owner {
     pub client_id: String,
 }
 
+/// What a new session is made of.
+pub struct NewSession {
+    pub public_host: String,
+    pub session_id: String,
+    pub channel_id: String,
+    pub owner: Owner,
+    /// The digest of the token that was granted (if any).
+    pub token_sha256: Option<String>,
+    pub local_origin: String,
+    pub lease_expires_at: OffsetDateTime,
+    /// The client declared the reverse-HTTP transport.
+    pub reverse_http: bool,
+}
+
 /// One granted public host with a live (or recently live) preview client.
 pub struct ChannelSession {
     pub public_host: String,
@@ -70,27 +84,18 @@ pub struct ChannelSession {
 }
 
 impl ChannelSession {
-    /// A new session; `token_sha256` is the digest of the token that was granted (if any).
-    pub fn new(
-        public_host: String,
-        session_id: String,
-        channel_id: String,
-        owner: Owner,
-        token_sha256: Option<String>,
-        local_origin: String,
-        lease_expires_at: OffsetDateTime,
-        reverse_http: bool,
-    ) -> Arc<Self> {
+    /// A new session.
+    pub fn new(spec: NewSession) -> Arc<Self> {
         let session = Arc::new(ChannelSession {
-            public_host,
-            session_id,
-            channel_id,
-            owner,
-            token_sha256,
-            local_origin: Mutex::new(local_origin),
-            lease_expires_unix: AtomicI64::new(lease_expires_at.unix_timestamp()),
+            public_host: spec.public_host,
+            session_id: spec.session_id,
+            channel_id: spec.channel_id,
+            owner: spec.owner,
+            token_sha256: spec.token_sha256,
+            local_origin: Mutex::new(spec.local_origin),
+            lease_expires_unix: AtomicI64::new(spec.lease_expires_at.unix_timestamp()),
             closed: AtomicBool::new(false),
-            reverse_http_declared: AtomicBool::new(reverse_http),
+            reverse_http_declared: AtomicBool::new(spec.reverse_http),
             epoch: Instant::now(),
             last_seen_ms: AtomicU64::new(0),
             long_poll: long_poll::LongPoll::new(),

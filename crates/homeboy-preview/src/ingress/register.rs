@@ -16,7 +16,7 @@ use serde_json::json;
 use super::Ingress;
 use crate::auth::{Claim, ClaimRequest, Denial, PolicySet};
 use crate::channel::wire::{self, Lease, RegisterRequest, RegisterResponse};
-use crate::channel::{ChannelSession, Owner};
+use crate::channel::{ChannelSession, NewSession, Owner};
 use crate::clock;
 use crate::host::{default_session_id, glob_matches, is_wildcard, normalize_host};
 use crate::routes::{CHANNEL_ORIGIN_PREFIX, ChannelGrantRecord, RouteRecord};
@@ -146,16 +146,16 @@ pub async fn register(
             }
             let channel_id = homeboy_config::secrets::random_hex(16)
                 .map_err(|_| ApiError::internal("no randomness for a channel id"))?;
-            ChannelSession::new(
-                host.clone(),
-                session_id.clone(),
+            ChannelSession::new(NewSession {
+                public_host: host.clone(),
+                session_id: session_id.clone(),
                 channel_id,
                 owner,
-                grant.token_sha256.clone(),
-                req.local_origin.clone(),
-                grant.expires_at,
+                token_sha256: grant.token_sha256.clone(),
+                local_origin: req.local_origin.clone(),
+                lease_expires_at: grant.expires_at,
                 reverse_http,
-            )
+            })
         }
     };
 
