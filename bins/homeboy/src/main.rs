@@ -33,7 +33,7 @@ enum Command {
     /// Run and inspect the local-only homeboy HTTP API daemon
     #[command(subcommand)]
     Daemon(daemon_cmd::DaemonCommand),
-    /// Service tunnels and native public previews (preview client, preview ingress)
+    /// Native public previews: the preview client and the VPS-side preview ingress
     #[command(subcommand)]
     Tunnel(tunnel_cmd::TunnelCommand),
 }
