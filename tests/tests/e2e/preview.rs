@@ -1501,3 +1501,50 @@ fn requests_wait_for_the_transport_the_client_declared() {
         r.json()
     );
 }
+
+#[test]
+fn leases_expire_clients_renew_them_and_revocation_ends_the_session() {
+    let home = Home::new();
+    let policy = |revoked: bool| {
+        json!({
+            "default_session_ttl_secs": 2,
+            "max_session_ttl_secs": 3,
+            "allowed_public_hosts": ["*.preview.test"],
+            "tokens": [{"id": "lab", "token_sha256": digest(TOKEN), "allowed_clients": ["lab"], "revoked": revoked}]
+        })
+    };
+    declare_service(&home, "site-preview", policy(false));
+    let origin = Origin::start("leased");
+    let ingress = Ingress::start(&home, &[]);
+    let http = Http::new();
+    // A lease nobody renews ends: the host answers 410 expired_session.
+    let r = ingress.register(
+        &http,
+        Some(TOKEN),
+        json!({"public_host": "idle.preview.test", "local_origin": "http://127.0.0.1:7331", "client_id": "lab", "ttl_secs": 1}),
+    );
+    assert_eq!(r.json()["data"]["lease"]["ttl_secs"], 1);
+    std::thread::sleep(Duration::from_millis(2100));
+    let r = ingress.get(&http, "idle.preview.test", "/late");
+    assert_diagnostic(&r, 410, "expired_session", "idle.preview.test", "/late");
+
+    // A client renews its lease before it ends and keeps serving.
+    let mut client = Client::start(
+        &home,
+        &ingress,
+        "kept.preview.test",
+        &origin.url(),
+        &["--ttl-secs", "3"],
+    );
+    assert_eq!(client.registered()["lease_ttl_secs"], 3);
+    client.wait_events("renewed", 1, Duration::from_secs(10));
+    assert_eq!(
+        ingress.get(&http, "kept.preview.test", "/still").status,
+        200
+    );
+    // Revoking the token ends the session at the next renewal: the client says why and exits 1.
+    declare_service(&home, "site-preview", policy(true));
+    let status = wait_exit(&mut client.child, Duration::from_secs(10));
+    assert_eq!(status.code(), Some(1), "{}", client.output());
+    assert!(client.output().contains("revoked"), "{}", client.output());
+}
