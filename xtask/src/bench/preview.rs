@@ -35,12 +35,22 @@ struct Target {
     host: Option<String>,
 }
 
-/// Children killed when the bench ends, however it ends.
+/// Children stopped when the bench ends, however it ends: SIGTERM first (nginx's master then stops its
+/// workers; SIGKILL would orphan them), SIGKILL after two seconds.
 struct Children(Vec<Child>);
 
 impl Drop for Children {
     fn drop(&mut self) {
+        for child in &self.0 {
+            let _ = Command::new("kill")
+                .args(["-TERM", &child.id().to_string()])
+                .status();
+        }
+        let deadline = Instant::now() + Duration::from_secs(2);
         for child in &mut self.0 {
+            while Instant::now() < deadline && matches!(child.try_wait(), Ok(None)) {
+                std::thread::sleep(Duration::from_millis(20));
+            }
             let _ = child.kill();
             let _ = child.wait();
         }
