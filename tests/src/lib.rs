@@ -3,6 +3,8 @@
 //!
 //! Everything here runs real processes on real sockets; nothing is mocked.
 
+pub mod origin;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};

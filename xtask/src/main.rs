@@ -2,7 +2,7 @@
 //!
 //! - `cargo xtask ci` — fmt check, clippy with `-D warnings`, the whole test suite (what `.ci/run` calls).
 //! - `cargo xtask bench <name>` — builds release binaries and runs a benchmark that compares homeboy with a
-//!   ceiling or peer started in the same run, printing ratios. Names: `daemon`, `origin`.
+//!   ceiling or peer started in the same run, printing ratios. Names: `daemon`, `jobs`, `origin`, `preview`.
 
 mod bench;
 mod ci;
@@ -21,7 +21,7 @@ fn main() -> ExitCode {
         Some("bench-exec") => bench::exec(&args[1..]),
         Some("bench-hello") => bench::hello::serve(),
         _ => {
-            eprintln!("usage: cargo xtask <ci | bench [daemon|origin|all]>");
+            eprintln!("usage: cargo xtask <ci | bench [daemon|jobs|origin|preview|all]>");
             return ExitCode::from(2);
         }
     };

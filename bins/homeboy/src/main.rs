@@ -48,7 +48,7 @@ enum Command {
     /// Runners: run jobs for a broker, manage broker credentials, and the runner capability of servers
     #[command(subcommand)]
     Runner(runner_cmd::RunnerCommand),
-    /// Managed local services, the artifact origin and preview consumers
+    /// Managed local services, the artifact origin, preview consumers and native public previews
     #[command(subcommand)]
     Tunnel(tunnel_cmd::TunnelCommand),
 }

@@ -2,5 +2,6 @@
 
 mod broker;
 mod daemon;
+mod preview;
 mod servers;
 mod tunnel;

@@ -42,9 +42,21 @@ pub fn run(
     connections: usize,
     duration: Duration,
 ) -> anyhow::Result<LoadResult> {
+    run_with_host(addr, None, path, connections, duration)
+}
+
+/// Like [`run`], sending `Host: host` when given (for servers that route by host).
+pub fn run_with_host(
+    addr: SocketAddr,
+    host: Option<&str>,
+    path: &str,
+    connections: usize,
+    duration: Duration,
+) -> anyhow::Result<LoadResult> {
+    let host = host.map_or_else(|| addr.to_string(), str::to_string);
     match find_program("wrk") {
-        Some(wrk) => run_wrk(&wrk, addr, path, connections, duration),
-        None => run_builtin(addr, path, connections, duration),
+        Some(wrk) => run_wrk(&wrk, addr, &host, path, connections, duration),
+        None => run_builtin(addr, &host, path, connections, duration),
     }
 }
 
@@ -87,6 +99,7 @@ pub fn find_program(program: &str) -> Option<PathBuf> {
 fn run_wrk(
     wrk: &PathBuf,
     addr: SocketAddr,
+    host: &str,
     path: &str,
     connections: usize,
     duration: Duration,
@@ -97,6 +110,8 @@ fn run_wrk(
             &format!("-c{connections}"),
             &format!("-d{}s", duration.as_secs().max(1)),
             "--latency",
+            "-H",
+            &format!("Host: {host}"),
         ])
         .arg(format!("http://{addr}{path}"))
         .output()
@@ -150,6 +165,7 @@ fn parse_duration_ms(v: &str) -> Option<f64> {
 
 fn run_builtin(
     addr: SocketAddr,
+    host: &str,
     path: &str,
     connections: usize,
     duration: Duration,
@@ -165,9 +181,9 @@ fn run_builtin(
         let stop_at = measure_from + duration;
         let mut tasks = Vec::new();
         for _ in 0..connections {
-            let path = path.to_string();
+            let (path, host) = (path.to_string(), host.to_string());
             tasks.push(tokio::spawn(async move {
-                connection_loop(addr, &path, measure_from, stop_at).await
+                connection_loop(addr, &host, &path, measure_from, stop_at).await
             }));
         }
         let mut latencies: Vec<u32> = Vec::new();
@@ -196,6 +212,7 @@ fn run_builtin(
 
 async fn connection_loop(
     addr: SocketAddr,
+    host: &str,
     path: &str,
     measure_from: Instant,
     stop_at: Instant,
@@ -211,10 +228,9 @@ async fn connection_loop(
         return (latencies, 1);
     };
     tokio::spawn(conn);
-    let host = addr.to_string();
     while Instant::now() < stop_at {
         let req = hyper::Request::get(path)
-            .header("host", &host)
+            .header("host", host)
             .body(Empty::<Bytes>::new())
             .expect("request");
         let began = Instant::now();

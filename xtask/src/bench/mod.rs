@@ -7,6 +7,7 @@ pub mod hello;
 mod jobs;
 pub mod load;
 mod origin;
+mod preview;
 pub mod report;
 
 use std::path::PathBuf;
@@ -16,7 +17,7 @@ use anyhow::{Context, bail};
 
 use crate::workspace_root;
 
-const BENCHES: &[&str] = &["daemon", "jobs", "origin"];
+const BENCHES: &[&str] = &["daemon", "jobs", "origin", "preview"];
 
 /// `cargo xtask bench [name...]`: build in release, then hand over to `target/release/xtask bench-exec`.
 pub fn run(args: &[String]) -> anyhow::Result<()> {
@@ -57,6 +58,7 @@ pub fn exec(names: &[String]) -> anyhow::Result<()> {
             "daemon" => daemon::run()?,
             "jobs" => jobs::run()?,
             "origin" => origin::run()?,
+            "preview" => preview::run()?,
             other => bail!("unknown benchmark {other:?}"),
         }
     }

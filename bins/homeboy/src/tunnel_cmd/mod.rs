@@ -3,7 +3,9 @@
 
 mod artifact_origin;
 mod errors;
+mod preview_client;
 mod preview_consumer;
+mod preview_ingress;
 mod service;
 
 use clap::Subcommand;
@@ -19,6 +21,12 @@ pub enum TunnelCommand {
     /// Run a configured consumer command against a public preview URL and record its evidence
     #[command(subcommand)]
     PreviewConsumer(preview_consumer::PreviewConsumerCommand),
+    /// Connect a local preview origin to a homeboy preview ingress over an outbound reverse channel
+    #[command(subcommand)]
+    PreviewClient(preview_client::PreviewClientCommand),
+    /// The VPS-side preview ingress: route table, the ingress daemon, install plans
+    #[command(subcommand)]
+    PreviewIngress(preview_ingress::PreviewIngressCommand),
 }
 
 pub fn run(cmd: TunnelCommand) -> anyhow::Result<()> {
@@ -26,5 +34,7 @@ pub fn run(cmd: TunnelCommand) -> anyhow::Result<()> {
         TunnelCommand::Service(cmd) => service::run(cmd),
         TunnelCommand::ArtifactOrigin(cmd) => artifact_origin::run(cmd),
         TunnelCommand::PreviewConsumer(cmd) => preview_consumer::run(cmd),
+        TunnelCommand::PreviewClient(cmd) => preview_client::run(cmd),
+        TunnelCommand::PreviewIngress(cmd) => preview_ingress::run(cmd),
     }
 }
