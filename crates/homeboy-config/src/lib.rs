@@ -4,19 +4,22 @@
 //! ([`write_json_atomic`]: temp file, fsync, rename, fsync of the directory), declarations kept one JSON file
 //! per item with field-level validation errors ([`declarations`]), and token digests and redaction
 //! ([`secrets`]), server declarations with their runner capability ([`servers`]) and the execution-time
-//! resolution of `runner.secret_env` references ([`secret_env`]). It knows nothing about HTTP, jobs or
-//! processes.
+//! resolution of `runner.secret_env` references ([`secret_env`]), and the component, rig and stack
+//! declarations ([`components`], [`rigs`], [`stacks`]). It knows nothing about HTTP, jobs or processes.
 
 mod atomic;
 pub mod broker_auth;
+pub mod components;
 pub mod declarations;
 pub mod dynamic_set;
 mod error;
 pub mod net;
 mod paths;
+pub mod rigs;
 pub mod secret_env;
 pub mod secrets;
 pub mod servers;
+pub mod stacks;
 pub mod tunnel_services;
 
 pub use atomic::{

@@ -111,6 +111,10 @@ impl Paths {
     pub fn daemon_jobs(&self) -> PathBuf {
         self.daemon_dir().join("jobs.redb")
     }
+    /// The observation store: runs, their artifacts' records and findings (a redb file).
+    pub fn observations_store(&self) -> PathBuf {
+        self.data_dir.join("observations").join("observations.redb")
+    }
     /// The daemon's log directory under the data dir.
     pub fn daemon_log_dir(&self) -> PathBuf {
         self.data_dir.join("daemon")

@@ -74,6 +74,27 @@ pub fn runs_program(pid: u32, prefix: &str) -> bool {
     }
 }
 
+/// When `pid` started, in clock ticks since boot (`/proc/<pid>/stat` field 22), where `/proc` can tell.
+/// Together with the pid it names one process: a later process that reuses the pid has another start time.
+pub fn start_time(pid: u32) -> Option<u64> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let (_, rest) = text.rsplit_once(')')?;
+    // Fields after comm start at field 3 (state); starttime is field 22.
+    rest.split_whitespace().nth(22 - 3)?.parse().ok()
+}
+
+/// Whether the process `pid` that started at `started` (from [`start_time`]) is still alive. Without a
+/// recorded start time only the pid is checked.
+pub fn same_process_alive(pid: u32, started: Option<u64>) -> bool {
+    if !alive(pid) {
+        return false;
+    }
+    match (started, start_time(pid)) {
+        (Some(expected), Some(actual)) => expected == actual,
+        _ => true,
+    }
+}
+
 /// Sends `signal` to `pid`; false if the process does not exist.
 pub fn signal(pid: u32, signal: Signal) -> bool {
     to_pid(pid).is_some_and(|p| kill_process(p, signal).is_ok())
@@ -213,6 +234,10 @@ mod tests {
             == Some("sleep")));
         assert!(runs_program(pid, "sle"));
         assert!(!runs_program(pid, "homeboy"));
+        let started = start_time(pid);
+        assert!(started.is_some());
+        assert!(same_process_alive(pid, started));
+        assert!(!same_process_alive(pid, started.map(|s| s + 1)));
         assert!(!terminate(pid, Duration::from_secs(2)));
         // Not reaped yet: a zombie, which counts as gone.
         assert!(!alive(pid));

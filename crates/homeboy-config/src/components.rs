@@ -1,0 +1,365 @@
+//! Component declarations, `<config>/components/<id>.json`: a local git checkout (`path`) and, per analysis
+//! tool (`lint`, `test`, `audit`, `bench`, `build`, `review`), the argv that runs it in the checkout, an
+//! optional artifacts directory, an optional findings source (`sarif`, `junit`, `checkstyle` + path) and, for
+//! benchmarks, an optional metrics file.
+//!
+//! This module owns the schema and its validation only: every path a tool declares is relative to the
+//! checkout and may not leave it (no absolute paths, no `..`). Running the tools is `homeboy-components`'.
+//!
+//! ```json
+//! {"id": "app", "path": "/home/me/src/app",
+//!  "tools": {"lint": {"command": ["cargo", "clippy", "--message-format=json"],
+//!                     "artifacts": "target/lint",
+//!                     "findings": {"format": "sarif", "path": "target/lint/clippy.sarif"},
+//!                     "timeout_secs": 600}}}
+//! ```
+
+use serde::{Deserialize, Serialize};
+
+use crate::Paths;
+use crate::declarations::{Declaration, DeclarationDir, FieldError};
+
+/// The longest timeout a tool may declare (a day).
+pub const MAX_TIMEOUT_SECS: u64 = 24 * 3600;
+/// The timeout of a tool that declares none.
+pub const DEFAULT_TIMEOUT_SECS: u64 = 1800;
+
+/// The analysis tools a component can declare, in the order they are listed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ToolKind {
+    Lint,
+    Test,
+    Audit,
+    Bench,
+    Build,
+    Review,
+}
+
+impl ToolKind {
+    /// Every tool, in listing order.
+    pub const ALL: [ToolKind; 6] = [
+        ToolKind::Lint,
+        ToolKind::Test,
+        ToolKind::Audit,
+        ToolKind::Bench,
+        ToolKind::Build,
+        ToolKind::Review,
+    ];
+
+    /// The wire name (`lint`), also the run `kind`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ToolKind::Lint => "lint",
+            ToolKind::Test => "test",
+            ToolKind::Audit => "audit",
+            ToolKind::Bench => "bench",
+            ToolKind::Build => "build",
+            ToolKind::Review => "review",
+        }
+    }
+
+    /// Parses a wire name.
+    pub fn parse(name: &str) -> Option<ToolKind> {
+        ToolKind::ALL.into_iter().find(|k| k.as_str() == name)
+    }
+}
+
+impl std::fmt::Display for ToolKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One component: a local git checkout and its tools.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Component {
+    /// Unique identifier; also the file name.
+    pub id: String,
+    /// Absolute path of the local git checkout.
+    pub path: String,
+    /// What each analysis tool runs.
+    #[serde(default)]
+    pub tools: ComponentTools,
+}
+
+/// The per-tool commands of a component; a tool without an entry is not available for it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ComponentTools {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lint: Option<ToolCommand>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub test: Option<ToolCommand>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub audit: Option<ToolCommand>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bench: Option<ToolCommand>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub build: Option<ToolCommand>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub review: Option<ToolCommand>,
+}
+
+impl ComponentTools {
+    /// The command of `kind`, if declared.
+    pub fn get(&self, kind: ToolKind) -> Option<&ToolCommand> {
+        match kind {
+            ToolKind::Lint => self.lint.as_ref(),
+            ToolKind::Test => self.test.as_ref(),
+            ToolKind::Audit => self.audit.as_ref(),
+            ToolKind::Bench => self.bench.as_ref(),
+            ToolKind::Build => self.build.as_ref(),
+            ToolKind::Review => self.review.as_ref(),
+        }
+    }
+
+    /// The declared tools, in listing order.
+    pub fn declared(&self) -> Vec<ToolKind> {
+        ToolKind::ALL
+            .into_iter()
+            .filter(|k| self.get(*k).is_some())
+            .collect()
+    }
+}
+
+/// How one tool runs in the checkout.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ToolCommand {
+    /// argv, run without a shell in the checkout (use `["sh", "-c", "..."]` for shell syntax).
+    pub command: Vec<String>,
+    /// A directory (relative to the checkout) whose files are collected as the run's artifacts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub artifacts: Option<String>,
+    /// Where the tool writes machine-readable findings.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub findings: Option<FindingsSource>,
+    /// A JSON file (relative to the checkout) of benchmark metrics: `{"name": number}` or
+    /// `{"metrics": {"name": number}}`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metrics: Option<String>,
+    /// Seconds before the tool's process group is stopped (default 1800).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout_secs: Option<u64>,
+}
+
+impl ToolCommand {
+    /// The effective timeout in seconds.
+    pub fn timeout_secs(&self) -> u64 {
+        self.timeout_secs.unwrap_or(DEFAULT_TIMEOUT_SECS)
+    }
+}
+
+/// A findings file and its format.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FindingsSource {
+    pub format: FindingsFormat,
+    /// Relative to the checkout.
+    pub path: String,
+}
+
+/// Formats homeboy reads findings from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FindingsFormat {
+    /// SARIF 2.1.0 (JSON).
+    Sarif,
+    /// JUnit XML: failed and erroring test cases.
+    Junit,
+    /// Checkstyle XML.
+    Checkstyle,
+}
+
+impl FindingsFormat {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FindingsFormat::Sarif => "sarif",
+            FindingsFormat::Junit => "junit",
+            FindingsFormat::Checkstyle => "checkstyle",
+        }
+    }
+}
+
+impl Declaration for Component {
+    const KIND: &'static str = "component";
+
+    fn id(&self) -> &str {
+        &self.id
+    }
+
+    fn validate(&self) -> Result<(), FieldError> {
+        if self.path.trim().is_empty() {
+            return Err(FieldError::new("path", "must not be empty"));
+        }
+        if !self.path.starts_with('/') {
+            return Err(FieldError::new(
+                "path",
+                format!(
+                    "must be an absolute path to a git checkout, got {:?}",
+                    self.path
+                ),
+            ));
+        }
+        for kind in ToolKind::ALL {
+            if let Some(tool) = self.tools.get(kind) {
+                validate_tool(&format!("tools.{kind}"), tool)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+fn validate_tool(field: &str, tool: &ToolCommand) -> Result<(), FieldError> {
+    match tool.command.first() {
+        Some(program) if !program.trim().is_empty() => {}
+        _ => {
+            return Err(FieldError::new(
+                format!("{field}.command"),
+                "must name a program (argv, no shell)",
+            ));
+        }
+    }
+    if let Some(dir) = &tool.artifacts {
+        checkout_relative(&format!("{field}.artifacts"), dir)?;
+    }
+    if let Some(source) = &tool.findings {
+        checkout_relative(&format!("{field}.findings.path"), &source.path)?;
+    }
+    if let Some(metrics) = &tool.metrics {
+        checkout_relative(&format!("{field}.metrics"), metrics)?;
+    }
+    if let Some(secs) = tool.timeout_secs
+        && !(1..=MAX_TIMEOUT_SECS).contains(&secs)
+    {
+        return Err(FieldError::new(
+            format!("{field}.timeout_secs"),
+            format!("must be between 1 and {MAX_TIMEOUT_SECS}"),
+        ));
+    }
+    Ok(())
+}
+
+/// A path inside the checkout: relative, no `..` segment, no NUL or backslash.
+pub fn checkout_relative(field: &str, path: &str) -> Result<(), FieldError> {
+    let problem = if path.trim().is_empty() {
+        Some("must not be empty")
+    } else if path.starts_with('/') {
+        Some("must be relative to the checkout, not absolute")
+    } else if path.split('/').any(|segment| segment == "..") {
+        Some("may not contain '..' (it must stay inside the checkout)")
+    } else if path.contains('\0') || path.contains('\\') {
+        Some("may not contain NUL or backslash characters")
+    } else {
+        None
+    };
+    match problem {
+        Some(problem) => Err(FieldError::new(field, problem)),
+        None => Ok(()),
+    }
+}
+
+/// The component declarations of `paths`.
+pub fn store(paths: &Paths) -> DeclarationDir<Component> {
+    DeclarationDir::new(paths.components_dir())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ConfigError;
+    use crate::declarations::parse_json_fields;
+
+    fn parse(json: &str) -> Result<Component, String> {
+        let c: Component = parse_json_fields(json.as_bytes()).map_err(|e| {
+            format!(
+                "{}: {}{}",
+                e.field,
+                e.problem,
+                e.suggestion.map(|s| format!(" ({s})")).unwrap_or_default()
+            )
+        })?;
+        c.validate()
+            .map_err(|e| format!("{}: {}", e.field, e.problem))?;
+        Ok(c)
+    }
+
+    #[test]
+    fn full_declaration_round_trips() {
+        let c = parse(
+            r#"{"id": "app", "path": "/src/app", "tools": {
+                "lint": {"command": ["sh", "-c", "lint"], "artifacts": "out",
+                         "findings": {"format": "sarif", "path": "out/lint.sarif"}, "timeout_secs": 60},
+                "bench": {"command": ["bench"], "metrics": "out/metrics.json"}}}"#,
+        )
+        .unwrap();
+        assert_eq!(c.tools.declared(), vec![ToolKind::Lint, ToolKind::Bench]);
+        let lint = c.tools.get(ToolKind::Lint).unwrap();
+        assert_eq!(
+            lint.findings.as_ref().unwrap().format,
+            FindingsFormat::Sarif
+        );
+        assert_eq!(lint.timeout_secs(), 60);
+        assert_eq!(
+            c.tools.get(ToolKind::Bench).unwrap().timeout_secs(),
+            DEFAULT_TIMEOUT_SECS
+        );
+        let again: Component = serde_json::from_value(serde_json::to_value(&c).unwrap()).unwrap();
+        assert_eq!(again, c);
+    }
+
+    #[test]
+    fn problems_name_the_field() {
+        let cases = [
+            (r#"{"id": "a", "path": "rel"}"#, "path: must be an absolute"),
+            (
+                r#"{"id": "a", "path": "/x", "tools": {"lint": {"command": []}}}"#,
+                "tools.lint.command: must name a program",
+            ),
+            (
+                r#"{"id": "a", "path": "/x", "tools": {"test": {"command": ["t"], "artifacts": "../up"}}}"#,
+                "tools.test.artifacts: may not contain '..'",
+            ),
+            (
+                r#"{"id": "a", "path": "/x", "tools": {"test": {"command": ["t"], "findings": {"format": "junit", "path": "/etc/x"}}}}"#,
+                "tools.test.findings.path: must be relative",
+            ),
+            (
+                r#"{"id": "a", "path": "/x", "tools": {"lint": {"command": ["t"], "timeout_secs": 0}}}"#,
+                "tools.lint.timeout_secs: must be between",
+            ),
+            (
+                r#"{"id": "a", "path": "/x", "tools": {"lnit": {"command": ["t"]}}}"#,
+                "tools.lnit: is not a known field (lint)",
+            ),
+            (
+                r#"{"id": "a", "path": "/x", "tools": {"lint": {"command": ["t"], "findings": {"format": "xml", "path": "x"}}}}"#,
+                "tools.lint.findings.format",
+            ),
+        ];
+        for (json, expected) in cases {
+            let err = parse(json).unwrap_err();
+            assert!(err.starts_with(expected), "{json}: {err}");
+        }
+    }
+
+    #[test]
+    fn invalid_declarations_are_not_written() {
+        let dir = tempfile::tempdir().unwrap();
+        let paths = Paths::at(dir.path().join("c"), dir.path().join("d"));
+        let store = store(&paths);
+        let mut c = Component {
+            id: "app".into(),
+            path: "/src/app".into(),
+            tools: ComponentTools::default(),
+        };
+        store.put(&c).unwrap();
+        c.path = "relative".into();
+        let err = store.put(&c).unwrap_err();
+        assert!(matches!(err, ConfigError::Invalid { .. }), "{err}");
+        assert!(err.to_string().contains("app.json"), "{err}");
+        assert_eq!(store.get("app").unwrap().path, "/src/app");
+    }
+}
