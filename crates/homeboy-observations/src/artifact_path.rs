@@ -1,0 +1,208 @@
+//! The one place an artifact's bytes are opened: [`open_artifact`], used by the transport-free handler (which
+//! inlines them as base64) and by the daemon's HTTP layer (which streams them), so both refuse the same paths.
+//!
+//! A recorded path must be a plain relative path (no `..` segment, not absolute, no NUL, no backslash, no
+//! empty segment) and must resolve inside the artifact root: the file is opened with
+//! `openat2(RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS)` relative to the root, so the kernel refuses any
+//! symlink (or `..`) that would leave it. Kernels without `openat2` fall back to a canonical-prefix check
+//! before opening.
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+
+use rustix::fs::{Mode, OFlags, ResolveFlags};
+use rustix::io::Errno;
+
+use crate::error::ArtifactAccess;
+use crate::model::StoredArtifact;
+
+/// An artifact file opened for reading.
+#[derive(Debug)]
+pub struct OpenedArtifact {
+    pub file: File,
+    pub size_bytes: u64,
+    pub mime: String,
+    /// The artifact's file name (for `Content-Disposition`).
+    pub file_name: String,
+}
+
+/// Checks a root-relative path lexically.
+pub fn check_relative(path: &str) -> Result<(), ArtifactAccess> {
+    let refuse = |problem| {
+        Err(ArtifactAccess::InvalidPath {
+            path: path.to_string(),
+            problem,
+        })
+    };
+    if path.is_empty() {
+        return refuse("is empty");
+    }
+    if path.starts_with('/') {
+        return refuse("is absolute");
+    }
+    if path.contains('\0') {
+        return refuse("contains a NUL byte");
+    }
+    if path.contains('\\') {
+        return refuse("contains a backslash");
+    }
+    for segment in path.split('/') {
+        match segment {
+            ".." => return refuse("contains a '..' segment"),
+            "" => return refuse("contains an empty segment"),
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+/// Opens the bytes of `artifact` under `root`, refusing metadata-only records, paths that are not plain
+/// relative paths, and paths that lead out of the root.
+pub fn open_artifact(
+    root: &Path,
+    artifact: &StoredArtifact,
+) -> Result<OpenedArtifact, ArtifactAccess> {
+    let Some(relative) = artifact.stored_path.as_deref() else {
+        return Err(ArtifactAccess::MetadataOnly {
+            artifact_id: artifact.id.clone(),
+        });
+    };
+    let file = open_beneath(root, relative).map_err(|e| match e {
+        ArtifactAccess::Missing { .. } => ArtifactAccess::Missing {
+            artifact_id: artifact.id.clone(),
+        },
+        other => other,
+    })?;
+    let metadata = file.metadata().map_err(|_| ArtifactAccess::Missing {
+        artifact_id: artifact.id.clone(),
+    })?;
+    if !metadata.is_file() {
+        return Err(ArtifactAccess::NotAFile {
+            path: relative.to_string(),
+        });
+    }
+    Ok(OpenedArtifact {
+        file,
+        size_bytes: metadata.len(),
+        mime: artifact.mime.clone(),
+        file_name: artifact
+            .name
+            .rsplit('/')
+            .next()
+            .unwrap_or(&artifact.name)
+            .to_string(),
+    })
+}
+
+/// Opens `relative` for reading strictly beneath `root`.
+pub fn open_beneath(root: &Path, relative: &str) -> Result<File, ArtifactAccess> {
+    check_relative(relative)?;
+    let escapes = || ArtifactAccess::Escapes {
+        path: relative.to_string(),
+    };
+    let missing = || ArtifactAccess::Missing {
+        artifact_id: relative.to_string(),
+    };
+    let root_dir = match rustix::fs::open(
+        root,
+        OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+    ) {
+        Ok(fd) => fd,
+        Err(_) => return Err(missing()),
+    };
+    match rustix::fs::openat2(
+        &root_dir,
+        relative,
+        OFlags::RDONLY | OFlags::CLOEXEC | OFlags::NOCTTY,
+        Mode::empty(),
+        ResolveFlags::BENEATH | ResolveFlags::NO_MAGICLINKS,
+    ) {
+        Ok(fd) => Ok(File::from(fd)),
+        Err(Errno::XDEV | Errno::LOOP) => Err(escapes()),
+        Err(Errno::NOENT | Errno::NOTDIR) => Err(missing()),
+        Err(Errno::NOSYS | Errno::PERM) => open_by_prefix(root, relative),
+        Err(_) => Err(missing()),
+    }
+}
+
+/// The fallback without `openat2`: canonicalise, check the prefix, open.
+fn open_by_prefix(root: &Path, relative: &str) -> Result<File, ArtifactAccess> {
+    let root: PathBuf = std::fs::canonicalize(root).map_err(|_| ArtifactAccess::Missing {
+        artifact_id: relative.to_string(),
+    })?;
+    let resolved =
+        std::fs::canonicalize(root.join(relative)).map_err(|_| ArtifactAccess::Missing {
+            artifact_id: relative.to_string(),
+        })?;
+    if !resolved.starts_with(&root) {
+        return Err(ArtifactAccess::Escapes {
+            path: relative.to_string(),
+        });
+    }
+    File::open(&resolved).map_err(|_| ArtifactAccess::Missing {
+        artifact_id: relative.to_string(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Read;
+
+    fn artifact(path: Option<&str>) -> StoredArtifact {
+        StoredArtifact {
+            id: "a1".into(),
+            run_id: "r1".into(),
+            kind: "file".into(),
+            name: "dir/report.txt".into(),
+            stored_path: path.map(str::to_string),
+            source_path: None,
+            size_bytes: 0,
+            sha256: String::new(),
+            mime: "text/plain".into(),
+            created_at: String::new(),
+            note: None,
+        }
+    }
+
+    #[test]
+    fn only_files_beneath_the_root_open() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("artifacts");
+        std::fs::create_dir_all(root.join("runs/r1/dir")).unwrap();
+        std::fs::write(root.join("runs/r1/dir/report.txt"), "report").unwrap();
+        std::fs::write(dir.path().join("secret.txt"), "secret").unwrap();
+        std::os::unix::fs::symlink(dir.path().join("secret.txt"), root.join("runs/r1/leak.txt"))
+            .unwrap();
+        std::os::unix::fs::symlink("../../../secret.txt", root.join("runs/r1/rel-leak.txt"))
+            .unwrap();
+        std::os::unix::fs::symlink("dir/report.txt", root.join("runs/r1/alias.txt")).unwrap();
+
+        let mut opened = open_artifact(&root, &artifact(Some("runs/r1/dir/report.txt"))).unwrap();
+        let mut text = String::new();
+        opened.file.read_to_string(&mut text).unwrap();
+        assert_eq!((text.as_str(), opened.size_bytes), ("report", 6));
+        assert_eq!(opened.file_name, "report.txt");
+        assert!(open_artifact(&root, &artifact(Some("runs/r1/alias.txt"))).is_ok());
+
+        for (path, expected) in [
+            ("runs/r1/leak.txt", "Escapes"),
+            ("runs/r1/rel-leak.txt", "Escapes"),
+            ("../secret.txt", "InvalidPath"),
+            ("runs/../../secret.txt", "InvalidPath"),
+            ("/etc/passwd", "InvalidPath"),
+            ("runs//r1", "InvalidPath"),
+            ("runs\\r1", "InvalidPath"),
+            ("runs/r1/missing.txt", "Missing"),
+            ("runs/r1/dir", "NotAFile"),
+        ] {
+            let err = open_artifact(&root, &artifact(Some(path))).unwrap_err();
+            assert!(format!("{err:?}").starts_with(expected), "{path}: {err:?}");
+        }
+        assert!(matches!(
+            open_artifact(&root, &artifact(None)),
+            Err(ArtifactAccess::MetadataOnly { .. })
+        ));
+    }
+}

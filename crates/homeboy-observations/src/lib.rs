@@ -1,0 +1,70 @@
+//! The observation store: what homeboy saw when it ran a component's tools — runs, the artifacts they left
+//! and the findings in them — kept in one redb file, plus the pure functions around that evidence.
+//!
+//! - [`ObservationStore`]: runs, artifact records and findings with range-scan indexes for every reader
+//!   filter; shared between the daemon and CLI processes (redb `MultiWriter`, see [`store`]).
+//! - [`model`]: the wire contract's `Run`, `Artifact` (with its byte retrieval contract) and `Finding`.
+//! - [`findings`]: SARIF 2.1.0, JUnit XML and checkstyle XML parsers and stable fingerprints.
+//! - [`artifacts`], [`artifact_path`]: keeping an artifact's bytes under the artifact root, and the one
+//!   function that opens them again, refusing paths that leave the root.
+//! - [`owner`]: the `status_note` of a running run whose owner process is gone.
+//! - [`compare`]: two runs side by side (status, findings by fingerprint, metric deltas).
+//!
+//! Nothing here knows about HTTP, jobs or how tools are started.
+
+pub mod artifact_path;
+pub mod artifacts;
+pub mod compare;
+mod error;
+pub mod findings;
+mod keys;
+pub mod model;
+pub mod owner;
+pub mod store;
+
+pub use error::{ArtifactAccess, ObservationError};
+pub use model::*;
+pub use store::ObservationStore;
+
+/// A new time-ordered id (UUIDv7), for runs and artifacts.
+pub fn new_id() -> String {
+    uuid::Uuid::now_v7().to_string()
+}
+
+/// Now as RFC 3339 UTC with milliseconds (`2026-01-01T12:00:00.123Z`).
+pub fn now_rfc3339() -> String {
+    format_ms(now_ms())
+}
+
+/// Milliseconds since the Unix epoch.
+pub fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+/// `ms` since the epoch as RFC 3339 UTC with milliseconds.
+pub fn format_ms(ms: u64) -> String {
+    const FORMAT: &[time::format_description::BorrowedFormatItem<'_>] = time::macros::format_description!(
+        "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z"
+    );
+    time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
+        .ok()
+        .and_then(|t| t.format(FORMAT).ok())
+        .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn timestamps_and_ids() {
+        assert_eq!(
+            super::format_ms(1_767_225_600_123),
+            "2026-01-01T00:00:00.123Z"
+        );
+        let a = super::new_id();
+        let b = super::new_id();
+        assert!(a < b, "ids sort in creation order");
+    }
+}

@@ -1,0 +1,602 @@
+//! The observation store on redb: runs, artifact records and findings, with the indexes of the readers.
+//!
+//! **Sharing between processes.** The file is opened in redb's `MultiWriter` concurrency mode: the daemon
+//! holds it open for its lifetime, and a `homeboy` CLI process (a `homeboy lint` run, `homeboy runs list`)
+//! opens the same file at the same time; redb serialises write transactions across processes with file
+//! locks, and every read transaction sees the latest commit of any process. So a run is recorded by
+//! whichever process executes it, through the same function (`homeboy-components`' analysis), and neither
+//! side has to route through the other or wait for a lock held for a whole run. Every open of the file must
+//! use this mode (redb refuses to mix modes), which is why it is only ever opened through
+//! [`ObservationStore::open`].
+//!
+//! Writes are durable when they return (redb's immediate durability). A run is written twice: when it starts
+//! (`running`, with its owner) and when it ends ([`Completion`]: the final record, its artifacts and its
+//! findings in one transaction).
+
+use std::path::Path;
+
+use redb::{
+    ConcurrencyMode, Database, ReadableDatabase, ReadableTable, TableDefinition, WriteTransaction,
+};
+
+use crate::ObservationError;
+use crate::keys::{
+    child_key, children, filter_prefix, finding_key, finding_sequence, index_keys, index_run_id,
+    page_bounds,
+};
+use crate::model::{
+    Completion, Finding, FindingFilter, FindingPage, NewFinding, Run, RunFilter, RunPage,
+    StoredArtifact,
+};
+
+const RUNS: TableDefinition<&str, &[u8]> = TableDefinition::new("runs");
+const RUN_INDEX: TableDefinition<&[u8], ()> = TableDefinition::new("run_index");
+const ARTIFACTS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("artifacts");
+const FINDINGS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("findings");
+
+/// Page cache per open handle: the readers touch a few pages per request.
+const CACHE_BYTES: usize = 64 * 1024 * 1024;
+
+/// The store of runs, artifacts and findings.
+pub struct ObservationStore {
+    db: Database,
+}
+
+fn storage(e: impl std::fmt::Display) -> ObservationError {
+    ObservationError::storage(e)
+}
+
+impl ObservationStore {
+    /// Opens (creating) the store at `path`, shared with other processes (see the module doc).
+    pub fn open(path: &Path) -> Result<ObservationStore, ObservationError> {
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent)
+                .map_err(|e| ObservationError::io("create", parent, e))?;
+        }
+        let mut builder = Database::builder();
+        builder
+            .set_concurrency_mode(ConcurrencyMode::MultiWriter)
+            .set_cache_size(CACHE_BYTES);
+        let db = builder.create(path).map_err(storage)?;
+        let store = ObservationStore { db };
+        store.ensure_tables()?;
+        Ok(store)
+    }
+
+    /// Creates the tables on first use (a read transaction answers every later open).
+    fn ensure_tables(&self) -> Result<(), ObservationError> {
+        let read = self.db.begin_read().map_err(storage)?;
+        let ready = read.open_table(RUNS).is_ok()
+            && read.open_table(RUN_INDEX).is_ok()
+            && read.open_table(ARTIFACTS).is_ok()
+            && read.open_table(FINDINGS).is_ok();
+        drop(read);
+        if ready {
+            return Ok(());
+        }
+        let tx = self.db.begin_write().map_err(storage)?;
+        tx.open_table(RUNS).map_err(storage)?;
+        tx.open_table(RUN_INDEX).map_err(storage)?;
+        tx.open_table(ARTIFACTS).map_err(storage)?;
+        tx.open_table(FINDINGS).map_err(storage)?;
+        tx.commit().map_err(storage)
+    }
+
+    /// Records a new run (normally `running`). Refused if the id exists.
+    pub fn create_run(&self, run: &Run) -> Result<(), ObservationError> {
+        let tx = self.db.begin_write().map_err(storage)?;
+        if read_run(&tx.open_table(RUNS).map_err(storage)?, &run.id)?.is_some() {
+            return Err(ObservationError::Invalid {
+                field: "id",
+                problem: format!("run {} already exists", run.id),
+            });
+        }
+        put_run(&tx, None, run)?;
+        tx.commit().map_err(storage)
+    }
+
+    /// Stores a run's end: its final record (replacing the running one, if any), artifacts and findings,
+    /// in one transaction. Returns the stored run.
+    pub fn complete_run(&self, completion: Completion) -> Result<Run, ObservationError> {
+        let tx = self.db.begin_write().map_err(storage)?;
+        let run = complete(&tx, completion)?;
+        tx.commit().map_err(storage)?;
+        Ok(run)
+    }
+
+    /// Stores many finished runs in one transaction (imports, benchmarks, tests).
+    pub fn import(
+        &self,
+        completions: impl IntoIterator<Item = Completion>,
+    ) -> Result<usize, ObservationError> {
+        let tx = self.db.begin_write().map_err(storage)?;
+        let mut count = 0;
+        for completion in completions {
+            complete(&tx, completion)?;
+            count += 1;
+        }
+        tx.commit().map_err(storage)?;
+        Ok(count)
+    }
+
+    /// Run `id` as recorded (no `status_note`; see [`crate::owner::annotate`]).
+    pub fn run(&self, id: &str) -> Result<Option<Run>, ObservationError> {
+        let read = self.db.begin_read().map_err(storage)?;
+        let runs = read.open_table(RUNS).map_err(storage)?;
+        read_run(&runs, id)
+    }
+
+    /// One page of runs matching `filter`, newest first.
+    pub fn list_runs(&self, filter: &RunFilter) -> Result<RunPage, ObservationError> {
+        let prefix = filter_prefix(filter)?;
+        let (lower, upper) = page_bounds(&prefix, filter.cursor.as_deref());
+        let read = self.db.begin_read().map_err(storage)?;
+        let index = read.open_table(RUN_INDEX).map_err(storage)?;
+        let runs = read.open_table(RUNS).map_err(storage)?;
+        let mut page = Vec::with_capacity(filter.limit.min(1024));
+        let mut more = false;
+        for entry in index
+            .range(lower.as_slice()..upper.as_slice())
+            .map_err(storage)?
+            .rev()
+        {
+            let (key, _) = entry.map_err(storage)?;
+            if page.len() == filter.limit {
+                more = true;
+                break;
+            }
+            let id = index_run_id(key.value(), prefix.len());
+            if let Some(run) = read_run(&runs, id)? {
+                page.push(run);
+            }
+        }
+        let next_cursor = if more {
+            page.last().map(|r| r.id.clone())
+        } else {
+            None
+        };
+        Ok(RunPage {
+            runs: page,
+            next_cursor,
+        })
+    }
+
+    /// The artifacts of run `run_id`, in the order they were recorded.
+    pub fn artifacts(&self, run_id: &str) -> Result<Vec<StoredArtifact>, ObservationError> {
+        let read = self.db.begin_read().map_err(storage)?;
+        let table = read.open_table(ARTIFACTS).map_err(storage)?;
+        let (lower, upper) = children(run_id);
+        let mut out = Vec::new();
+        for entry in table
+            .range(lower.as_slice()..upper.as_slice())
+            .map_err(storage)?
+        {
+            let (_, value) = entry.map_err(storage)?;
+            out.push(serde_json::from_slice(value.value()).map_err(storage)?);
+        }
+        Ok(out)
+    }
+
+    /// Artifact `artifact_id` of run `run_id`.
+    pub fn artifact(
+        &self,
+        run_id: &str,
+        artifact_id: &str,
+    ) -> Result<Option<StoredArtifact>, ObservationError> {
+        let read = self.db.begin_read().map_err(storage)?;
+        let table = read.open_table(ARTIFACTS).map_err(storage)?;
+        let key = child_key(run_id, artifact_id.as_bytes());
+        let value = table.get(key.as_slice()).map_err(storage)?;
+        value
+            .map(|v| serde_json::from_slice(v.value()).map_err(storage))
+            .transpose()
+    }
+
+    /// One page of run `run_id`'s findings matching `filter`, in reporting order.
+    pub fn findings(
+        &self,
+        run_id: &str,
+        filter: &FindingFilter,
+    ) -> Result<FindingPage, ObservationError> {
+        let read = self.db.begin_read().map_err(storage)?;
+        let table = read.open_table(FINDINGS).map_err(storage)?;
+        let lower = finding_key(run_id, filter.cursor.map_or(0, |c| c.saturating_add(1)));
+        let (_, upper) = children(run_id);
+        let mut findings = Vec::with_capacity(filter.limit.min(1024));
+        let mut next_cursor = None;
+        let mut last_sequence = 0;
+        for entry in table
+            .range(lower.as_slice()..upper.as_slice())
+            .map_err(storage)?
+        {
+            let (key, value) = entry.map_err(storage)?;
+            let finding: Finding = serde_json::from_slice(value.value()).map_err(storage)?;
+            if !matches(&finding, filter) {
+                continue;
+            }
+            if findings.len() == filter.limit {
+                next_cursor = Some(last_sequence);
+                break;
+            }
+            last_sequence = finding_sequence(key.value());
+            findings.push(finding);
+        }
+        Ok(FindingPage {
+            findings,
+            next_cursor,
+        })
+    }
+
+    /// Every finding of run `run_id` (for comparisons).
+    pub fn all_findings(&self, run_id: &str) -> Result<Vec<Finding>, ObservationError> {
+        let mut all = Vec::new();
+        let mut cursor = None;
+        loop {
+            let page = self.findings(
+                run_id,
+                &FindingFilter {
+                    limit: 10_000,
+                    cursor,
+                    ..FindingFilter::default()
+                },
+            )?;
+            all.extend(page.findings);
+            match page.next_cursor {
+                Some(next) => cursor = Some(next),
+                None => return Ok(all),
+            }
+        }
+    }
+}
+
+fn matches(finding: &Finding, filter: &FindingFilter) -> bool {
+    filter.tool.as_deref().is_none_or(|t| t == finding.tool)
+        && filter
+            .file
+            .as_deref()
+            .is_none_or(|f| finding.file.as_deref() == Some(f))
+        && filter
+            .fingerprint
+            .as_deref()
+            .is_none_or(|f| f == finding.fingerprint)
+}
+
+fn read_run(
+    runs: &impl ReadableTable<&'static str, &'static [u8]>,
+    id: &str,
+) -> Result<Option<Run>, ObservationError> {
+    let value = runs.get(id).map_err(storage)?;
+    value
+        .map(|v| serde_json::from_slice(v.value()).map_err(storage))
+        .transpose()
+}
+
+/// Writes `run` and moves its index entries from `old` (if any).
+fn put_run(tx: &WriteTransaction, old: Option<&Run>, run: &Run) -> Result<(), ObservationError> {
+    let mut stored = run.clone();
+    stored.status_note = None;
+    let bytes = serde_json::to_vec(&stored).map_err(storage)?;
+    let mut index = tx.open_table(RUN_INDEX).map_err(storage)?;
+    if let Some(old) = old {
+        for key in index_keys(old) {
+            index.remove(key.as_slice()).map_err(storage)?;
+        }
+    }
+    for key in index_keys(run) {
+        index.insert(key.as_slice(), ()).map_err(storage)?;
+    }
+    let mut runs = tx.open_table(RUNS).map_err(storage)?;
+    runs.insert(run.id.as_str(), bytes.as_slice())
+        .map_err(storage)?;
+    Ok(())
+}
+
+fn complete(tx: &WriteTransaction, completion: Completion) -> Result<Run, ObservationError> {
+    let Completion {
+        run,
+        artifacts,
+        findings,
+    } = completion;
+    let old = read_run(&tx.open_table(RUNS).map_err(storage)?, &run.id)?;
+    put_run(tx, old.as_ref(), &run)?;
+    let mut table = tx.open_table(ARTIFACTS).map_err(storage)?;
+    for artifact in &artifacts {
+        if artifact.run_id != run.id {
+            return Err(ObservationError::Invalid {
+                field: "artifacts.run_id",
+                problem: format!("artifact {} belongs to another run", artifact.id),
+            });
+        }
+        let bytes = serde_json::to_vec(artifact).map_err(storage)?;
+        table
+            .insert(
+                child_key(&run.id, artifact.id.as_bytes()).as_slice(),
+                bytes.as_slice(),
+            )
+            .map_err(storage)?;
+    }
+    let mut table = tx.open_table(FINDINGS).map_err(storage)?;
+    let (lower, upper) = children(&run.id);
+    let mut sequence = match table
+        .range(lower.as_slice()..upper.as_slice())
+        .map_err(storage)?
+        .next_back()
+    {
+        Some(entry) => finding_sequence(entry.map_err(storage)?.0.value()),
+        None => 0,
+    };
+    let created_at = run
+        .finished_at
+        .clone()
+        .unwrap_or_else(|| run.started_at.clone());
+    for new in findings {
+        sequence += 1;
+        let finding = stored_finding(&run.id, sequence, new, &created_at);
+        let bytes = serde_json::to_vec(&finding).map_err(storage)?;
+        table
+            .insert(finding_key(&run.id, sequence).as_slice(), bytes.as_slice())
+            .map_err(storage)?;
+    }
+    Ok(run)
+}
+
+fn stored_finding(run_id: &str, sequence: u32, new: NewFinding, created_at: &str) -> Finding {
+    Finding {
+        id: format!("{run_id}:{sequence}"),
+        run_id: run_id.to_string(),
+        tool: new.tool,
+        rule: new.rule,
+        file: new.file,
+        line: new.line,
+        severity: new.severity,
+        fingerprint: new.fingerprint,
+        message: new.message,
+        fixable: new.fixable,
+        created_at: created_at.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::RunStatus;
+    use crate::new_id;
+
+    fn run(component: &str, kind: &str, status: RunStatus, rig: Option<&str>) -> Run {
+        Run {
+            id: new_id(),
+            kind: kind.into(),
+            component_id: component.into(),
+            rig_id: rig.map(str::to_string),
+            status,
+            started_at: "2026-01-01T00:00:00.000Z".into(),
+            finished_at: None,
+            command: "lint".into(),
+            cwd: "/src".into(),
+            homeboy_version: "0".into(),
+            git_sha: None,
+            metadata: Default::default(),
+            status_note: None,
+        }
+    }
+
+    fn finding(tool: &str, file: &str, fingerprint: &str) -> NewFinding {
+        NewFinding {
+            tool: tool.into(),
+            rule: "r".into(),
+            file: Some(file.into()),
+            line: Some(1),
+            severity: "warning".into(),
+            fingerprint: fingerprint.into(),
+            message: "m".into(),
+            fixable: false,
+        }
+    }
+
+    fn store() -> (tempfile::TempDir, ObservationStore) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = ObservationStore::open(&dir.path().join("o/obs.redb")).unwrap();
+        (dir, store)
+    }
+
+    #[test]
+    fn runs_move_through_the_indexes() {
+        let (_dir, store) = store();
+        let first = run("api", "lint", RunStatus::Running, None);
+        store.create_run(&first).unwrap();
+        assert!(store.create_run(&first).is_err(), "ids are unique");
+        let second = run("web", "bench", RunStatus::Pass, Some("dev"));
+        store
+            .complete_run(Completion {
+                run: second.clone(),
+                artifacts: vec![],
+                findings: vec![],
+            })
+            .unwrap();
+        let by = |filter: RunFilter| -> Vec<String> {
+            store
+                .list_runs(&RunFilter {
+                    limit: 10,
+                    ..filter
+                })
+                .unwrap()
+                .runs
+                .into_iter()
+                .map(|r| r.id)
+                .collect()
+        };
+        assert_eq!(
+            by(RunFilter::default()),
+            [second.id.clone(), first.id.clone()]
+        );
+        let running = RunFilter {
+            status: Some(RunStatus::Running),
+            ..RunFilter::default()
+        };
+        assert_eq!(by(running.clone()), vec![first.id.clone()]);
+        assert_eq!(
+            by(RunFilter {
+                rig: Some("dev".into()),
+                kind: Some("bench".into()),
+                ..RunFilter::default()
+            }),
+            vec![second.id.clone()]
+        );
+        assert!(
+            by(RunFilter {
+                rig: Some("dev".into()),
+                component: Some("api".into()),
+                ..RunFilter::default()
+            })
+            .is_empty()
+        );
+
+        // Finishing moves the run out of `running` and into `fail`.
+        let mut done = first.clone();
+        done.status = RunStatus::Fail;
+        done.finished_at = Some("2026-01-01T00:00:01.000Z".into());
+        store
+            .complete_run(Completion {
+                run: done,
+                artifacts: vec![],
+                findings: vec![
+                    finding("clippy", "src/a.rs", "f1"),
+                    finding("clippy", "src/b.rs", "f2"),
+                    finding("junit", "src/a.rs", "f3"),
+                ],
+            })
+            .unwrap();
+        assert!(by(running).is_empty());
+        assert_eq!(
+            by(RunFilter {
+                status: Some(RunStatus::Fail),
+                component: Some("api".into()),
+                ..RunFilter::default()
+            }),
+            vec![first.id.clone()]
+        );
+        assert_eq!(
+            store.run(&first.id).unwrap().unwrap().status,
+            RunStatus::Fail
+        );
+
+        let all = store
+            .findings(
+                &first.id,
+                &FindingFilter {
+                    limit: 10,
+                    ..FindingFilter::default()
+                },
+            )
+            .unwrap();
+        assert_eq!(all.findings.len(), 3);
+        assert_eq!(all.findings[0].id, format!("{}:1", first.id));
+        assert_eq!(all.findings[0].created_at, "2026-01-01T00:00:01.000Z");
+        let page = store
+            .findings(
+                &first.id,
+                &FindingFilter {
+                    file: Some("src/a.rs".into()),
+                    limit: 1,
+                    ..FindingFilter::default()
+                },
+            )
+            .unwrap();
+        assert_eq!(page.findings[0].fingerprint, "f1");
+        let next = store
+            .findings(
+                &first.id,
+                &FindingFilter {
+                    file: Some("src/a.rs".into()),
+                    limit: 1,
+                    cursor: page.next_cursor,
+                    ..FindingFilter::default()
+                },
+            )
+            .unwrap();
+        assert_eq!(next.findings[0].fingerprint, "f3");
+        assert_eq!(next.next_cursor, None);
+        let by_print = store
+            .findings(
+                &first.id,
+                &FindingFilter {
+                    fingerprint: Some("f2".into()),
+                    tool: Some("clippy".into()),
+                    limit: 10,
+                    ..FindingFilter::default()
+                },
+            )
+            .unwrap();
+        assert_eq!(by_print.findings.len(), 1);
+        assert!(store.all_findings(&second.id).unwrap().is_empty());
+    }
+
+    #[test]
+    fn pages_continue_at_the_cursor() {
+        let (_dir, store) = store();
+        let runs: Vec<Run> = (0..25)
+            .map(|i| {
+                run(
+                    if i % 2 == 0 { "a" } else { "b" },
+                    "lint",
+                    RunStatus::Pass,
+                    None,
+                )
+            })
+            .collect();
+        store
+            .import(runs.iter().map(|r| Completion {
+                run: r.clone(),
+                artifacts: vec![],
+                findings: vec![],
+            }))
+            .unwrap();
+        let mut seen = Vec::new();
+        let mut cursor = None;
+        loop {
+            let page = store
+                .list_runs(&RunFilter {
+                    component: Some("a".into()),
+                    limit: 5,
+                    cursor: cursor.clone(),
+                    ..RunFilter::default()
+                })
+                .unwrap();
+            seen.extend(page.runs.into_iter().map(|r| r.id));
+            match page.next_cursor {
+                Some(next) => cursor = Some(next),
+                None => break,
+            }
+        }
+        let expected: Vec<String> = runs
+            .iter()
+            .rev()
+            .filter(|r| r.component_id == "a")
+            .map(|r| r.id.clone())
+            .collect();
+        assert_eq!(seen, expected);
+    }
+
+    #[test]
+    fn two_handles_see_each_others_commits() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("obs.redb");
+        let daemon = ObservationStore::open(&path).unwrap();
+        let cli = ObservationStore::open(&path).unwrap();
+        let r = run("api", "lint", RunStatus::Running, None);
+        cli.create_run(&r).unwrap();
+        assert_eq!(daemon.run(&r.id).unwrap().unwrap().id, r.id);
+        drop(cli);
+        assert_eq!(
+            daemon
+                .list_runs(&RunFilter {
+                    limit: 5,
+                    ..RunFilter::default()
+                })
+                .unwrap()
+                .runs
+                .len(),
+            1
+        );
+    }
+}
