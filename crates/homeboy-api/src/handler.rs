@@ -9,6 +9,7 @@ use std::sync::{Arc, Mutex};
 use homeboy_config::Paths;
 use homeboy_config::broker_auth::BrokerAuthFile;
 use homeboy_jobs::JobStore;
+use homeboy_observations::ObservationStore;
 use serde::Serialize;
 use serde_json::Value;
 
@@ -43,6 +44,7 @@ pub struct Api {
     pub(crate) paths: Paths,
     router: Router<Api>,
     pub(crate) jobs: Option<Arc<dyn JobStore>>,
+    pub(crate) observations: Option<Arc<ObservationStore>>,
     pub(crate) runner_auth: RunnerAuth,
     pub(crate) broker_credentials: BrokerAuthFile,
     /// Runner sessions registered since the daemon started (informational, not durable).
@@ -61,6 +63,7 @@ impl Api {
             paths,
             router,
             jobs: None,
+            observations: None,
             runner_auth: RunnerAuth::Required,
             sessions: Mutex::new(HashMap::new()),
         };
@@ -74,6 +77,12 @@ impl Api {
     /// Serves jobs and the runner broker from `store`.
     pub fn with_jobs(mut self, store: Arc<dyn JobStore>) -> Self {
         self.jobs = Some(store);
+        self
+    }
+
+    /// Serves runs, artifacts and findings from `store`.
+    pub fn with_observations(mut self, store: Arc<ObservationStore>) -> Self {
+        self.observations = Some(store);
         self
     }
 
@@ -122,6 +131,26 @@ impl Api {
     /// The job store, if this handler serves jobs (transports use it for streams and long polls).
     pub fn jobs(&self) -> Option<&Arc<dyn JobStore>> {
         self.jobs.as_ref()
+    }
+
+    /// The observation store, if this handler serves runs.
+    pub fn observations(&self) -> Option<&Arc<ObservationStore>> {
+        self.observations.as_ref()
+    }
+
+    /// The local state this handler answers about.
+    pub fn paths(&self) -> &Paths {
+        &self.paths
+    }
+
+    pub(crate) fn observation_store(&self) -> Result<&Arc<ObservationStore>, ApiError> {
+        self.observations.as_ref().ok_or_else(|| {
+            ApiError::new(
+                crate::ErrorKind::Unavailable,
+                "observations.unavailable",
+                "this handler has no observation store",
+            )
+        })
     }
 
     pub(crate) fn job_store(&self) -> Result<&Arc<dyn JobStore>, ApiError> {

@@ -18,3 +18,4 @@ pub use error::{ApiError, ErrorKind};
 pub use handler::{Api, DaemonIdentity, RunnerAuth};
 pub use request::{ApiRequest, ApiResponse, JsonBytes, Method};
 pub use routes::runner_claim::{ClaimBody, MAX_CLAIM_WAIT_MS};
+pub use routes::{MAX_INLINE_BYTES, artifact_content_route};

@@ -134,6 +134,11 @@ fn record(
     }
 }
 
+/// The SHA-256 (hex) of everything left in `file`.
+pub fn sha256_of(file: &mut File) -> std::io::Result<String> {
+    copy_hashing(file, None).map(|(_, digest)| digest)
+}
+
 /// Reads `input` to the end, writing it to `out` if given; returns the size and SHA-256 (hex).
 fn copy_hashing(input: &mut File, mut out: Option<&mut File>) -> std::io::Result<(u64, String)> {
     let mut hasher = Sha256::new();

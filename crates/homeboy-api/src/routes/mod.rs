@@ -1,8 +1,12 @@
 //! The route table, one module per area. Each module registers its routes here.
 
 mod builtins;
+mod components;
+mod domain_errors;
 mod jobs;
 mod runner;
+mod runs;
+mod tools;
 
 /// The claim route's body and wait bound, for transports that implement its long poll.
 pub mod runner_claim {
@@ -13,13 +17,19 @@ use crate::Api;
 use crate::router::Router;
 
 pub(crate) use jobs::job_error;
+pub use runs::{MAX_INLINE_BYTES, artifact_content_route};
 
 /// Adds every route of the contract.
 pub(crate) fn register(router: &mut Router<Api>) {
     builtins::register(router);
     jobs::register(router);
     runner::register(router);
+    components::register(router);
+    runs::register(router);
+    tools::register(router);
 }
 
+#[cfg(test)]
+mod evidence_tests;
 #[cfg(test)]
 mod tests;
