@@ -24,6 +24,9 @@ pub enum DaemonError {
     /// The job store could not be opened.
     #[error("cannot open the job store: {0}")]
     JobStore(homeboy_jobs::JobError),
+    /// The observation store could not be opened.
+    #[error("cannot open the observation store: {0}")]
+    Observations(homeboy_observations::ObservationError),
     /// Binding the listening socket failed.
     #[error("cannot listen on {addr}: {source}")]
     Bind {

@@ -3,6 +3,10 @@
 //! It does only what the transport-free handler cannot: refuse requests whose `Host` or `Origin` is not this
 //! loopback daemon (DNS-rebinding and cross-site guard), cap the request body, run disk-bound routes off the
 //! event loop, and write the handler's envelope as the HTTP response. Everything else is the handler's.
+//!
+//! Three routes need the transport itself and are handed to their own modules: the claim long poll and the
+//! job event stream ([`crate::jobs_runtime`]), and the artifact byte route ([`crate::artifact_bytes`]), which
+//! streams the file that `Api::open_artifact` opened instead of the handler's inline base64 answer.
 
 use std::sync::Arc;
 
@@ -108,7 +112,8 @@ pub struct App {
     jobs: Option<JobsRuntime>,
 }
 
-/// Request headers the contract reads (credentials and stream cursors); nothing else is passed on.
+/// Request headers the contract reads (credentials and stream cursors); nothing else is passed on. (The
+/// artifact byte route reads `Range` from the HTTP request itself.)
 const CONTRACT_HEADERS: [header::HeaderName; 3] = [
     header::AUTHORIZATION,
     header::HeaderName::from_static("x-homeboy-broker-token"),
@@ -159,6 +164,19 @@ impl App {
             if let Some(value) = parts.headers.get(name).and_then(|v| v.to_str().ok()) {
                 api_req = api_req.with_header(name.as_str(), value);
             }
+        }
+        if matches!(api_req.method, Method::Get | Method::Head)
+            && let Some((run_id, artifact_id)) = homeboy_api::artifact_content_route(&api_req.path)
+        {
+            let head_only = api_req.method == Method::Head;
+            return crate::artifact_bytes::respond(
+                self.api.clone(),
+                run_id,
+                artifact_id,
+                &parts.headers,
+                head_only,
+            )
+            .await;
         }
         if let Some(jobs) = &self.jobs {
             if api_req.method == Method::Post && api_req.path == "/runner/jobs/claim" {

@@ -66,6 +66,11 @@ impl JobsRuntime {
         }
     }
 
+    /// Notified whenever the queue grows (a job was enqueued or requeued): the analysis executor's wake-up.
+    pub fn queue_signal(&self) -> Arc<Notify> {
+        self.queue.clone()
+    }
+
     /// Sweeps expired leases every second and prunes finished jobs every ten minutes until shutdown.
     pub fn spawn_maintenance(&self, prune: PrunePolicy) {
         let store = self.store.clone();

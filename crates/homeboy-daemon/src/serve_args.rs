@@ -39,6 +39,9 @@ pub struct ServeFlags {
     /// Hours a finished job is kept
     #[arg(long, default_value_t = PrunePolicy::default().max_terminal_age_ms / 3_600_000)]
     pub keep_finished_hours: u64,
+    /// Analysis jobs (POST /lint, /tools/:id/run, ...) run at once
+    #[arg(long, default_value_t = crate::executor::DEFAULT_CONCURRENCY as u16, value_parser = clap::value_parser!(u16).range(1..=64))]
+    pub analysis_concurrency: u16,
     /// Log file of a background daemon, recorded in the state file
     #[arg(long, hide = true)]
     pub log_path: Option<PathBuf>,
@@ -60,6 +63,7 @@ impl ServeFlags {
         };
         options.jobs.event_retention = self.event_retention.max(1);
         options.jobs.max_attempts = self.max_attempts.max(1);
+        options.analysis_concurrency = usize::from(self.analysis_concurrency);
         options.prune = PrunePolicy {
             max_terminal_jobs: self.keep_finished_jobs,
             max_terminal_age_ms: self.keep_finished_hours.saturating_mul(3_600_000),

@@ -10,6 +10,7 @@ use std::time::Duration;
 use homeboy_api::{Api, DaemonIdentity, RunnerAuth};
 use homeboy_config::Paths;
 use homeboy_jobs::{JobStore, PrunePolicy, RedbJobStore, StoreOptions};
+use homeboy_observations::ObservationStore;
 
 use hyper::body::Incoming;
 use hyper::service::service_fn;
@@ -17,6 +18,7 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::sync::watch;
 
+use crate::executor::{self, Executor, ExecutorParts};
 use crate::http::{App, HttpOptions};
 use crate::jobs_runtime::JobsRuntime;
 use crate::lock::FileLock;
@@ -40,6 +42,8 @@ pub struct ServeOptions {
     pub jobs: StoreOptions,
     /// What is kept of finished jobs.
     pub prune: PrunePolicy,
+    /// Analysis jobs run at once.
+    pub analysis_concurrency: usize,
 }
 
 impl ServeOptions {
@@ -54,6 +58,7 @@ impl ServeOptions {
             runner_auth: RunnerAuth::Required,
             jobs: StoreOptions::default(),
             prune: PrunePolicy::default(),
+            analysis_concurrency: executor::DEFAULT_CONCURRENCY,
         }
     }
 }
@@ -65,6 +70,7 @@ pub struct BoundDaemon {
     app: App,
     paths: Paths,
     store: Arc<RedbJobStore>,
+    executor: Executor,
     stopping: watch::Sender<bool>,
     _serve_lock: FileLock,
 }
@@ -88,6 +94,8 @@ impl BoundDaemon {
             let _ = stopping.send(true);
         };
         serve_http(self.listener, self.app, shutdown).await;
+        // The shutdown signal also stopped the executor from taking jobs; let running ones wind down.
+        self.executor.stopped().await;
         let store = self.store;
         let _ = tokio::task::spawn_blocking(move || store.close()).await;
         state::remove_if_owned(&self.paths, self.state.pid)
@@ -187,6 +195,13 @@ pub async fn bind(options: ServeOptions) -> Result<BoundDaemon, DaemonError> {
         );
     }
     let store = Arc::new(store);
+    let observations_path = paths.observations_store();
+    let observations =
+        tokio::task::spawn_blocking(move || ObservationStore::open(&observations_path))
+            .await
+            .map_err(|e| DaemonError::io("open the observation store", std::io::Error::other(e)))?
+            .map_err(DaemonError::Observations)?;
+    let observations = Arc::new(observations);
     let listener = tokio::net::TcpListener::bind(options.addr)
         .await
         .map_err(|source| DaemonError::Bind {
@@ -213,8 +228,17 @@ pub async fn bind(options: ServeOptions) -> Result<BoundDaemon, DaemonError> {
     let (stopping, stop_signal) = watch::channel(false);
     let jobs = JobsRuntime::attach(store.clone() as Arc<dyn JobStore>, stop_signal);
     jobs.spawn_maintenance(options.prune);
+    let executor = Executor::spawn(ExecutorParts {
+        jobs: store.clone() as Arc<dyn JobStore>,
+        observations: observations.clone(),
+        paths: paths.clone(),
+        concurrency: options.analysis_concurrency,
+        wake: jobs.queue_signal(),
+        shutdown: stopping.subscribe(),
+    });
     let api = Api::new(identity, paths.clone())
         .with_jobs(store.clone())
+        .with_observations(observations)
         .with_runner_auth(options.runner_auth);
     let app = App::new(Arc::new(api), local.port(), &options.http, Some(jobs));
     state::write(&paths, &state)?;
@@ -224,6 +248,7 @@ pub async fn bind(options: ServeOptions) -> Result<BoundDaemon, DaemonError> {
         app,
         paths,
         store,
+        executor,
         stopping,
         _serve_lock: serve_lock,
     })
