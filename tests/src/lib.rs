@@ -466,3 +466,57 @@ impl Http {
         )
     }
 }
+
+/// A git repository in a temp dir, with git isolated from the machine's configuration
+/// (`GIT_CONFIG_NOSYSTEM`, a private HOME, a local user name and email).
+pub struct GitRepo {
+    pub dir: PathBuf,
+    home: PathBuf,
+}
+
+impl GitRepo {
+    /// `git init -b main` in `dir` (created).
+    pub fn init(dir: &Path) -> GitRepo {
+        std::fs::create_dir_all(dir).expect("repo dir");
+        let home = dir.with_extension("git-home");
+        std::fs::create_dir_all(&home).expect("git home");
+        let repo = GitRepo {
+            dir: dir.to_path_buf(),
+            home,
+        };
+        repo.git(&["init", "-q", "-b", "main"]);
+        repo.git(&["config", "user.name", "Homeboy E2E"]);
+        repo.git(&["config", "user.email", "e2e@example.invalid"]);
+        repo.git(&["config", "commit.gpgsign", "false"]);
+        repo
+    }
+
+    /// Runs git in the repository, asserting success; returns trimmed stdout.
+    pub fn git(&self, args: &[&str]) -> String {
+        let out = Command::new("git")
+            .arg("-C")
+            .arg(&self.dir)
+            .args(args)
+            .env("GIT_CONFIG_NOSYSTEM", "1")
+            .env("HOME", &self.home)
+            .output()
+            .expect("git is installed");
+        assert!(out.status.success(), "git {args:?}: {}", describe(&out));
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    }
+
+    /// Writes `file` (parents created).
+    pub fn write(&self, file: &str, text: &str) {
+        let path = self.dir.join(file);
+        std::fs::create_dir_all(path.parent().expect("parent")).expect("mkdir");
+        std::fs::write(path, text).expect("write");
+    }
+
+    /// Writes and commits `file`; returns the new HEAD.
+    pub fn commit(&self, file: &str, text: &str, message: &str) -> String {
+        self.write(file, text);
+        self.git(&["add", file]);
+        self.git(&["commit", "-q", "-m", message]);
+        self.git(&["rev-parse", "HEAD"])
+    }
+}

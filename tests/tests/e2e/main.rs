@@ -2,6 +2,7 @@
 
 mod broker;
 mod daemon;
+mod observations;
 mod preview;
 mod servers;
 mod tunnel;
