@@ -9,6 +9,15 @@ pub fn success_body(data: Value) -> Value {
     json!({"success": true, "data": data})
 }
 
+/// `{"success":true,"data":<data>}` around data that is already serialised.
+pub fn success_bytes(data: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(data.len() + 26);
+    out.extend_from_slice(br#"{"success":true,"data":"#);
+    out.extend_from_slice(data);
+    out.push(b'}');
+    out
+}
+
 /// `{"success": false, "error": {...}}`.
 pub fn error_body(error: &ApiError) -> Value {
     json!({"success": false, "error": error.to_json()})

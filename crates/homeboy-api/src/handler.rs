@@ -13,7 +13,7 @@ use homeboy_observations::ObservationStore;
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::router::{Cost, Router};
+use crate::router::{Cost, Data, Router};
 use crate::{ApiError, ApiRequest, ApiResponse, JsonBytes, Method, routes};
 
 /// Who is answering: reported by `/health` and `/version`.
@@ -24,6 +24,14 @@ pub struct DaemonIdentity {
     pub build_id: String,
     /// RFC 3339 UTC timestamp of when the daemon started.
     pub started_at: String,
+}
+
+/// A serialised answer: status, envelope bytes, and for failures the detail for the server's log.
+#[derive(Debug, Clone)]
+pub struct JsonAnswer {
+    pub status: u16,
+    pub json: JsonBytes,
+    pub internal_detail: Option<Box<str>>,
 }
 
 /// How the runner routes (`/runner/*`) authenticate.
@@ -67,7 +75,7 @@ impl Api {
             runner_auth: RunnerAuth::Required,
             sessions: Mutex::new(HashMap::new()),
         };
-        api.constant = ["/health", "/version", "/config/paths"]
+        api.constant = ["/health", "/version", "/config/paths", "/tools"]
             .into_iter()
             .map(|path| (path, api.handle(&ApiRequest::get(path)).to_json().into()))
             .collect();
@@ -119,8 +127,31 @@ impl Api {
         {
             return Some((200, JsonBytes::Shared(bytes.clone())));
         }
-        self.handle_inline(req)
-            .map(|answer| (answer.status, JsonBytes::Owned(answer.to_json())))
+        self.router
+            .dispatch_data(self, req, Cost::Inline)
+            .map(|result| {
+                let answer = serialise(result);
+                (answer.status, answer.json)
+            })
+    }
+
+    /// Answers one request with the envelope already serialised — what a transport writes. Routes that
+    /// serialise their own data (the run and finding readers) never build a JSON value tree here.
+    pub fn handle_json(&self, req: &ApiRequest) -> JsonAnswer {
+        if matches!(req.method, Method::Get | Method::Head)
+            && let Some((_, bytes)) = self.constant.iter().find(|(path, _)| *path == req.path)
+        {
+            return JsonAnswer {
+                status: 200,
+                json: JsonBytes::Shared(bytes.clone()),
+                internal_detail: None,
+            };
+        }
+        let result = self
+            .router
+            .dispatch_data(self, req, Cost::Blocking)
+            .unwrap_or_else(|| Err(ApiError::internal("route refused to run")));
+        serialise(result)
     }
 
     /// The identity this handler reports.
@@ -161,6 +192,30 @@ impl Api {
                 "this handler has no job store",
             )
         })
+    }
+}
+
+/// A handler's result as the serialised envelope.
+fn serialise(result: Result<Data, ApiError>) -> JsonAnswer {
+    match result {
+        Ok(Data::Raw(data)) => JsonAnswer {
+            status: 200,
+            json: JsonBytes::Owned(crate::envelope::success_bytes(&data)),
+            internal_detail: None,
+        },
+        Ok(Data::Value(data)) => JsonAnswer {
+            status: 200,
+            json: JsonBytes::Owned(ApiResponse::ok(data).to_json()),
+            internal_detail: None,
+        },
+        Err(error) => {
+            let answer = ApiResponse::error(&error);
+            JsonAnswer {
+                status: answer.status,
+                json: JsonBytes::Owned(answer.to_json()),
+                internal_detail: answer.internal_detail,
+            }
+        }
     }
 }
 

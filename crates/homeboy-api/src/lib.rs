@@ -13,9 +13,9 @@ mod request;
 pub mod router;
 mod routes;
 
-pub use envelope::{decode_envelope, error_body, success_body};
+pub use envelope::{decode_envelope, error_body, success_body, success_bytes};
 pub use error::{ApiError, ErrorKind};
-pub use handler::{Api, DaemonIdentity, RunnerAuth};
+pub use handler::{Api, DaemonIdentity, JsonAnswer, RunnerAuth};
 pub use request::{ApiRequest, ApiResponse, JsonBytes, Method};
 pub use routes::runner_claim::{ClaimBody, MAX_CLAIM_WAIT_MS};
 pub use routes::{MAX_INLINE_BYTES, artifact_content_route};

@@ -1,4 +1,8 @@
 //! Path routing for the handler: `/jobs/:id/events`-style patterns, 404 vs 405, and captured parameters.
+//!
+//! Most handlers return their `data` as a JSON [`Value`]. Hot read routes may instead return it already
+//! serialised ([`RawHandlerFn`], registered with [`Router::add_raw`]), so a transport that writes bytes never
+//! builds a `Value` tree for a large answer; callers that want a `Value` get the bytes parsed.
 
 use percent_encoding::percent_decode_str;
 use serde_json::Value;
@@ -16,6 +20,34 @@ pub enum Cost {
 /// A route handler: the shared context, the matched call, and JSON data or an error back.
 pub type HandlerFn<C> = fn(&C, &Call<'_>) -> Result<Value, ApiError>;
 
+/// A route handler that serialises its own data: the JSON bytes of `data`.
+pub type RawHandlerFn<C> = fn(&C, &Call<'_>) -> Result<Vec<u8>, ApiError>;
+
+enum Handler<C> {
+    Value(HandlerFn<C>),
+    Raw(RawHandlerFn<C>),
+}
+
+/// A handler's data: a JSON value, or the JSON bytes of one.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Data {
+    Value(Value),
+    Raw(Vec<u8>),
+}
+
+impl Data {
+    /// The data as a JSON value (raw bytes are parsed).
+    pub fn into_value(self) -> Result<Value, ApiError> {
+        match self {
+            Data::Value(value) => Ok(value),
+            Data::Raw(bytes) => serde_json::from_slice(&bytes).map_err(|e| {
+                ApiError::internal("a route produced invalid JSON")
+                    .with_internal_detail(e.to_string())
+            }),
+        }
+    }
+}
+
 enum Segment {
     Literal(&'static str),
     Param(&'static str),
@@ -25,7 +57,7 @@ struct Route<C> {
     method: Method,
     segments: Vec<Segment>,
     cost: Cost,
-    handler: HandlerFn<C>,
+    handler: Handler<C>,
 }
 
 /// The matched request with its path parameters.
@@ -63,6 +95,21 @@ impl<C> Router<C> {
         cost: Cost,
         handler: HandlerFn<C>,
     ) {
+        self.push(method, pattern, cost, Handler::Value(handler));
+    }
+
+    /// Adds `method pattern` answered by a handler that serialises its own data.
+    pub fn add_raw(
+        &mut self,
+        method: Method,
+        pattern: &'static str,
+        cost: Cost,
+        handler: RawHandlerFn<C>,
+    ) {
+        self.push(method, pattern, cost, Handler::Raw(handler));
+    }
+
+    fn push(&mut self, method: Method, pattern: &'static str, cost: Cost, handler: Handler<C>) {
         let segments = split(pattern)
             .map(|s| match s.strip_prefix(':') {
                 Some(name) => Segment::Param(name),
@@ -92,6 +139,17 @@ impl<C> Router<C> {
         req: &ApiRequest,
         max_cost: Cost,
     ) -> Option<Result<Value, ApiError>> {
+        self.dispatch_data(ctx, req, max_cost)
+            .map(|result| result.and_then(Data::into_value))
+    }
+
+    /// Like [`Router::dispatch_up_to`], keeping the data of raw handlers serialised.
+    pub fn dispatch_data(
+        &self,
+        ctx: &C,
+        req: &ApiRequest,
+        max_cost: Cost,
+    ) -> Option<Result<Data, ApiError>> {
         let method = effective_method(&req.method);
         let mut allowed: Vec<&str> = Vec::new();
         for route in &self.routes {
@@ -102,7 +160,13 @@ impl<C> Router<C> {
                 if route.cost == Cost::Blocking && max_cost == Cost::Inline {
                     return None;
                 }
-                return Some(params.and_then(|params| (route.handler)(ctx, &Call { req, params })));
+                return Some(params.and_then(|params| {
+                    let call = Call { req, params };
+                    match route.handler {
+                        Handler::Value(handler) => handler(ctx, &call).map(Data::Value),
+                        Handler::Raw(handler) => handler(ctx, &call).map(Data::Raw),
+                    }
+                }));
             }
             if !allowed.contains(&route.method.as_str()) {
                 allowed.push(route.method.as_str());

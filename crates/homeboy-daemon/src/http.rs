@@ -16,7 +16,7 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::Response;
 use homeboy_api::{Api, ApiError, ApiRequest, ApiResponse, ErrorKind, JsonBytes, Method};
 
-use crate::jobs_runtime::{JobsRuntime, refuse_stream, run_blocking};
+use crate::jobs_runtime::{JobsRuntime, refuse_stream, run_blocking, run_blocking_json};
 use http_body_util::{BodyExt, LengthLimitError, Limited};
 
 /// Default cap on request bodies: 1 MiB.
@@ -193,8 +193,15 @@ impl App {
         if let Some((status, json)) = self.api.handle_inline_json(&api_req) {
             return bytes_response(status, json);
         }
-        let answer = run_blocking(self.api.clone(), api_req.clone()).await;
-        self.log(&api_req, answer)
+        let (method, path) = (api_req.method.clone(), api_req.path.clone());
+        let answer = run_blocking_json(self.api.clone(), api_req).await;
+        if let Some(detail) = &answer.internal_detail {
+            eprintln!(
+                "homeboy daemon: {method} {path} -> {}: {detail}",
+                answer.status
+            );
+        }
+        bytes_response(answer.status, answer.json)
     }
 
     /// `GET /jobs/:id/events?follow=true`: a Server-Sent Events stream after checking job and cursor.

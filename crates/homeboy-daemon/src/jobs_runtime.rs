@@ -17,7 +17,9 @@ use std::time::Duration;
 use axum::body::{Body, Bytes};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::Response;
-use homeboy_api::{Api, ApiError, ApiRequest, ApiResponse, ClaimBody, MAX_CLAIM_WAIT_MS};
+use homeboy_api::{
+    Api, ApiError, ApiRequest, ApiResponse, ClaimBody, JsonAnswer, MAX_CLAIM_WAIT_MS,
+};
 use homeboy_jobs::{EventKind, JobEvent, JobStore, PrunePolicy};
 use tokio::sync::{Notify, broadcast, mpsc, watch};
 use tokio::time::Instant;
@@ -245,6 +247,20 @@ fn error_frame(code: &str, message: &str) -> Bytes {
     let error = ApiError::new(homeboy_api::ErrorKind::NotFound, code.to_string(), message);
     let data = homeboy_api::error_body(&error).to_string();
     Bytes::from(format!("event: stream_error\ndata: {data}\n\n"))
+}
+
+/// Runs the handler on the blocking pool, answering with the serialised envelope.
+pub async fn run_blocking_json(api: Arc<Api>, req: ApiRequest) -> JsonAnswer {
+    tokio::task::spawn_blocking(move || api.handle_json(&req))
+        .await
+        .unwrap_or_else(|_| {
+            let answer = ApiResponse::error(&ApiError::internal("the request handler failed"));
+            JsonAnswer {
+                status: answer.status,
+                json: homeboy_api::JsonBytes::Owned(answer.to_json()),
+                internal_detail: None,
+            }
+        })
 }
 
 /// Runs the handler on the blocking pool.

@@ -28,6 +28,7 @@ use crate::model::{
     Completion, Finding, FindingFilter, FindingPage, NewFinding, Run, RunFilter, RunPage,
     StoredArtifact,
 };
+use crate::owner::annotate;
 
 const RUNS: TableDefinition<&str, &[u8]> = TableDefinition::new("runs");
 const RUN_INDEX: TableDefinition<&[u8], ()> = TableDefinition::new("run_index");
@@ -126,6 +127,13 @@ impl ObservationStore {
         read_run(&runs, id)
     }
 
+    /// Whether run `id` exists.
+    pub fn has_run(&self, id: &str) -> Result<bool, ObservationError> {
+        let read = self.db.begin_read().map_err(storage)?;
+        let runs = read.open_table(RUNS).map_err(storage)?;
+        Ok(runs.get(id).map_err(storage)?.is_some())
+    }
+
     /// One page of runs matching `filter`, newest first.
     pub fn list_runs(&self, filter: &RunFilter) -> Result<RunPage, ObservationError> {
         let prefix = filter_prefix(filter)?;
@@ -159,6 +167,98 @@ impl ObservationStore {
             runs: page,
             next_cursor,
         })
+    }
+
+    /// Like [`ObservationStore::list_runs`], written as a JSON array into `out` (running runs annotated
+    /// with their `status_note`); returns the next cursor. Finished runs are copied as stored, unparsed.
+    pub fn list_runs_json(
+        &self,
+        filter: &RunFilter,
+        out: &mut Vec<u8>,
+    ) -> Result<Option<String>, ObservationError> {
+        let prefix = filter_prefix(filter)?;
+        let (lower, upper) = page_bounds(&prefix, filter.cursor.as_deref());
+        let read = self.db.begin_read().map_err(storage)?;
+        let index = read.open_table(RUN_INDEX).map_err(storage)?;
+        let runs = read.open_table(RUNS).map_err(storage)?;
+        out.push(b'[');
+        let mut count = 0;
+        let mut last_id = String::new();
+        let mut more = false;
+        for entry in index
+            .range(lower.as_slice()..upper.as_slice())
+            .map_err(storage)?
+            .rev()
+        {
+            let (key, _) = entry.map_err(storage)?;
+            if count == filter.limit {
+                more = true;
+                break;
+            }
+            let id = index_run_id(key.value(), prefix.len());
+            if let Some(record) = runs.get(id).map_err(storage)? {
+                if count > 0 {
+                    out.push(b',');
+                }
+                write_run_json(record.value(), out)?;
+                count += 1;
+                last_id.clear();
+                last_id.push_str(id);
+            }
+        }
+        out.push(b']');
+        Ok(more.then_some(last_id))
+    }
+
+    /// Like [`ObservationStore::findings`], written as a JSON array into `out`; returns the next cursor.
+    /// A run that does not exist is [`ObservationError::NotFound`] (checked in the same read).
+    pub fn findings_json(
+        &self,
+        run_id: &str,
+        filter: &FindingFilter,
+        out: &mut Vec<u8>,
+    ) -> Result<Option<u32>, ObservationError> {
+        let read = self.db.begin_read().map_err(storage)?;
+        if read
+            .open_table(RUNS)
+            .map_err(storage)?
+            .get(run_id)
+            .map_err(storage)?
+            .is_none()
+        {
+            return Err(ObservationError::NotFound {
+                kind: "run",
+                id: run_id.to_string(),
+            });
+        }
+        let table = read.open_table(FINDINGS).map_err(storage)?;
+        let lower = finding_key(run_id, filter.cursor.map_or(0, |c| c.saturating_add(1)));
+        let (_, upper) = children(run_id);
+        out.push(b'[');
+        let mut count = 0;
+        let mut last_sequence = 0;
+        let mut next_cursor = None;
+        for entry in table
+            .range(lower.as_slice()..upper.as_slice())
+            .map_err(storage)?
+        {
+            let (key, value) = entry.map_err(storage)?;
+            if !keys_match(value.value(), filter)? {
+                continue;
+            }
+            if count == filter.limit {
+                next_cursor = Some(last_sequence);
+                break;
+            }
+            if count > 0 {
+                out.push(b',');
+            }
+            out.extend_from_slice(value.value());
+            count += 1;
+            last_sequence = finding_sequence(key.value());
+        }
+        out.push(b']');
+        Ok(next_cursor)
     }
 
     /// The artifacts of run `run_id`, in the order they were recorded.
@@ -266,16 +366,68 @@ fn read_run(
     id: &str,
 ) -> Result<Option<Run>, ObservationError> {
     let value = runs.get(id).map_err(storage)?;
-    value
-        .map(|v| serde_json::from_slice(v.value()).map_err(storage))
-        .transpose()
+    value.map(|v| parse_run(v.value())).transpose()
+}
+
+/// A stored run record: one byte of status (1 = running), then the run's wire JSON (without
+/// `status_note`), so readers can copy the JSON of finished runs without parsing it.
+fn parse_run(record: &[u8]) -> Result<Run, ObservationError> {
+    serde_json::from_slice(record.get(1..).unwrap_or_default()).map_err(storage)
+}
+
+fn run_record(run: &Run) -> Result<Vec<u8>, ObservationError> {
+    let mut stored = run.clone();
+    stored.status_note = None;
+    let mut record = vec![u8::from(run.status == crate::RunStatus::Running)];
+    serde_json::to_writer(&mut record, &stored).map_err(storage)?;
+    Ok(record)
+}
+
+/// Appends a run record's JSON to `out`, with its `status_note` when it is running.
+fn write_run_json(record: &[u8], out: &mut Vec<u8>) -> Result<(), ObservationError> {
+    match record.first() {
+        Some(1) => {
+            let mut run = parse_run(record)?;
+            annotate(&mut run);
+            serde_json::to_writer(out, &run).map_err(storage)
+        }
+        _ => {
+            out.extend_from_slice(record.get(1..).unwrap_or_default());
+            Ok(())
+        }
+    }
+}
+
+/// The fields of a finding its filters look at, read without building the whole finding.
+#[derive(serde::Deserialize)]
+struct FindingKeys<'a> {
+    #[serde(borrow)]
+    tool: std::borrow::Cow<'a, str>,
+    #[serde(borrow)]
+    file: Option<std::borrow::Cow<'a, str>>,
+    #[serde(borrow)]
+    fingerprint: std::borrow::Cow<'a, str>,
+}
+
+fn keys_match(bytes: &[u8], filter: &FindingFilter) -> Result<bool, ObservationError> {
+    if filter.tool.is_none() && filter.file.is_none() && filter.fingerprint.is_none() {
+        return Ok(true);
+    }
+    let keys: FindingKeys<'_> = serde_json::from_slice(bytes).map_err(storage)?;
+    Ok(filter.tool.as_deref().is_none_or(|t| t == keys.tool)
+        && filter
+            .file
+            .as_deref()
+            .is_none_or(|f| keys.file.as_deref() == Some(f))
+        && filter
+            .fingerprint
+            .as_deref()
+            .is_none_or(|f| f == keys.fingerprint))
 }
 
 /// Writes `run` and moves its index entries from `old` (if any).
 fn put_run(tx: &WriteTransaction, old: Option<&Run>, run: &Run) -> Result<(), ObservationError> {
-    let mut stored = run.clone();
-    stored.status_note = None;
-    let bytes = serde_json::to_vec(&stored).map_err(storage)?;
+    let bytes = run_record(run)?;
     let mut index = tx.open_table(RUN_INDEX).map_err(storage)?;
     if let Some(old) = old {
         for key in index_keys(old) {
@@ -529,6 +681,97 @@ mod tests {
             .unwrap();
         assert_eq!(by_print.findings.len(), 1);
         assert!(store.all_findings(&second.id).unwrap().is_empty());
+    }
+
+    #[test]
+    fn json_readers_match_the_typed_ones() {
+        let (_dir, store) = store();
+        let mut orphan = run("api", "test", RunStatus::Running, None);
+        orphan.metadata.insert(
+            "owner".into(),
+            serde_json::json!({"pid": u32::MAX - 1, "process": "cli"}),
+        );
+        store.create_run(&orphan).unwrap();
+        let done = run("api", "lint", RunStatus::Pass, Some("dev"));
+        store
+            .complete_run(Completion {
+                run: done.clone(),
+                artifacts: vec![],
+                findings: vec![
+                    finding("clippy", "a.rs", "f1"),
+                    finding("eslint", "b.js", "f2"),
+                ],
+            })
+            .unwrap();
+        assert!(store.has_run(&done.id).unwrap() && !store.has_run("nope").unwrap());
+        for filter in [
+            RunFilter {
+                limit: 10,
+                ..RunFilter::default()
+            },
+            RunFilter {
+                limit: 1,
+                ..RunFilter::default()
+            },
+            RunFilter {
+                limit: 5,
+                status: Some(RunStatus::Running),
+                ..RunFilter::default()
+            },
+        ] {
+            let typed = store.list_runs(&filter).unwrap();
+            let mut expected = typed.runs.clone();
+            expected.iter_mut().for_each(annotate);
+            let mut out = Vec::new();
+            let next = store.list_runs_json(&filter, &mut out).unwrap();
+            let parsed: Vec<Run> = serde_json::from_slice(&out).unwrap();
+            assert_eq!(parsed, expected);
+            assert_eq!(next, typed.next_cursor);
+        }
+        let mut out = Vec::new();
+        store
+            .list_runs_json(
+                &RunFilter {
+                    limit: 10,
+                    ..RunFilter::default()
+                },
+                &mut out,
+            )
+            .unwrap();
+        let listed: Vec<Run> = serde_json::from_slice(&out).unwrap();
+        assert!(listed[1].status_note.is_some(), "the orphan is annotated");
+        for filter in [
+            FindingFilter {
+                limit: 10,
+                ..FindingFilter::default()
+            },
+            FindingFilter {
+                limit: 1,
+                ..FindingFilter::default()
+            },
+            FindingFilter {
+                limit: 10,
+                tool: Some("eslint".into()),
+                ..FindingFilter::default()
+            },
+            FindingFilter {
+                limit: 10,
+                fingerprint: Some("f1".into()),
+                file: Some("a.rs".into()),
+                ..FindingFilter::default()
+            },
+            FindingFilter {
+                limit: 10,
+                cursor: Some(1),
+                ..FindingFilter::default()
+            },
+        ] {
+            let typed = store.findings(&done.id, &filter).unwrap();
+            let mut out = Vec::new();
+            let next = store.findings_json(&done.id, &filter, &mut out).unwrap();
+            let parsed: Vec<crate::Finding> = serde_json::from_slice(&out).unwrap();
+            assert_eq!((parsed, next), (typed.findings, typed.next_cursor));
+        }
     }
 
     #[test]

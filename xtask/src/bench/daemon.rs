@@ -132,7 +132,7 @@ fn homeboy_cmd(homeboy: &Path, home: &Path) -> Command {
     cmd
 }
 
-fn start_daemon(homeboy: &Path, home: &Path) -> anyhow::Result<SocketAddr> {
+pub(super) fn start_daemon(homeboy: &Path, home: &Path) -> anyhow::Result<SocketAddr> {
     let out = homeboy_cmd(homeboy, home)
         .args(["daemon", "start", "--format", "json"])
         .output()
@@ -150,7 +150,7 @@ fn start_daemon(homeboy: &Path, home: &Path) -> anyhow::Result<SocketAddr> {
     Ok(addr.parse()?)
 }
 
-fn stop_daemon(homeboy: &Path, home: &Path) -> anyhow::Result<()> {
+pub(super) fn stop_daemon(homeboy: &Path, home: &Path) -> anyhow::Result<()> {
     let status = homeboy_cmd(homeboy, home)
         .args(["daemon", "stop"])
         .stdout(Stdio::null())

@@ -8,6 +8,7 @@ mod jobs;
 pub mod load;
 mod origin;
 mod preview;
+mod reads;
 pub mod report;
 
 use std::path::PathBuf;
@@ -17,7 +18,7 @@ use anyhow::{Context, bail};
 
 use crate::workspace_root;
 
-const BENCHES: &[&str] = &["daemon", "jobs", "origin", "preview"];
+const BENCHES: &[&str] = &["daemon", "jobs", "origin", "preview", "reads"];
 
 /// `cargo xtask bench [name...]`: build in release, then hand over to `target/release/xtask bench-exec`.
 pub fn run(args: &[String]) -> anyhow::Result<()> {
@@ -59,6 +60,7 @@ pub fn exec(names: &[String]) -> anyhow::Result<()> {
             "jobs" => jobs::run()?,
             "origin" => origin::run()?,
             "preview" => preview::run()?,
+            "reads" => reads::run()?,
             other => bail!("unknown benchmark {other:?}"),
         }
     }

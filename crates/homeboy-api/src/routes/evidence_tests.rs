@@ -429,6 +429,29 @@ fn runs_artifacts_and_findings() {
     let (_, body) = get(&f.api, &format!("{base}/findings?limit=1&cursor=1"));
     assert_eq!(body["data"]["findings"][0]["fingerprint"], "f2");
     assert_eq!(get(&f.api, "/runs/nope/findings").0, 404);
+
+    // The serialised answers that transports write are the same JSON.
+    for path in [
+        "/runs?limit=10".to_string(),
+        "/runs?limit=1&status=running".to_string(),
+        "/bench/runs".to_string(),
+        "/runs?status=broken".to_string(),
+        format!("{base}/findings?tool=clippy"),
+        format!("{base}/findings?limit=1"),
+        format!("{base}/artifacts"),
+        "/runs/nope/findings".to_string(),
+        "/health".to_string(),
+    ] {
+        let req = ApiRequest::get(&path);
+        let answer = f.api.handle_json(&req);
+        let typed = f.api.handle(&req);
+        let parsed: Value = serde_json::from_slice(answer.json.as_ref()).unwrap();
+        assert_eq!(
+            (answer.status, parsed),
+            (typed.status, typed.body),
+            "{path}"
+        );
+    }
 }
 
 #[test]

@@ -32,9 +32,9 @@ const MAX_PAGE: u64 = 1000;
 pub const MAX_INLINE_BYTES: u64 = 16 * 1024 * 1024;
 
 pub(crate) fn register(router: &mut Router<Api>) {
-    router.add(Method::Get, "/runs", Cost::Blocking, list);
-    router.add(Method::Get, "/audit/runs", Cost::Blocking, list_audit);
-    router.add(Method::Get, "/bench/runs", Cost::Blocking, list_bench);
+    router.add_raw(Method::Get, "/runs", Cost::Blocking, list);
+    router.add_raw(Method::Get, "/audit/runs", Cost::Blocking, list_audit);
+    router.add_raw(Method::Get, "/bench/runs", Cost::Blocking, list_bench);
     router.add(Method::Get, "/runs/:id", Cost::Blocking, show);
     router.add(
         Method::Get,
@@ -60,7 +60,7 @@ pub(crate) fn register(router: &mut Router<Api>) {
         Cost::Blocking,
         content,
     );
-    router.add(Method::Get, "/runs/:id/findings", Cost::Blocking, findings);
+    router.add_raw(Method::Get, "/runs/:id/findings", Cost::Blocking, findings);
 }
 
 /// `(run id, artifact id)` of a `GET /runs/:id/artifacts/:artifact_id/content` path (still
@@ -163,26 +163,36 @@ fn run_filter(call: &Call<'_>, kind: Option<ToolKind>) -> Result<RunFilter, ApiE
     })
 }
 
-fn list_runs(api: &Api, call: &Call<'_>, kind: Option<ToolKind>) -> Result<Value, ApiError> {
+/// `{"runs": [...], "next_cursor": ...}`, serialised by the store (finished runs are copied as stored).
+fn list_runs(api: &Api, call: &Call<'_>, kind: Option<ToolKind>) -> Result<Vec<u8>, ApiError> {
     let filter = run_filter(call, kind)?;
-    let page = api
+    let mut out = Vec::with_capacity(1024 * filter.limit.min(64) + 64);
+    out.extend_from_slice(br#"{"runs":"#);
+    let next = api
         .observation_store()?
-        .list_runs(&filter)
+        .list_runs_json(&filter, &mut out)
         .map_err(observation_error)?;
-    let mut runs = page.runs;
-    runs.iter_mut().for_each(annotate);
-    Ok(json!({"runs": runs, "next_cursor": page.next_cursor}))
+    out.extend_from_slice(br#","next_cursor":"#);
+    write_json(&mut out, &next)?;
+    out.push(b'}');
+    Ok(out)
 }
 
-fn list(api: &Api, call: &Call<'_>) -> Result<Value, ApiError> {
+fn write_json(out: &mut Vec<u8>, value: &impl serde::Serialize) -> Result<(), ApiError> {
+    serde_json::to_writer(out, value).map_err(|e| {
+        ApiError::internal("serialising the answer failed").with_internal_detail(e.to_string())
+    })
+}
+
+fn list(api: &Api, call: &Call<'_>) -> Result<Vec<u8>, ApiError> {
     list_runs(api, call, None)
 }
 
-fn list_audit(api: &Api, call: &Call<'_>) -> Result<Value, ApiError> {
+fn list_audit(api: &Api, call: &Call<'_>) -> Result<Vec<u8>, ApiError> {
     list_runs(api, call, Some(ToolKind::Audit))
 }
 
-fn list_bench(api: &Api, call: &Call<'_>) -> Result<Value, ApiError> {
+fn list_bench(api: &Api, call: &Call<'_>) -> Result<Vec<u8>, ApiError> {
     list_runs(api, call, Some(ToolKind::Bench))
 }
 
@@ -324,7 +334,8 @@ fn content(api: &Api, call: &Call<'_>) -> Result<Value, ApiError> {
     }))
 }
 
-fn findings(api: &Api, call: &Call<'_>) -> Result<Value, ApiError> {
+/// `{"run_id": ..., "findings": [...], "next_cursor": ...}`, serialised by the store.
+fn findings(api: &Api, call: &Call<'_>) -> Result<Vec<u8>, ApiError> {
     let run_id = call.param("id");
     let req = call.req;
     let cursor = req
@@ -340,10 +351,16 @@ fn findings(api: &Api, call: &Call<'_>) -> Result<Value, ApiError> {
         limit: page_limit(req.query_u64("limit")?, 100)?,
         cursor,
     };
-    require_run(api, run_id)?;
-    let page = api
-        .observation_store()?
-        .findings(run_id, &filter)
+    let store = api.observation_store()?;
+    let mut out = Vec::with_capacity(512 * filter.limit.min(64) + 64);
+    out.extend_from_slice(br#"{"run_id":"#);
+    write_json(&mut out, &run_id)?;
+    out.extend_from_slice(br#","findings":"#);
+    let next = store
+        .findings_json(run_id, &filter, &mut out)
         .map_err(observation_error)?;
-    Ok(json!({"run_id": run_id, "findings": page.findings, "next_cursor": page.next_cursor}))
+    out.extend_from_slice(br#","next_cursor":"#);
+    write_json(&mut out, &next)?;
+    out.push(b'}');
+    Ok(out)
 }
