@@ -500,7 +500,7 @@ impl GitRepo {
             .env("GIT_CONFIG_NOSYSTEM", "1")
             .env("HOME", &self.home)
             .output()
-            .expect("git is installed");
+            .expect("git is installed (apt-get install git)");
         assert!(out.status.success(), "git {args:?}: {}", describe(&out));
         String::from_utf8_lossy(&out.stdout).trim().to_string()
     }

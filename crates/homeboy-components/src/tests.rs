@@ -50,7 +50,7 @@ impl Repo {
             .env("GIT_AUTHOR_DATE", "2026-01-01T00:00:00Z")
             .env("GIT_COMMITTER_DATE", "2026-01-01T00:00:00Z")
             .output()
-            .expect("git");
+            .expect("git is installed (apt-get install git)");
         assert!(
             out.status.success(),
             "git {args:?}: {}",

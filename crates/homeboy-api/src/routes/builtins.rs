@@ -40,5 +40,6 @@ fn config_paths(api: &Api, _: &Call<'_>) -> Result<Value, ApiError> {
         "daemon_log": p.daemon_log(),
         "broker_auth": p.broker_auth(),
         "artifacts": p.artifact_root(),
+        "observations": p.observations_store(),
     }))
 }
