@@ -904,3 +904,119 @@ fn components_rigs_and_stacks_over_http_and_cli() {
     );
     drop(listener);
 }
+
+#[test]
+fn every_analysis_route_runs_and_jobs_can_be_cancelled_or_orphaned() {
+    let p = Project::new();
+    let base = p.home.start_daemon();
+    let mut jobs = Vec::new();
+    for (path, kind) in [
+        ("/test", "test"),
+        ("/audit", "audit"),
+        ("/bench", "bench"),
+        ("/tools/homeboy.lint/run", "lint"),
+    ] {
+        let r = p
+            .http
+            .post_json(&format!("{base}{path}"), &json!({"component": "app"}));
+        assert_eq!(
+            r.status,
+            200,
+            "{path}: {}",
+            String::from_utf8_lossy(&r.body)
+        );
+        jobs.push((
+            kind,
+            r.json()["data"]["job"]["id"].as_str().unwrap().to_string(),
+        ));
+    }
+    for (kind, id) in &jobs {
+        let job = p.wait_job(&base, id);
+        assert_eq!(job["operation"], format!("homeboy.{kind}"));
+        let expected = if *kind == "audit" || *kind == "bench" {
+            "succeeded"
+        } else {
+            "failed"
+        };
+        assert_eq!(job["status"], expected, "{kind}: {job}");
+    }
+    let audits = p.data(&format!("{base}/audit/runs"))["runs"].clone();
+    assert_eq!(audits.as_array().unwrap().len(), 1);
+    assert_eq!(audits[0]["metadata"]["findings"]["total"], 1);
+    let benches = p.data(&format!("{base}/bench/runs"))["runs"].clone();
+    assert_eq!(benches[0]["metadata"]["metrics"]["rps"], 1000);
+    assert_eq!(
+        p.data(&format!("{base}/runs?kind=test"))["runs"][0]["status"],
+        "fail"
+    );
+
+    // Cancelling a running analysis job stops its tool and records the run as an error.
+    let r = p.http.post_json(
+        &format!("{base}/tools/homeboy.build/run"),
+        &json!({"component": "app"}),
+    );
+    let job_id = r.json()["data"]["job"]["id"].as_str().unwrap().to_string();
+    assert!(wait_until(Duration::from_secs(20), || {
+        p.events(&base, &job_id)
+            .iter()
+            .any(|e| e["message"] == "building")
+    }));
+    let r = p
+        .http
+        .post_json(&format!("{base}/jobs/{job_id}/cancel"), &json!({}));
+    assert_eq!(r.json()["data"]["job"]["status"], "cancelled");
+    let mut run = Value::Null;
+    assert!(
+        wait_until(Duration::from_secs(20), || {
+            run = p.data(&format!("{base}/runs?kind=build"))["runs"][0].clone();
+            run["status"] == "error"
+        }),
+        "{run}"
+    );
+    assert_eq!(run["metadata"]["job_id"], job_id.as_str());
+    assert!(
+        run["metadata"]["error"]
+            .as_str()
+            .unwrap()
+            .contains("cancelled")
+    );
+    let pgid = std::fs::read_to_string(p.repo.dir.join("build.pid")).unwrap();
+    assert!(
+        !pid_alive(pgid.trim().parse().unwrap()),
+        "the tool was stopped"
+    );
+
+    // A daemon killed while a job runs: on restart the job is failed as stale and its run says it cannot be
+    // verified.
+    std::fs::remove_file(p.repo.dir.join("build.pid")).unwrap();
+    let r = p.http.post_json(
+        &format!("{base}/tools/homeboy.build/run"),
+        &json!({"component": "app"}),
+    );
+    let job_id = r.json()["data"]["job"]["id"].as_str().unwrap().to_string();
+    let pid_file = p.repo.dir.join("build.pid");
+    assert!(wait_until(Duration::from_secs(20), || {
+        std::fs::read_to_string(&pid_file).is_ok_and(|t| t.ends_with('\n'))
+    }));
+    let daemon_pid = p.home.state().unwrap()["pid"].as_u64().unwrap();
+    let _ = std::process::Command::new("kill")
+        .args(["-9", &daemon_pid.to_string()])
+        .status();
+    assert!(wait_until(Duration::from_secs(10), || !pid_alive(
+        daemon_pid
+    )));
+    let pgid = std::fs::read_to_string(&pid_file).unwrap();
+    let _ = std::process::Command::new("kill")
+        .args(["-s", "KILL", "--", &format!("-{}", pgid.trim())])
+        .status();
+    let base = p.home.start_daemon();
+    let job = p.data(&format!("{base}/jobs/{job_id}"))["job"].clone();
+    assert_eq!(
+        (job["status"].as_str(), job["stale_reason"].as_str()),
+        (Some("failed"), Some("daemon_restarted"))
+    );
+    let run = p.data(&format!("{base}/runs?kind=build&status=running"))["runs"][0].clone();
+    assert_eq!(run["metadata"]["job_id"], job_id.as_str());
+    let note = run["status_note"].as_str().unwrap();
+    assert!(note.contains(&format!("daemon pid {daemon_pid}")), "{note}");
+}
