@@ -8,7 +8,7 @@
 
 use clap::Args;
 use homeboy_components::command::{Control, Stream, Watcher};
-use homeboy_components::tools::AnalysisRequest;
+use homeboy_components::tools::{self, Refusal};
 use homeboy_config::Paths;
 use homeboy_config::components::ToolKind;
 use homeboy_daemon::client::DaemonClient;
@@ -56,13 +56,19 @@ impl Watcher for Echo {
 
 pub fn run(tool: ToolKind, args: AnalysisArgs) -> anyhow::Result<()> {
     let paths = Paths::from_env()?;
-    let request = AnalysisRequest {
-        tool,
-        component: args.component,
-        rig: args.rig,
-        timeout_secs: args.timeout_secs,
-        label: args.label,
-    };
+    // The same validation as the HTTP routes: the arguments as a request body.
+    let body = serde_json::json!({
+        "component": args.component,
+        "rig": args.rig,
+        "timeout_secs": args.timeout_secs,
+        "label": args.label,
+    });
+    let request = tools::parse_request(tool, &body).map_err(|refusal| match refusal {
+        Refusal::Invalid { field, problem } => {
+            usage_error(format!("--{}: {problem}", field.replace('_', "-")))
+        }
+        other => usage_error(format!("{other:?}")),
+    })?;
     let quiet = args.format == Format::Json;
     let result = if args.via_daemon {
         let client = DaemonClient::for_local_daemon(&paths)?;

@@ -43,12 +43,14 @@ pub enum RunsCommand {
     },
     /// Show one run (a running run whose owner is gone says so)
     Show {
+        /// The run id
         id: String,
         #[arg(long, value_enum, default_value_t)]
         format: Format,
     },
     /// List a run's artifacts, or fetch one's bytes with --fetch
     Artifacts {
+        /// The run id
         id: String,
         /// Write this artifact's bytes (to --output, else standard output)
         #[arg(long, value_name = "ARTIFACT_ID")]
@@ -61,6 +63,7 @@ pub enum RunsCommand {
     },
     /// List a run's findings
     Findings {
+        /// The run id
         id: String,
         #[arg(long)]
         tool: Option<String>,
@@ -79,7 +82,9 @@ pub enum RunsCommand {
     /// Compare run A (before) with run B (after): status change, new/fixed/unchanged findings by
     /// fingerprint, and benchmark metric deltas
     Compare {
+        /// The earlier run id
         a: String,
+        /// The later run id
         b: String,
         #[arg(long, value_enum, default_value_t)]
         format: Format,
