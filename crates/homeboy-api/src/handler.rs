@@ -135,6 +135,11 @@ impl Api {
             })
     }
 
+    /// The cost of the route `req` matches (`None` for an unmatched one, whose error is answered inline).
+    pub fn route_cost(&self, req: &ApiRequest) -> Option<Cost> {
+        self.router.cost(req)
+    }
+
     /// Answers one request with the envelope already serialised — what a transport writes. Routes that
     /// serialise their own data (the run and finding readers) never build a JSON value tree here.
     pub fn handle_json(&self, req: &ApiRequest) -> JsonAnswer {

@@ -10,10 +10,13 @@ use serde_json::Value;
 use crate::{ApiError, ApiRequest, Method};
 
 /// Whether a route can block its caller on disk or child processes. Transports run blocking routes off
-/// their event loop; inline routes are answered from memory.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// their event loop; inline routes are answered from memory. `Read` routes block briefly (one bounded store
+/// read transaction, tens of microseconds): a hand-off to another thread costs more than the read, so
+/// transports answer them on the event loop.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Cost {
     Inline,
+    Read,
     Blocking,
 }
 
@@ -143,6 +146,15 @@ impl<C> Router<C> {
             .map(|result| result.and_then(Data::into_value))
     }
 
+    /// The cost of the route `req` matches, or `None` when no route matches (an error answered inline).
+    pub fn cost(&self, req: &ApiRequest) -> Option<Cost> {
+        let method = effective_method(&req.method);
+        self.routes
+            .iter()
+            .find(|route| route.method == method && matches(route, &req.path).is_some())
+            .map(|route| route.cost)
+    }
+
     /// Like [`Router::dispatch_up_to`], keeping the data of raw handlers serialised.
     pub fn dispatch_data(
         &self,
@@ -157,7 +169,7 @@ impl<C> Router<C> {
                 continue;
             };
             if route.method == method {
-                if route.cost == Cost::Blocking && max_cost == Cost::Inline {
+                if route.cost > max_cost {
                     return None;
                 }
                 return Some(params.and_then(|params| {

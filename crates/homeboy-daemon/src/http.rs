@@ -14,6 +14,7 @@ use axum::body::HttpBody;
 use axum::body::{Body, Bytes};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::Response;
+use homeboy_api::router::Cost;
 use homeboy_api::{Api, ApiError, ApiRequest, ApiResponse, ErrorKind, JsonBytes, Method};
 
 use crate::jobs_runtime::{JobsRuntime, refuse_stream, run_blocking, run_blocking_json};
@@ -194,7 +195,11 @@ impl App {
             return bytes_response(status, json);
         }
         let (method, path) = (api_req.method.clone(), api_req.path.clone());
-        let answer = run_blocking_json(self.api.clone(), api_req).await;
+        let answer = match self.api.route_cost(&api_req) {
+            // A short store read costs less than a hand-off to the blocking pool and back.
+            Some(Cost::Read) => self.api.handle_json(&api_req),
+            _ => run_blocking_json(self.api.clone(), api_req).await,
+        };
         if let Some(detail) = &answer.internal_detail {
             eprintln!(
                 "homeboy daemon: {method} {path} -> {}: {detail}",

@@ -32,10 +32,10 @@ const MAX_PAGE: u64 = 1000;
 pub const MAX_INLINE_BYTES: u64 = 16 * 1024 * 1024;
 
 pub(crate) fn register(router: &mut Router<Api>) {
-    router.add_raw(Method::Get, "/runs", Cost::Blocking, list);
-    router.add_raw(Method::Get, "/audit/runs", Cost::Blocking, list_audit);
-    router.add_raw(Method::Get, "/bench/runs", Cost::Blocking, list_bench);
-    router.add(Method::Get, "/runs/:id", Cost::Blocking, show);
+    router.add_raw(Method::Get, "/runs", Cost::Read, list);
+    router.add_raw(Method::Get, "/audit/runs", Cost::Read, list_audit);
+    router.add_raw(Method::Get, "/bench/runs", Cost::Read, list_bench);
+    router.add(Method::Get, "/runs/:id", Cost::Read, show);
     router.add(
         Method::Get,
         "/runs/:id/artifacts",
@@ -51,7 +51,7 @@ pub(crate) fn register(router: &mut Router<Api>) {
     router.add(
         Method::Get,
         "/runs/:id/artifacts/:artifact_id",
-        Cost::Blocking,
+        Cost::Read,
         artifact,
     );
     router.add(
@@ -60,7 +60,7 @@ pub(crate) fn register(router: &mut Router<Api>) {
         Cost::Blocking,
         content,
     );
-    router.add_raw(Method::Get, "/runs/:id/findings", Cost::Blocking, findings);
+    router.add_raw(Method::Get, "/runs/:id/findings", Cost::Read, findings);
 }
 
 /// `(run id, artifact id)` of a `GET /runs/:id/artifacts/:artifact_id/content` path (still
