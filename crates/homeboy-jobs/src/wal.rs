@@ -143,8 +143,14 @@ impl Wal {
     }
 
     /// Makes every written record durable.
+    #[cfg(test)]
     pub fn sync(&mut self) -> io::Result<()> {
         self.file.sync_data()
+    }
+
+    /// A second handle on the log file, for flushing it without holding the log.
+    pub fn file_handle(&self) -> io::Result<File> {
+        self.file.try_clone()
     }
 
     /// After a checkpoint made everything up to `lsn` durable elsewhere: start again at offset 0.
