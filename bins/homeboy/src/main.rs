@@ -6,6 +6,7 @@ mod jobs_cmd;
 mod output;
 mod runner_cmd;
 mod server_cmd;
+mod set_args;
 mod ssh_cmd;
 mod tunnel_cmd;
 
