@@ -227,12 +227,13 @@ fn execute(
     })?;
     let stdout = child.stdout.take().map(Capture::start);
     let stderr = child.stderr.take().map(Capture::start);
-    let deadline = Instant::now() + timeout;
+    // A timeout too large for the clock means no deadline (never a panic).
+    let deadline = Instant::now().checked_add(timeout);
     let mut timed_out = false;
     let status = loop {
         match child.try_wait() {
             Ok(Some(status)) => break Some(status),
-            Ok(None) if Instant::now() >= deadline => {
+            Ok(None) if deadline.is_some_and(|d| Instant::now() >= d) => {
                 timed_out = true;
                 homeboy_process::terminate_group(child.id(), Duration::from_secs(2));
                 break child.wait().ok();
@@ -458,6 +459,19 @@ mod tests {
         };
         let run = super::run(&paths, &request).unwrap();
         assert!(run.timed_out && run.exit_code.is_none());
+
+        // `--timeout-secs 18446744073709551615`: no deadline, and no panic.
+        std::fs::write(
+            &config,
+            r#"{"id": "quick", "command": {"program": "true"}}"#,
+        )
+        .unwrap();
+        let forever = RunRequest {
+            timeout: Duration::from_secs(u64::MAX),
+            ..request.clone()
+        };
+        let run = super::run(&paths, &forever).unwrap();
+        assert!(run.succeeded(), "{run:?}");
 
         let missing = RunRequest {
             source: PreviewSource::ServiceId("never-started".into()),
