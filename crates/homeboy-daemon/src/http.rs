@@ -38,14 +38,12 @@ impl HostGuard {
         }
     }
 
-    /// Whether a `Host` header value (`127.0.0.1:7421`, `[::1]:7421`, `localhost:7421`) is acceptable.
-    ///
-    /// A loopback host without a port (`127.0.0.1`, `[::1]`: a client that omitted it, or a forward from
-    /// port 80) is accepted too: a DNS-rebinding page can only make a browser send a name it controls, and a
-    /// page of another local server is caught by the stricter `Origin` check.
+    /// Whether a `Host` header value (`127.0.0.1:7421`, `[::1]:7421`, `localhost:7421`) is acceptable: a
+    /// loopback name or address with this daemon's port, or an operator-allowed name. A portless loopback
+    /// Host names port 80, another server, and is refused.
     pub fn allows_host(&self, value: &str) -> bool {
         let (host, port) = split_host_port(value);
-        self.allows_name(host) || (port.is_none_or(|p| p == self.port) && is_loopback_host(host))
+        self.allows_name(host) || (port == Some(self.port) && is_loopback_host(host))
     }
 
     /// Whether an `Origin` header value (`http://127.0.0.1:7421`) is acceptable: this daemon's exact
@@ -374,9 +372,11 @@ mod tests {
             "evil.example",
             "evil.example:7421",
             "127.0.0.1:80",
+            "127.0.0.1",
             "10.0.0.1:7421",
             "localhost.evil.com:7421",
             "[::1]:80",
+            "[::1]",
             "",
         ] {
             assert!(!g.allows_host(bad), "{bad}");
@@ -388,12 +388,9 @@ mod tests {
     }
 
     #[test]
-    fn loopback_hosts_without_a_port_are_ours_but_portless_origins_are_not() {
+    fn portless_loopback_hosts_and_origins_are_refused() {
         let g = HostGuard::new(7421, &[]);
-        for ok in ["127.0.0.1", "[::1]", "localhost", "127.0.0.1:7421"] {
-            assert!(g.allows_host(ok), "{ok}");
-        }
-        for bad in ["evil.example", "0.0.0.0", "[::]"] {
+        for bad in ["127.0.0.1", "[::1]", "localhost", "0.0.0.0", "[::]"] {
             assert!(!g.allows_host(bad), "{bad}");
         }
         // Another local web server's page (port 80 or 8080) must not drive the daemon.
@@ -454,7 +451,7 @@ mod tests {
         assert_eq!(body["error"]["code"], "validation.invalid_argument");
         assert_eq!(body["error"]["details"]["field"], "host");
         let r = send(&app, "GET", &[("host", "127.0.0.1")], "").await;
-        assert_eq!(r.status(), 200, "a loopback Host without its port");
+        assert_eq!(r.status(), 403, "a loopback Host without the daemon's port");
     }
 
     #[tokio::test]
