@@ -10,6 +10,10 @@ mod ci;
 mod tidy;
 
 use std::path::PathBuf;
+
+/// The same allocator as the homeboy binaries, so in-process store benchmarks measure what they run with.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use std::process::ExitCode;
 
 fn main() -> ExitCode {

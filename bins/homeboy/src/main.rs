@@ -11,6 +11,7 @@ mod rig_cmd;
 mod runner_cmd;
 mod runs_cmd;
 mod server_cmd;
+mod set_args;
 mod ssh_cmd;
 mod stack_cmd;
 mod tunnel_cmd;

@@ -2,12 +2,13 @@
 //! declarations) and `homeboy_ssh` (managed sessions). Everything printed goes through the redacted view.
 
 use clap::{Args, Subcommand};
-use homeboy_config::dynamic_set::{self, Edit};
+use homeboy_config::dynamic_set;
 use homeboy_config::servers::{self, Server};
 use homeboy_config::{ConfigError, Paths};
 use homeboy_ssh::{ConnectOutcome, DisconnectOutcome, SessionStatus, Ssh, SshError};
 
 use crate::output::{Exit, Format, print_json, usage_error};
+use crate::set_args::SetArgs;
 
 #[derive(Subcommand)]
 pub enum ServerCommand {
@@ -26,17 +27,7 @@ pub enum ServerCommand {
     },
     /// Change a server: --field path=value (dotted path; the value is JSON, else text) and/or --json with a
     /// JSON merge patch. The result is validated before anything is written
-    Set {
-        id: String,
-        /// path=value, e.g. port=2222 or runner.concurrency_limit=4 (repeatable; `null` removes a field)
-        #[arg(long = "field", value_name = "PATH=VALUE")]
-        fields: Vec<String>,
-        /// A JSON merge patch (RFC 7386), applied before the --field edits
-        #[arg(long, value_name = "PATCH")]
-        json: Option<String>,
-        #[arg(long, value_enum, default_value_t)]
-        format: Format,
-    },
+    Set(SetArgs),
     /// Remove a server's declaration
     Remove {
         id: String,
@@ -101,12 +92,7 @@ pub fn run(cmd: ServerCommand) -> anyhow::Result<()> {
             let server = load(&paths, &id)?;
             show(&server, format)
         }
-        ServerCommand::Set {
-            id,
-            fields,
-            json,
-            format,
-        } => set(&store, &id, &fields, json.as_deref(), format),
+        ServerCommand::Set(args) => set(&store, &args),
         ServerCommand::Remove { id, format } => remove(&store, &id, format),
         ServerCommand::Connect { id, check, format } => {
             let server = load(&paths, &id)?;
@@ -240,25 +226,9 @@ fn show(server: &Server, format: Format) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn set(
-    store: &homeboy_config::DeclarationDir<Server>,
-    id: &str,
-    fields: &[String],
-    json: Option<&str>,
-    format: Format,
-) -> anyhow::Result<()> {
-    if fields.is_empty() && json.is_none() {
-        return Err(usage_error(
-            "nothing to set: give --field path=value and/or --json '<merge patch>'",
-        ));
-    }
-    let mut edits = Vec::new();
-    if let Some(patch) = json {
-        edits.push(Edit::parse_merge_patch(patch).map_err(|e| field_error(&e))?);
-    }
-    for field in fields {
-        edits.push(Edit::parse_field(field).map_err(|e| field_error(&e))?);
-    }
+fn set(store: &homeboy_config::DeclarationDir<Server>, args: &SetArgs) -> anyhow::Result<()> {
+    let (id, format) = (&args.id, args.format);
+    let edits = args.edits()?;
     let server = dynamic_set::update(store, id, &edits).map_err(config_error)?;
     match format {
         Format::Json => print_json(&server.redacted())?,
@@ -268,10 +238,6 @@ fn set(
         }
     }
     Ok(())
-}
-
-fn field_error(error: &homeboy_config::FieldError) -> anyhow::Error {
-    usage_error(format!("`{}` {}", error.field, error.problem))
 }
 
 fn remove(

@@ -50,6 +50,25 @@ impl Edit {
     }
 }
 
+/// The edits of a `set` command line, in the order they apply: the `--json` merge patch first, then each
+/// `--field` in the order given. Asking for nothing is an error.
+pub fn edits_from_cli(fields: &[String], json: Option<&str>) -> Result<Vec<Edit>, FieldError> {
+    if fields.is_empty() && json.is_none() {
+        return Err(FieldError::new(
+            "--field/--json",
+            "nothing to set: give --field path=value and/or --json '<merge patch>'",
+        ));
+    }
+    let mut edits = Vec::with_capacity(fields.len() + 1);
+    if let Some(patch) = json {
+        edits.push(Edit::parse_merge_patch(patch)?);
+    }
+    for field in fields {
+        edits.push(Edit::parse_field(field)?);
+    }
+    Ok(edits)
+}
+
 /// Applies `edits` in order to a JSON document.
 pub fn apply_edits(doc: &mut Value, edits: &[Edit]) -> Result<(), FieldError> {
     for edit in edits {

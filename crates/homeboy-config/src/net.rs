@@ -48,3 +48,33 @@ mod tests {
         }
     }
 }
+
+/// Parses a listen address given on a command line: `localhost:PORT` or any socket address
+/// (`127.0.0.1:7421`, `[::1]:0`). Every binary's `--addr`/`--bind`/`--listen-addr` uses this.
+pub fn parse_listen_addr(value: &str) -> Result<std::net::SocketAddr, String> {
+    if let Some(port) = value.strip_prefix("localhost:") {
+        let port: u16 = port
+            .parse()
+            .map_err(|_| format!("invalid port in {value:?}"))?;
+        return Ok(std::net::SocketAddr::from(([127, 0, 0, 1], port)));
+    }
+    value
+        .parse()
+        .map_err(|_| format!("{value:?} is not an address like 127.0.0.1:7421"))
+}
+
+#[cfg(test)]
+mod listen_tests {
+    use super::*;
+
+    #[test]
+    fn listen_addresses() {
+        assert_eq!(
+            parse_listen_addr("localhost:80").unwrap().to_string(),
+            "127.0.0.1:80"
+        );
+        assert_eq!(parse_listen_addr("[::1]:0").unwrap().to_string(), "[::1]:0");
+        assert!(parse_listen_addr("localhost:x").is_err());
+        assert!(parse_listen_addr("example.com:80").is_err());
+    }
+}

@@ -43,20 +43,16 @@ impl HostGuard {
         }
     }
 
-    /// Whether a `Host` header value (`127.0.0.1:7421`, `[::1]:7421`, `localhost:7421`) is acceptable.
+    /// Whether a `Host` header value (`127.0.0.1:7421`, `[::1]:7421`, `localhost:7421`) is acceptable: a
+    /// loopback name or address with this daemon's port, or an operator-allowed name. A portless loopback
+    /// Host names port 80, another server, and is refused.
     pub fn allows_host(&self, value: &str) -> bool {
         let (host, port) = split_host_port(value);
-        if self
-            .allowed_names
-            .iter()
-            .any(|name| name.eq_ignore_ascii_case(host))
-        {
-            return true;
-        }
-        port == Some(self.port) && is_loopback_host(host)
+        self.allows_name(host) || (port == Some(self.port) && is_loopback_host(host))
     }
 
-    /// Whether an `Origin` header value (`http://127.0.0.1:7421`) is acceptable.
+    /// Whether an `Origin` header value (`http://127.0.0.1:7421`) is acceptable: this daemon's exact
+    /// loopback origin (with its port), or an operator-allowed name.
     pub fn allows_origin(&self, value: &str) -> bool {
         let Some(rest) = value
             .strip_prefix("http://")
@@ -64,7 +60,14 @@ impl HostGuard {
         else {
             return false; // `null` and opaque origins are never ours.
         };
-        self.allows_host(rest.trim_end_matches('/'))
+        let (host, port) = split_host_port(rest.trim_end_matches('/'));
+        self.allows_name(host) || (port == Some(self.port) && is_loopback_host(host))
+    }
+
+    fn allows_name(&self, host: &str) -> bool {
+        self.allowed_names
+            .iter()
+            .any(|name| name.eq_ignore_ascii_case(host))
     }
 }
 
@@ -192,6 +195,10 @@ impl App {
             }
         }
         if let Some((status, json)) = self.api.handle_inline_json(&api_req) {
+            if status == 405 {
+                // Rare: answered again as a value so the response can carry `Allow` (no handler runs).
+                return answer_response(&self.api.handle(&api_req));
+            }
             return bytes_response(status, json);
         }
         let (method, path) = (api_req.method.clone(), api_req.path.clone());
@@ -259,6 +266,13 @@ fn follow_target(req: &ApiRequest) -> Option<String> {
 /// The DNS-rebinding and cross-site check: a request must name this daemon in `Host` and, when a browser
 /// says where it comes from, come from this daemon's own origin.
 fn refuse_foreign(guard: &HostGuard, headers: &HeaderMap) -> Option<ApiError> {
+    if headers.get_all(header::HOST).iter().nth(1).is_some() {
+        // RFC 9112 §3.2: a request with more than one Host is refused (which one would count?).
+        return Some(ApiError::invalid_argument(
+            "host",
+            "the request has more than one Host header",
+        ));
+    }
     if let Some(host) = headers.get(header::HOST) {
         let host = host.to_str().unwrap_or("");
         if !guard.allows_host(host) {
@@ -318,9 +332,31 @@ where
     }
 }
 
-/// A handler answer as an HTTP response.
+/// A handler answer as an HTTP response. A 405 names the allowed methods in `Allow` (as HTTP requires); a
+/// 413 closes the connection, since the rest of the body was never read.
 pub fn answer_response(answer: &ApiResponse) -> Response {
-    bytes_response(answer.status, JsonBytes::Owned(answer.to_json()))
+    let mut response = bytes_response(answer.status, JsonBytes::Owned(answer.to_json()));
+    match answer.status {
+        405 => {
+            let allowed: Vec<&str> = answer.body["error"]["details"]["allowed"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|m| m.as_str())
+                .collect();
+            if let Ok(value) = header::HeaderValue::from_str(&allowed.join(", ")) {
+                response.headers_mut().insert(header::ALLOW, value);
+            }
+        }
+        413 => {
+            response.headers_mut().insert(
+                header::CONNECTION,
+                header::HeaderValue::from_static("close"),
+            );
+        }
+        _ => {}
+    }
+    response
 }
 
 /// Serialised JSON as an HTTP response.
@@ -369,13 +405,101 @@ mod tests {
             "127.0.0.1",
             "10.0.0.1:7421",
             "localhost.evil.com:7421",
+            "[::1]:80",
             "[::1]",
             "",
         ] {
             assert!(!g.allows_host(bad), "{bad}");
         }
         assert!(g.allows_origin("http://127.0.0.1:7421"));
+        assert!(g.allows_origin("http://[::1]:7421/"));
         assert!(!g.allows_origin("https://evil.example"));
         assert!(!g.allows_origin("null"));
+    }
+
+    #[test]
+    fn portless_loopback_hosts_and_origins_are_refused() {
+        let g = HostGuard::new(7421, &[]);
+        for bad in ["127.0.0.1", "[::1]", "localhost", "0.0.0.0", "[::]"] {
+            assert!(!g.allows_host(bad), "{bad}");
+        }
+        // Another local web server's page (port 80 or 8080) must not drive the daemon.
+        for bad in [
+            "http://127.0.0.1",
+            "http://localhost",
+            "http://[::1]",
+            "http://127.0.0.1:8080",
+        ] {
+            assert!(!g.allows_origin(bad), "{bad}");
+        }
+    }
+
+    fn app() -> (tempfile::TempDir, App) {
+        let dir = tempfile::tempdir().unwrap();
+        let paths = homeboy_config::Paths::at(dir.path().join("c"), dir.path().join("d"));
+        let identity = homeboy_api::DaemonIdentity {
+            pid: 1,
+            version: "0".into(),
+            build_id: "test".into(),
+            started_at: "2026-01-01T00:00:00Z".into(),
+        };
+        let api = Arc::new(Api::new(identity, paths));
+        let options = HttpOptions {
+            max_body_bytes: 16,
+            allowed_hosts: Vec::new(),
+        };
+        (dir, App::new(api, 7421, &options, None))
+    }
+
+    async fn send(app: &App, method: &str, headers: &[(&str, &str)], body: &str) -> Response {
+        let mut req = axum::http::Request::builder().method(method).uri("/health");
+        for (name, value) in headers {
+            req = req.header(*name, *value);
+        }
+        app.handle(req.body(Body::from(body.to_string())).unwrap())
+            .await
+    }
+
+    async fn envelope(response: Response) -> serde_json::Value {
+        let bytes = response.into_body().collect().await.unwrap().to_bytes();
+        serde_json::from_slice(&bytes).unwrap()
+    }
+
+    #[tokio::test]
+    async fn two_host_headers_are_refused_with_the_envelope() {
+        let (_dir, app) = app();
+        let r = send(
+            &app,
+            "GET",
+            &[("host", "127.0.0.1:7421"), ("host", "evil.example")],
+            "",
+        )
+        .await;
+        assert_eq!(r.status(), 400);
+        assert_eq!(r.headers()[header::CONTENT_TYPE], "application/json");
+        let body = envelope(r).await;
+        assert_eq!(body["error"]["code"], "validation.invalid_argument");
+        assert_eq!(body["error"]["details"]["field"], "host");
+        let r = send(&app, "GET", &[("host", "127.0.0.1")], "").await;
+        assert_eq!(r.status(), 403, "a loopback Host without the daemon's port");
+    }
+
+    #[tokio::test]
+    async fn method_not_allowed_names_the_methods_and_too_large_closes() {
+        let (_dir, app) = app();
+        let r = send(&app, "DELETE", &[("host", "127.0.0.1:7421")], "").await;
+        assert_eq!(r.status(), 405);
+        assert_eq!(r.headers()[header::ALLOW], "GET");
+        assert_eq!(envelope(r).await["error"]["code"], "method_not_allowed");
+        let r = send(
+            &app,
+            "POST",
+            &[("host", "127.0.0.1:7421")],
+            "{\"a\": \"more than sixteen bytes\"}",
+        )
+        .await;
+        assert_eq!(r.status(), 413);
+        assert_eq!(r.headers()[header::CONNECTION], "close");
+        assert_eq!(envelope(r).await["error"]["code"], "payload.too_large");
     }
 }

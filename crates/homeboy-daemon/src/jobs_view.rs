@@ -119,6 +119,10 @@ fn age(then_ms: u64, now_ms: u64) -> String {
     }
 }
 
+/// The largest Server-Sent Events frame a follower buffers (an event is at most a job event's JSON; a
+/// stream that never ends its frame is not a homeboy daemon).
+const MAX_FRAME_BYTES: usize = 16 * 1024 * 1024;
+
 /// Follows `GET /jobs/:id/events?follow=true`, calling `on_event` for each event until the stream ends
 /// after the terminal status.
 pub async fn follow_events(
@@ -150,6 +154,11 @@ pub async fn follow_events(
     }
     let mut stream = resp.bytes_stream();
     let mut buffer = Vec::new();
+    let mut searched: usize = 0;
+    let too_large = || DaemonError::Unreachable {
+        url: client.base_url().to_string(),
+        message: format!("the event stream sent a frame larger than {MAX_FRAME_BYTES} bytes"),
+    };
     while let Some(chunk) = tokio::time::timeout(Duration::from_secs(60), stream.next())
         .await
         .map_err(|_| DaemonError::Unreachable {
@@ -158,7 +167,13 @@ pub async fn follow_events(
         })?
     {
         buffer.extend_from_slice(&chunk.map_err(unreachable)?);
-        while let Some(end) = buffer.windows(2).position(|w| w == b"\n\n") {
+        // Only the bytes that arrived since the last search (and the one before them) can end a frame.
+        while let Some(end) = buffer[searched.saturating_sub(1)..]
+            .windows(2)
+            .position(|w| w == b"\n\n")
+            .map(|at| at + searched.saturating_sub(1))
+        {
+            searched = 0;
             let frame: Vec<u8> = buffer.drain(..end + 2).collect();
             let frame = String::from_utf8_lossy(&frame);
             let (mut name, mut data) = (String::new(), String::new());
@@ -185,6 +200,10 @@ pub async fn follow_events(
                 _ => {}
             }
         }
+        searched = buffer.len();
+        if buffer.len() > MAX_FRAME_BYTES {
+            return Err(too_large());
+        }
     }
     Ok(())
 }
@@ -193,6 +212,35 @@ pub async fn follow_events(
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[tokio::test]
+    async fn a_stream_that_never_ends_its_frame_is_refused() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            let (mut conn, _) = listener.accept().await.unwrap();
+            let mut head = [0u8; 4096];
+            let _ = conn.read(&mut head).await;
+            let _ = conn
+                .write_all(b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\nconnection: close\r\n\r\ndata: ")
+                .await;
+            let junk = vec![b'x'; 1024 * 1024];
+            for _ in 0..(MAX_FRAME_BYTES / junk.len() + 8) {
+                if conn.write_all(&junk).await.is_err() {
+                    return;
+                }
+            }
+        });
+        let client = DaemonClient::new(format!("http://{addr}")).unwrap();
+        let result = follow_events(&client, "job", 0, |_| {}).await;
+        match result {
+            Err(DaemonError::Unreachable { message, .. }) => {
+                assert!(message.contains("larger than"), "{message}")
+            }
+            other => panic!("an endless frame was accepted: {other:?}"),
+        }
+    }
 
     #[test]
     fn renders_for_people() {

@@ -184,6 +184,9 @@ pub async fn start(
 ) -> Result<(StartOutcome, DaemonStatus), DaemonError> {
     let paths = &options.paths;
     let _lock = FileLock::exclusive(&paths.daemon_dir().join("start.lock"))?;
+    if clear_unreadable_state(paths)? {
+        notice("removing unreadable daemon state (no daemon serves this config dir)");
+    }
     let current = status(paths, &options.build_id).await?;
     let outcome = match current.state {
         RunState::Running => return Ok((StartOutcome::AlreadyRunning, current)),
@@ -284,6 +287,7 @@ pub enum StopOutcome {
 /// Stops the daemon the state file names: SIGTERM, up to 5 s, then SIGKILL; removes the state file.
 pub fn stop(paths: &Paths) -> Result<StopOutcome, DaemonError> {
     let _lock = FileLock::exclusive(&paths.daemon_dir().join("start.lock"))?;
+    clear_unreadable_state(paths)?;
     let Some(recorded) = state::read(paths)? else {
         return Ok(StopOutcome::NotRunning);
     };
@@ -296,6 +300,26 @@ pub fn stop(paths: &Paths) -> Result<StopOutcome, DaemonError> {
         pid: recorded.pid,
         forced,
     })
+}
+
+/// Removes a state file that does not parse when no daemon holds `serve.lock` (damaged or tampered debris
+/// that would otherwise make every `start` and `stop` fail). Returns whether it did. While a daemon serves
+/// the config dir, the file is left for the error to name.
+fn clear_unreadable_state(paths: &Paths) -> Result<bool, DaemonError> {
+    if !matches!(
+        state::read(paths),
+        Err(DaemonError::Config(
+            homeboy_config::ConfigError::InvalidJson { .. }
+        ))
+    ) {
+        return Ok(false);
+    }
+    let Some(_nobody_serves) = FileLock::try_exclusive(&paths.daemon_dir().join("serve.lock"))?
+    else {
+        return Ok(false);
+    };
+    state::remove(paths)?;
+    Ok(true)
 }
 
 fn stop_recorded(paths: &Paths, pid: u32) -> bool {

@@ -122,6 +122,8 @@ const MAX_LINE: usize = 16 * 1024;
 const MAX_BATCH: usize = 500;
 const MAX_BUFFERED: usize = 20_000;
 const KILL_GRACE: Duration = Duration::from_secs(5);
+/// How long output pipes may stay open after the job's process group is gone.
+const PIPE_DRAIN_GRACE: Duration = Duration::from_secs(2);
 
 /// Runs until `shutdown` flips to true. Errors only for a refused credential or bad options.
 pub async fn run(
@@ -387,8 +389,17 @@ async fn run_job(
         homeboy_process::terminate_group(pgid, Duration::from_millis(500))
     })
     .await;
-    for reader in readers.into_iter().flatten() {
-        let _ = reader.await;
+    // A process that left the group (`setsid`) may hold the pipes open for ever: keep what was read by then.
+    // No heartbeat runs meanwhile, so the wait stays well inside the lease.
+    let drain = PIPE_DRAIN_GRACE.min(Duration::from_millis(options.lease_ms / 4));
+    let drained_by = tokio::time::Instant::now() + drain;
+    for mut reader in readers.into_iter().flatten() {
+        if tokio::time::timeout_at(drained_by, &mut reader)
+            .await
+            .is_err()
+        {
+            reader.abort();
+        }
     }
     let _ = stop_tx.send(true);
     let _ = flusher.await;

@@ -15,7 +15,8 @@ use crate::server::{ServeOptions, parse_listen_addr};
 /// Flags of `serve`.
 #[derive(Debug, Clone, Args)]
 pub struct ServeFlags {
-    /// Loopback address to listen on; port 0 picks a free port (recorded in the state file)
+    /// Loopback address to listen on; port 0 picks a free port (recorded in the state file). Default:
+    /// 127.0.0.1:0 for `homeboy daemon serve`, 127.0.0.1:7421 for `homeboy-broker`
     #[arg(long, value_parser = parse_listen_addr)]
     pub addr: Option<SocketAddr>,
     /// Largest accepted request body in bytes

@@ -270,15 +270,4 @@ pub async fn shutdown_signal() {
     }
 }
 
-/// Parses a listen address: `localhost:PORT` or any socket address (`127.0.0.1:7421`, `[::1]:0`).
-pub fn parse_listen_addr(value: &str) -> Result<SocketAddr, String> {
-    if let Some(port) = value.strip_prefix("localhost:") {
-        let port: u16 = port
-            .parse()
-            .map_err(|_| format!("invalid port in {value:?}"))?;
-        return Ok(SocketAddr::from(([127, 0, 0, 1], port)));
-    }
-    value
-        .parse()
-        .map_err(|_| format!("{value:?} is not an address like 127.0.0.1:7421"))
-}
+pub use homeboy_config::net::parse_listen_addr;

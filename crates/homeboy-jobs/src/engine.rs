@@ -1,24 +1,26 @@
 //! The storage engine under the job store: redb for state and indexes, the write-ahead log for durability,
-//! and a two-stage pipeline that applies operations in batches (group commit).
+//! and leader-based group commit.
 //!
-//! Callers hand the **writer** thread a closure over a [`Tx`]. The writer runs every closure that is waiting
-//! in one redb write transaction, commits it non-durably, takes a read snapshot of the result, and passes
-//! the batch's changes, snapshot and answers to the **syncer** thread — then starts on the next batch. The
-//! syncer appends the records of all batches it has in hand to the log with one `fdatasync`, and only then
-//! publishes the newest snapshot as the *durable* state and answers the callers. So CPU work on one batch
-//! overlaps the flush of the previous ones, and concurrent callers share flushes.
+//! A caller puts its operation (a closure over a [`Tx`]) in a queue and tries to become the **leader**. The
+//! leader takes every queued operation, runs them in one redb write transaction, commits it non-durably,
+//! takes a read snapshot, and writes the batch's changes to the log as one record — all under the writer
+//! lock, so records are in commit order. Then it releases the lock, so the next leader can start on the next
+//! batch while this one flushes: it calls `fdatasync`, publishes its snapshot as the *durable* state (unless
+//! a newer one already is), and answers the callers of its batch. Callers that are not leading wait for their
+//! answer. With one caller nothing changes threads at all; with many, they share flushes and CPU work
+//! overlaps I/O.
 //!
-//! Reads never go through the writer: they use the latest durable snapshot, so nobody can observe a change
-//! before it is on disk, and a caller that got its answer always reads its own write. A failed log write
-//! poisons the engine: redb already holds changes that are not durable, so every later call fails until
-//! the process restarts and recovery runs (fail-stop, as databases do on fsync errors).
+//! Reads never take the writer lock: they use the latest durable snapshot, so nobody observes a change before
+//! it is on disk, and a caller that got its answer always reads its own write. A failed flush poisons the
+//! engine: redb already holds changes that are not durable, so every later call fails until the process
+//! restarts and recovery runs (fail-stop, as databases do on fsync errors).
 
 use std::any::Any;
+use std::fs::File;
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::{self, Receiver, Sender, SyncSender};
-use std::sync::{Arc, Mutex, RwLock};
-use std::thread::JoinHandle;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex, RwLock};
+use std::time::Duration;
 
 use redb::{Database, Durability, ReadableDatabase, ReadableTable, TableDefinition};
 
@@ -50,7 +52,7 @@ fn bounds(table: Table, start: &[u8], end: Option<&[u8]>) -> (Vec<u8>, Vec<u8>) 
 use crate::wal::{Mutation, RECORD_HEADER, Wal, encode_payload, payload_len};
 
 /// Bytes of the write-ahead log: a checkpoint (one durable redb commit) happens each time it fills.
-const WAL_CAPACITY: u64 = 4 * 1024 * 1024;
+const WAL_CAPACITY: u64 = 1024 * 1024;
 /// Most operations in one batch.
 const MAX_BATCH: usize = 512;
 
@@ -86,7 +88,37 @@ type Op = Box<dyn FnOnce(&mut Tx<'_, '_>) -> Result<Output, JobError> + Send>;
 
 struct Pending {
     op: Op,
-    reply: SyncSender<Result<Output, JobError>>,
+    reply: Arc<Slot>,
+}
+
+/// Where a caller's answer lands.
+#[derive(Default)]
+struct Slot {
+    answer: Mutex<Option<Result<Output, JobError>>>,
+    ready: Condvar,
+}
+
+impl Slot {
+    fn fill(&self, answer: Result<Output, JobError>) {
+        if let Ok(mut slot) = self.answer.lock() {
+            *slot = Some(answer);
+        }
+        self.ready.notify_one();
+    }
+
+    fn take(&self) -> Option<Result<Output, JobError>> {
+        self.answer.lock().ok()?.take()
+    }
+
+    /// Waits (briefly) for the answer.
+    fn wait(&self, timeout: Duration) -> Option<Result<Output, JobError>> {
+        let guard = self.answer.lock().ok()?;
+        let (mut guard, _) = self
+            .ready
+            .wait_timeout_while(guard, timeout, |a| a.is_none())
+            .ok()?;
+        guard.take()
+    }
 }
 
 /// An operation's view of the store: reads see everything earlier operations of the batch wrote.
@@ -258,18 +290,39 @@ impl Snapshot {
     }
 }
 
-/// The engine: a redb database, its log, and the writer and syncer threads.
+/// The engine: a redb database, its log, and the group-commit state shared by all callers.
 pub struct Engine {
-    sender: Mutex<Option<Sender<Pending>>>,
-    writer: Mutex<Option<JoinHandle<()>>>,
-    durable: Arc<RwLock<Arc<ReadTable>>>,
-    observer: Arc<RwLock<Option<Observer>>>,
+    shared: Arc<Shared>,
     /// Log records replayed when the engine was opened.
     pub replayed: u64,
 }
 
+struct Shared {
+    /// Operations waiting for a leader.
+    queue: Mutex<Vec<Pending>>,
+    /// Held by the leader while it runs a batch and writes its log record.
+    writer: Mutex<Writer>,
+    /// The log file, for flushing without holding the writer lock.
+    log_file: File,
+    /// Held while flushing, so concurrent leaders wait and then find their record already flushed.
+    flush: Mutex<()>,
+    /// The newest batch whose log record has been written (not necessarily flushed).
+    written: AtomicU64,
+    /// The newest batch known durable: every batch up to it is flushed (or checkpointed).
+    flushed: AtomicU64,
+    /// The newest durable state and the batch number it belongs to.
+    durable: RwLock<(u64, Arc<ReadTable>)>,
+    observer: RwLock<Option<Observer>>,
+    poisoned: AtomicBool,
+    closed: AtomicBool,
+    clock: Clock,
+}
+
+/// How long a waiting caller sleeps before checking whether it should lead.
+const FOLLOWER_POLL: Duration = Duration::from_millis(2);
+
 impl Engine {
-    /// Opens `path` (and `path` + `.wal`), replays the log into redb, and starts the pipeline.
+    /// Opens `path` (and `path` + `.wal`) and replays the log into redb.
     pub fn open(path: &Path, clock: Clock) -> Result<Engine, JobError> {
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir).map_err(JobError::storage)?;
@@ -285,34 +338,31 @@ impl Engine {
         wal_path.push(".wal");
         let mut wal = Wal::open(Path::new(&wal_path), WAL_CAPACITY).map_err(JobError::storage)?;
         let (replayed, next_seq) = replay(&db, &mut wal)?;
-        let durable = Arc::new(RwLock::new(Arc::new(read_table(&db)?)));
-        let observer: Arc<RwLock<Option<Observer>>> = Arc::new(RwLock::new(None));
-        let (sender, receiver) = mpsc::channel();
-        let writer = {
-            let stage = Writer {
-                db,
-                next_seq,
-                next_lsn: wal.next_lsn(),
-                log_used: 0,
-                log_capacity: WAL_CAPACITY,
-                poisoned: Arc::new(AtomicBool::new(false)),
-            };
-            let syncer = Syncer {
-                wal,
-                durable: durable.clone(),
-                observer: observer.clone(),
-                poisoned: stage.poisoned.clone(),
-            };
-            std::thread::Builder::new()
-                .name("homeboy-jobs-writer".into())
-                .spawn(move || stage.run(&receiver, &clock, syncer))
-                .map_err(JobError::storage)?
+        let log_file = wal.file_handle().map_err(JobError::storage)?;
+        let durable = RwLock::new((0, Arc::new(read_table(&db)?)));
+        let writer = Writer {
+            next_seq,
+            next_lsn: wal.next_lsn(),
+            log_used: 0,
+            log_capacity: WAL_CAPACITY,
+            batch: 0,
+            db,
+            wal,
         };
         Ok(Engine {
-            sender: Mutex::new(Some(sender)),
-            writer: Mutex::new(Some(writer)),
-            durable,
-            observer,
+            shared: Arc::new(Shared {
+                queue: Mutex::new(Vec::new()),
+                writer: Mutex::new(writer),
+                log_file,
+                flush: Mutex::new(()),
+                written: AtomicU64::new(0),
+                flushed: AtomicU64::new(0),
+                durable,
+                observer: RwLock::new(None),
+                poisoned: AtomicBool::new(false),
+                closed: AtomicBool::new(false),
+                clock,
+            }),
             replayed,
         })
     }
@@ -322,49 +372,71 @@ impl Engine {
         &self,
         op: impl FnOnce(&mut Tx<'_, '_>) -> Result<R, JobError> + Send + 'static,
     ) -> Result<R, JobError> {
-        let (reply, answer) = mpsc::sync_channel(1);
-        let pending = Pending {
-            op: Box::new(move |tx| op(tx).map(|r| Box::new(r) as Output)),
-            reply,
-        };
-        {
-            let sender = self.sender.lock().map_err(JobError::storage)?;
-            let sender = sender
-                .as_ref()
-                .ok_or_else(|| JobError::Storage("the job store is closed".into()))?;
-            sender
-                .send(pending)
-                .map_err(|_| JobError::Storage("the job store writer stopped".into()))?;
+        let shared = &self.shared;
+        if shared.closed.load(Ordering::SeqCst) {
+            return Err(JobError::Storage("the job store is closed".into()));
         }
-        let output = answer
-            .recv()
-            .map_err(|_| JobError::Storage("the job store writer stopped".into()))??;
+        let slot = Arc::new(Slot::default());
+        shared
+            .queue
+            .lock()
+            .map_err(JobError::storage)?
+            .push(Pending {
+                op: Box::new(move |tx| op(tx).map(|r| Box::new(r) as Output)),
+                reply: slot.clone(),
+            });
+        let output = loop {
+            if let Some(answer) = slot.take() {
+                break answer;
+            }
+            if !shared.lead() {
+                // Someone else is leading; our answer comes from them, or we lead next.
+                if let Some(answer) = slot.wait(FOLLOWER_POLL) {
+                    break answer;
+                }
+            }
+        }?;
         output
             .downcast::<R>()
             .map(|r| *r)
-            .map_err(|_| JobError::Storage("writer returned the wrong type".into()))
+            .map_err(|_| JobError::Storage("operation returned the wrong type".into()))
     }
 
     /// The durable state as of the last acknowledged batch.
     pub fn snapshot(&self) -> Result<Snapshot, JobError> {
-        let table = self.durable.read().map_err(JobError::storage)?.clone();
+        let table = self
+            .shared
+            .durable
+            .read()
+            .map_err(JobError::storage)?
+            .1
+            .clone();
         Ok(Snapshot { table })
     }
 
     /// Installs the function called after each durable batch.
     pub fn set_observer(&self, observer: Observer) {
-        if let Ok(mut slot) = self.observer.write() {
+        if let Ok(mut slot) = self.shared.observer.write() {
             *slot = Some(observer);
         }
     }
 
-    /// Stops the pipeline after the batches already submitted, with a final checkpoint.
+    /// Refuses new operations, waits for the ones in flight, and checkpoints so the next open needs no log.
     pub fn close(&self) {
-        if let Ok(mut sender) = self.sender.lock() {
-            sender.take();
+        let shared = &self.shared;
+        if shared.closed.swap(true, Ordering::SeqCst) {
+            return;
         }
-        if let Some(handle) = self.writer.lock().ok().and_then(|mut w| w.take()) {
-            let _ = handle.join();
+        // Drain whatever is queued, then checkpoint under the writer lock.
+        while shared.queue.lock().map(|q| !q.is_empty()).unwrap_or(false) {
+            if !shared.lead() {
+                std::thread::sleep(FOLLOWER_POLL);
+            }
+        }
+        if let Ok(writer) = shared.writer.lock()
+            && !shared.poisoned.load(Ordering::SeqCst)
+        {
+            let _ = writer.checkpoint_commit();
         }
     }
 }
@@ -375,6 +447,103 @@ impl Drop for Engine {
     }
 }
 
+impl Shared {
+    /// Leads one batch if nobody else is leading and there is work. Returns whether it led.
+    fn lead(&self) -> bool {
+        let Ok(mut writer) = self.writer.try_lock() else {
+            return false;
+        };
+        // While a flush is under way, let operations gather: a bigger batch costs one redb commit and one
+        // flush instead of several, and on a busy machine CPU, not the disk, is what runs out first.
+        drop(self.flush.lock().unwrap_or_else(|e| e.into_inner()));
+        let batch: Vec<Pending> = match self.queue.lock() {
+            Ok(mut queue) => {
+                let n = queue.len().min(MAX_BATCH);
+                queue.drain(..n).collect()
+            }
+            Err(_) => return false,
+        };
+        if batch.is_empty() {
+            return false;
+        }
+        let done = if self.poisoned.load(Ordering::SeqCst) {
+            refuse(batch, &poisoned_error())
+        } else {
+            writer.run_batch(batch, (self.clock)())
+        };
+        if done.needs_flush {
+            self.written.fetch_max(done.batch, Ordering::SeqCst);
+        } else if done.snapshot.is_some() {
+            // A durable checkpoint commit covers every batch before it.
+            self.written.fetch_max(done.batch, Ordering::SeqCst);
+            self.flushed.fetch_max(done.batch, Ordering::SeqCst);
+        }
+        drop(writer); // The next leader may start while this batch flushes...
+        self.wake_next_leader(); // ...so wake whoever waits first in line.
+        self.complete(done);
+        true
+    }
+
+    /// Wakes the caller of the oldest queued operation so it can lead the next batch.
+    fn wake_next_leader(&self) {
+        let Ok(queue) = self.queue.lock() else { return };
+        if let Some(next) = queue.first() {
+            // Taking the slot's lock orders this wake after the waiter's check, so it cannot be lost.
+            let _held = next.reply.answer.lock();
+            next.reply.ready.notify_one();
+        }
+    }
+
+    /// Makes sure batch `number`'s record is on disk. One flush covers every record written before it
+    /// starts, so leaders that queue behind a flush usually find theirs done.
+    fn flush_through(&self, number: u64) -> std::io::Result<()> {
+        if self.flushed.load(Ordering::SeqCst) >= number {
+            return Ok(());
+        }
+        let _flushing = self.flush.lock().unwrap_or_else(|e| e.into_inner());
+        if self.flushed.load(Ordering::SeqCst) >= number {
+            return Ok(());
+        }
+        let covered = self.written.load(Ordering::SeqCst);
+        self.log_file.sync_data()?;
+        self.flushed.fetch_max(covered, Ordering::SeqCst);
+        Ok(())
+    }
+
+    /// Flushes a batch's record (if any), publishes its state, answers its callers.
+    fn complete(&self, done: Completed) {
+        let mut answers = done.answers;
+        if done.needs_flush
+            && let Err(e) = self.flush_through(done.batch)
+        {
+            self.poisoned.store(true, Ordering::SeqCst);
+            let error = JobError::Storage(format!("flushing the job store log failed: {e}"));
+            for (_, answer) in &mut answers {
+                *answer = Err(error.clone());
+            }
+            for (slot, answer) in answers {
+                slot.fill(answer);
+            }
+            return;
+        }
+        if let Some(snapshot) = done.snapshot
+            && let Ok(mut durable) = self.durable.write()
+            && durable.0 < done.batch
+        {
+            *durable = (done.batch, snapshot);
+        }
+        for (slot, answer) in answers {
+            slot.fill(answer);
+        }
+        if (!done.changes.jobs.is_empty() || done.changes.queue_grew)
+            && let Ok(guard) = self.observer.read()
+            && let Some(observer) = guard.as_ref()
+        {
+            observer(&done.changes);
+        }
+    }
+}
+
 fn read_table(db: &Database) -> Result<ReadTable, JobError> {
     db.begin_read()
         .map_err(JobError::storage)?
@@ -382,75 +551,37 @@ fn read_table(db: &Database) -> Result<ReadTable, JobError> {
         .map_err(JobError::storage)
 }
 
-type Answer = (
-    SyncSender<Result<Output, JobError>>,
-    Result<Output, JobError>,
-);
+type Answer = (Arc<Slot>, Result<Output, JobError>);
 
-/// What the writer hands the syncer for one batch.
-struct Handoff {
-    log: LogAction,
-    /// The state after the batch (`None` when the batch changed nothing).
+/// A batch run under the writer lock, waiting to be flushed and answered.
+struct Completed {
+    /// Its number, in commit order.
+    batch: u64,
+    /// Whether its log record still needs `fdatasync` (false when nothing changed or it was a durable
+    /// checkpoint commit).
+    needs_flush: bool,
     snapshot: Option<Arc<ReadTable>>,
     answers: Vec<Answer>,
     changes: Changes,
 }
 
-enum LogAction {
-    /// Nothing to log (read-only or refused operations); answer after the earlier batches.
-    Nothing,
-    /// Append this record.
-    Append { lsn: u64, payload: Vec<u8> },
-    /// The batch was committed durably as a checkpoint covering records up to `lsn`: restart the log.
-    Restart { after_lsn: u64 },
-}
-
-/// The first stage: runs operations and commits them to redb non-durably.
+/// The state only the leader touches.
 struct Writer {
     db: Database,
+    wal: Wal,
     next_seq: u64,
     next_lsn: u64,
-    /// Bytes the syncer will have written to the log since its last restart.
+    /// Bytes written to the log since its last restart.
     log_used: u64,
     log_capacity: u64,
-    poisoned: Arc<AtomicBool>,
+    /// Batches run so far.
+    batch: u64,
 }
 
 impl Writer {
-    fn run(mut self, receiver: &Receiver<Pending>, clock: &Clock, syncer: Syncer) {
-        let (handoff, stage2) = mpsc::channel::<Handoff>();
-        let syncer = std::thread::Builder::new()
-            .name("homeboy-jobs-syncer".into())
-            .spawn(move || syncer.run(&stage2));
-        let Ok(syncer) = syncer else {
-            return;
-        };
-        while let Ok(first) = receiver.recv() {
-            let mut batch = vec![first];
-            while batch.len() < MAX_BATCH {
-                match receiver.try_recv() {
-                    Ok(more) => batch.push(more),
-                    Err(_) => break,
-                }
-            }
-            let item = if self.poisoned.load(Ordering::SeqCst) {
-                refuse(batch, &poisoned_error())
-            } else {
-                self.run_batch(batch, clock())
-            };
-            if handoff.send(item).is_err() {
-                break;
-            }
-        }
-        drop(handoff);
-        let _ = syncer.join();
-        // Closing: make everything durable in redb itself so the log is not needed on the next open.
-        if !self.poisoned.load(Ordering::SeqCst) {
-            let _ = self.checkpoint_commit();
-        }
-    }
-
-    fn run_batch(&mut self, batch: Vec<Pending>, now_ms: u64) -> Handoff {
+    fn run_batch(&mut self, batch: Vec<Pending>, now_ms: u64) -> Completed {
+        self.batch += 1;
+        let number = self.batch;
         let mut txn = match self.db.begin_write() {
             Ok(txn) => txn,
             Err(e) => return refuse(batch, &JobError::storage(e)),
@@ -486,8 +617,9 @@ impl Writer {
                 answers.push((pending.reply, result));
             }
             if mutations.is_empty() {
-                return Handoff {
-                    log: LogAction::Nothing,
+                return Completed {
+                    batch: number,
+                    needs_flush: false,
                     snapshot: None,
                     answers,
                     changes,
@@ -504,8 +636,6 @@ impl Writer {
                 if let Err(e) = marked {
                     return abort(answers, &JobError::storage(e));
                 }
-            } else {
-                self.log_used += record_len;
             }
         }
         let durability = if checkpointing {
@@ -522,28 +652,31 @@ impl Writer {
             Ok(table) => Some(Arc::new(table)),
             Err(e) => return abort(answers, &e),
         };
-        let log = if checkpointing {
+        if checkpointing {
             self.log_used = 0;
-            LogAction::Restart {
-                after_lsn: self.next_lsn - 1,
-            }
+            self.wal.restart_after(self.next_lsn - 1);
         } else {
-            let lsn = self.next_lsn;
-            self.next_lsn += 1;
-            LogAction::Append {
-                lsn,
-                payload: encode_payload(&mutations),
+            let payload = encode_payload(&mutations);
+            if let Err(e) = self.wal.write_record(self.next_lsn, &payload) {
+                // redb holds the batch but the log does not: nothing later may build on it.
+                return abort(
+                    answers,
+                    &JobError::Storage(format!("writing the job store log failed: {e}")),
+                );
             }
-        };
-        Handoff {
-            log,
+            self.next_lsn += 1;
+            self.log_used += (RECORD_HEADER + payload.len()) as u64;
+        }
+        Completed {
+            batch: number,
+            needs_flush: !checkpointing,
             snapshot,
             answers,
             changes,
         }
     }
 
-    /// A durable redb commit recording that every record handed to the syncer is in redb.
+    /// A durable redb commit recording that every logged record is in redb.
     fn checkpoint_commit(&self) -> Result<(), JobError> {
         let txn = self.db.begin_write().map_err(JobError::storage)?;
         {
@@ -565,8 +698,8 @@ fn poisoned_error() -> JobError {
     )
 }
 
-/// Every operation of the batch fails with `error`, in order with the batches before it.
-fn refuse(batch: Vec<Pending>, error: &JobError) -> Handoff {
+/// Every operation of the batch fails with `error`.
+fn refuse(batch: Vec<Pending>, error: &JobError) -> Completed {
     abort(
         batch
             .into_iter()
@@ -576,104 +709,16 @@ fn refuse(batch: Vec<Pending>, error: &JobError) -> Handoff {
     )
 }
 
-fn abort(answers: Vec<Answer>, error: &JobError) -> Handoff {
-    Handoff {
-        log: LogAction::Nothing,
+fn abort(answers: Vec<Answer>, error: &JobError) -> Completed {
+    Completed {
+        batch: 0,
+        needs_flush: false,
         snapshot: None,
         answers: answers
             .into_iter()
-            .map(|(reply, _)| (reply, Err(error.clone())))
+            .map(|(slot, _)| (slot, Err(error.clone())))
             .collect(),
         changes: Changes::default(),
-    }
-}
-
-/// The second stage: makes batches durable, publishes their state, answers their callers.
-struct Syncer {
-    wal: Wal,
-    durable: Arc<RwLock<Arc<ReadTable>>>,
-    observer: Arc<RwLock<Option<Observer>>>,
-    poisoned: Arc<AtomicBool>,
-}
-
-impl Syncer {
-    fn run(mut self, receiver: &Receiver<Handoff>) {
-        while let Ok(first) = receiver.recv() {
-            let mut items = vec![first];
-            while let Ok(more) = receiver.try_recv() {
-                items.push(more);
-            }
-            self.flush(items);
-        }
-    }
-
-    fn flush(&mut self, items: Vec<Handoff>) {
-        let mut unsynced = false;
-        let mut failure = None;
-        for item in &items {
-            if failure.is_some() {
-                break;
-            }
-            match &item.log {
-                LogAction::Nothing => {}
-                LogAction::Append { lsn, payload } => match self.wal.write_record(*lsn, payload) {
-                    Ok(()) => unsynced = true,
-                    Err(e) => failure = Some(e),
-                },
-                LogAction::Restart { after_lsn } => {
-                    if unsynced {
-                        if let Err(e) = self.wal.sync() {
-                            failure = Some(e);
-                            break;
-                        }
-                        unsynced = false;
-                    }
-                    self.wal.restart_after(*after_lsn);
-                }
-            }
-        }
-        if failure.is_none() && unsynced {
-            failure = self.wal.sync().err();
-        }
-        if let Some(error) = failure {
-            self.poisoned.store(true, Ordering::SeqCst);
-            let error = JobError::Storage(format!("writing the job store log failed: {error}"));
-            for item in items {
-                for (reply, _) in item.answers {
-                    let _ = reply.send(Err(error.clone()));
-                }
-            }
-            return;
-        }
-        let mut merged = Changes::default();
-        let mut newest = None;
-        for item in &items {
-            if let Some(snapshot) = &item.snapshot {
-                newest = Some(snapshot.clone());
-            }
-            for job in &item.changes.jobs {
-                if !merged.jobs.contains(job) {
-                    merged.jobs.push(job.clone());
-                }
-            }
-            merged.queue_grew |= item.changes.queue_grew;
-        }
-        if let Some(snapshot) = newest
-            && let Ok(mut durable) = self.durable.write()
-        {
-            *durable = snapshot;
-        }
-        for item in items {
-            for (reply, result) in item.answers {
-                let _ = reply.send(result);
-            }
-        }
-        if (!merged.jobs.is_empty() || merged.queue_grew)
-            && let Ok(guard) = self.observer.read()
-            && let Some(observer) = guard.as_ref()
-        {
-            observer(&merged);
-        }
     }
 }
 

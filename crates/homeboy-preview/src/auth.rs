@@ -187,7 +187,7 @@ fn authorize_one(
         ttl_secs,
         requested_ttl_secs: req.requested_ttl_secs,
         capped_by,
-        expires_at: now + Duration::seconds(ttl_secs as i64),
+        expires_at: now.saturating_add(Duration::seconds(ttl_secs as i64)),
     })
 }
 
@@ -312,6 +312,10 @@ pub fn check_local_origin(local_origin: &str) -> Result<Origin, Denial> {
     Ok(origin)
 }
 
+/// The longest lease any policy can grant (ten years): a larger `max_session_ttl_secs` (an operator's way of
+/// saying "no limit") or request is capped here, so lease arithmetic stays far inside the calendar.
+pub const LONGEST_LEASE_SECS: u64 = 10 * 366 * 24 * 60 * 60;
+
 fn lease_ttl(
     policy: &NativePreviewAuth,
     token: Option<&PreviewToken>,
@@ -323,6 +327,10 @@ fn lease_ttl(
     if ttl > policy.max_session_ttl_secs {
         ttl = policy.max_session_ttl_secs;
         capped_by = Some("max_session_ttl_secs");
+    }
+    if ttl > LONGEST_LEASE_SECS {
+        ttl = LONGEST_LEASE_SECS;
+        capped_by = Some("longest_lease");
     }
     let token_left = token
         .and_then(|t| t.expires_at.as_deref())
@@ -390,6 +398,27 @@ mod tests {
         assert_eq!(grant.ttl_secs, 900);
         assert_eq!(grant.capped_by, None);
         assert_eq!(grant.token_sha256, Some(sha256_hex(TOKEN)));
+    }
+
+    #[test]
+    fn an_unbounded_policy_and_a_huge_request_get_a_bounded_lease() {
+        for max in [u64::MAX, i64::MAX as u64, 1 << 40] {
+            let mut unbounded = policy();
+            unbounded.max_session_ttl_secs = max;
+            unbounded.tokens[0].expires_at = None;
+            let now = clock::now();
+            for requested in [None, Some(u64::MAX), Some(1 << 40), Some(max)] {
+                let req = ClaimRequest {
+                    requested_ttl_secs: requested,
+                    ..request()
+                };
+                let grant = PolicySet::new(vec![("site-preview".into(), unbounded.clone())])
+                    .authorize(&req, now)
+                    .unwrap();
+                assert!(grant.ttl_secs >= 1 && grant.ttl_secs <= LONGEST_LEASE_SECS);
+                assert!(grant.expires_at > now, "{max} {requested:?}: {grant:?}");
+            }
+        }
     }
 
     #[test]

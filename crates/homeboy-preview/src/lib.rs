@@ -10,6 +10,7 @@
 pub mod auth;
 pub mod body;
 pub mod channel;
+pub mod cli;
 pub mod client;
 pub mod clock;
 mod error;

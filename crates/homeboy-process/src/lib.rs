@@ -133,14 +133,15 @@ pub fn terminate_group(pgid: u32, grace: Duration) -> bool {
     true
 }
 
-/// Polls `gone` every 10 ms until it holds or `timeout` passes; true if it holds.
+/// Polls `gone` every 10 ms until it holds or `timeout` passes; true if it holds. A timeout too large for
+/// the clock (`--grace-secs 18446744073709551615`) means no deadline.
 pub fn wait_until(timeout: Duration, mut gone: impl FnMut() -> bool) -> bool {
-    let deadline = Instant::now() + timeout;
+    let deadline = Instant::now().checked_add(timeout);
     loop {
         if gone() {
             return true;
         }
-        if Instant::now() >= deadline {
+        if deadline.is_some_and(|d| Instant::now() >= d) {
             return false;
         }
         std::thread::sleep(Duration::from_millis(10));
@@ -221,6 +222,19 @@ mod tests {
         let _ = child.wait();
         assert!(!group_alive(pgid));
         assert_eq!(group_members(pgid), Some(vec![]));
+    }
+
+    #[test]
+    fn waits_beyond_the_clock_do_not_panic() {
+        assert!(wait_until(Duration::MAX, || true));
+        let mut polls = 0;
+        assert!(wait_until(Duration::from_secs(u64::MAX), || {
+            polls += 1;
+            polls > 2
+        }));
+        let mut child = Command::new("sleep").arg("30").spawn().unwrap();
+        assert!(!terminate(child.id(), Duration::MAX));
+        let _ = child.wait();
     }
 
     #[test]

@@ -206,6 +206,49 @@ fn a_cancelled_job_loses_its_process_group() {
 }
 
 #[test]
+fn a_job_finishes_even_when_an_escaped_process_holds_its_output() {
+    let s = setup(&[]);
+    let _runner = Runner::start(
+        &s.home,
+        &s.broker.url,
+        "lab",
+        &s.work,
+        &["--lease-ms", "2000"],
+    );
+    // The daemon the job starts leaves the job's process group (setsid) but keeps its stdout.
+    let id = s.submit(&[
+        "sh",
+        "-c",
+        "setsid sh -c 'echo $$ > escaped.tmp && mv escaped.tmp escaped.pid; exec sleep 60' & \
+         while [ ! -s escaped.pid ]; do sleep 0.05; done; echo started",
+    ]);
+    /// The escaped process is nobody's child: stop it whatever the assertions say.
+    struct KillEscaped(std::path::PathBuf);
+    impl Drop for KillEscaped {
+        fn drop(&mut self) {
+            if let Some(pid) = std::fs::read_to_string(&self.0)
+                .ok()
+                .and_then(|p| p.trim().parse::<u64>().ok())
+            {
+                let _ = std::process::Command::new("kill")
+                    .arg(pid.to_string())
+                    .status();
+            }
+        }
+    }
+    let _escaped = KillEscaped(s.home.root().join("workspaces/lab/escaped.pid"));
+    let job = s.wait_terminal(&id, Duration::from_secs(20));
+    assert_eq!(job["status"], "succeeded", "{job}");
+    let stdout: Vec<String> = s
+        .events(&id)
+        .iter()
+        .filter(|e| e["kind"] == "stdout")
+        .filter_map(|e| e["message"].as_str().map(str::to_string))
+        .collect();
+    assert!(stdout.iter().any(|l| l == "started"), "{stdout:?}");
+}
+
+#[test]
 fn stale_claims_are_refused_and_jobs_requeued() {
     let s = setup(&[]);
     let id = s.submit(&["true"]);

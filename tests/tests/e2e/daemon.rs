@@ -176,6 +176,34 @@ fn stop_cleans_a_stale_state_file() {
 }
 
 #[test]
+fn a_damaged_state_file_does_not_lock_start_and_stop_out() {
+    let home = Home::new();
+    std::fs::create_dir_all(home.state_file().parent().unwrap()).unwrap();
+    for garbage in [&b"{\"pid\": 12"[..], b"\x00\xff not json", b"{\"pid\": -1}"] {
+        std::fs::write(home.state_file(), garbage).unwrap();
+        let out = home.homeboy(&["daemon", "stop"]);
+        assert!(out.status.success(), "{}", describe(&out));
+        assert!(
+            home.state().is_none(),
+            "the damaged state file is still there"
+        );
+    }
+    std::fs::write(home.state_file(), b"{\"pid\": 12").unwrap();
+    let started = home.homeboy_json(&["daemon", "start", "--format", "json"]);
+    assert_eq!(started["status"]["state"], "running", "{started}");
+    // While a daemon serves the config dir, its (now damaged) state file is not silently dropped.
+    let pid = home.state().unwrap()["pid"].as_u64().unwrap();
+    std::fs::write(home.state_file(), b"{\"pid\": 12").unwrap();
+    let out = home.homeboy(&["daemon", "stop"]);
+    assert_eq!(out.status.code(), Some(1), "{}", describe(&out));
+    Command::new("kill")
+        .args(["-9", &pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(wait_until(Duration::from_secs(5), || !pid_alive(pid)));
+}
+
+#[test]
 fn an_older_build_is_replaced() {
     let home = Home::new();
     let old = home

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 
-use super::report::{median, ratio, table, verdict};
+use super::report::{load_row, median, ratio, table, verdict};
 use super::{load, release_bin};
 
 const CONNECTIONS: usize = 64;
@@ -90,16 +90,7 @@ pub fn run() -> anyhow::Result<()> {
     let ceiling = load::median_run(&mut ceiling_runs);
     let daemon = load::median_run(&mut daemon_runs);
 
-    let row = |name: &str, r: &load::LoadResult| {
-        vec![
-            name.to_string(),
-            format!("{:.0}", r.rps),
-            format!("{:.3}", r.p50_ms),
-            format!("{:.3}", r.p99_ms),
-            r.errors.to_string(),
-            ratio(r.rps, ceiling.rps),
-        ]
-    };
+    let row = |name: &str, r: &load::LoadResult| load_row(name, r, ceiling.rps);
     table(
         &format!(
             "GET /health, {CONNECTIONS} keep-alive connections, median of {ROUNDS} interleaved {LOAD_SECS} s rounds"

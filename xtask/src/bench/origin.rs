@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 
-use super::report::{median, ratio, table, verdict};
+use super::report::{load_row, median, ratio, table, verdict};
 use super::{load, release_bin};
 
 const CONNECTIONS: usize = 64;
@@ -98,16 +98,7 @@ pub fn run() -> anyhow::Result<()> {
     let large_origin = median(&mut large[1]);
 
     let rps_ok = small_origin.rps >= 0.8 * small_nginx.rps;
-    let row = |name: &str, r: &load::LoadResult| {
-        vec![
-            name.to_string(),
-            format!("{:.0}", r.rps),
-            format!("{:.3}", r.p50_ms),
-            format!("{:.3}", r.p99_ms),
-            r.errors.to_string(),
-            ratio(r.rps, small_nginx.rps),
-        ]
-    };
+    let row = |name: &str, r: &load::LoadResult| load_row(name, r, small_nginx.rps);
     table(
         &format!(
             "GET 4 KiB file, {CONNECTIONS} keep-alive connections, median of {ROUNDS} interleaved {LOAD_SECS} s rounds"

@@ -33,6 +33,18 @@ pub fn table(title: &str, header: &[&str], rows: &[Vec<String>]) {
     }
 }
 
+/// The columns of a load result: name, req/s, p50 ms, p99 ms, errors, and req/s as a ratio to `baseline`.
+pub fn load_row(name: &str, result: &super::load::LoadResult, baseline_rps: f64) -> Vec<String> {
+    vec![
+        name.to_string(),
+        format!("{:.0}", result.rps),
+        format!("{:.3}", result.p50_ms),
+        format!("{:.3}", result.p99_ms),
+        result.errors.to_string(),
+        ratio(result.rps, baseline_rps),
+    ]
+}
+
 /// `0.93x`.
 pub fn ratio(value: f64, baseline: f64) -> String {
     if baseline <= 0.0 {

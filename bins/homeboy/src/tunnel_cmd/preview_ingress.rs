@@ -2,21 +2,22 @@
 //! `homeboy_preview` (the ingress, the route table, the install plans).
 
 use std::net::SocketAddr;
-use std::time::Duration;
 
 use clap::{Args, Subcommand, ValueEnum};
 use homeboy_config::Paths;
+use homeboy_config::net::parse_listen_addr;
 use homeboy_preview::PreviewError;
-use homeboy_preview::ingress::{self, DEFAULT_BIND, IngressOptions};
+use homeboy_preview::cli::{IngressServeFlags, RouteFlags, listening_line};
+use homeboy_preview::ingress::{self, DEFAULT_BIND};
 use homeboy_preview::install::{self, InstallInputs, Proxy};
-use homeboy_preview::routes::{RouteSpec, RouteStore};
+use homeboy_preview::routes::RouteStore;
 
 use crate::output::{Format, print_json, usage_error};
 
 #[derive(Subcommand)]
 pub enum PreviewIngressCommand {
     /// Run the ingress daemon in the foreground until SIGTERM or Ctrl-C (then drain in-flight requests)
-    Serve(Box<ServeArgs>),
+    Serve(Box<IngressServeFlags>),
     /// Register or replace the direct route of a preview session (a host proxied to an upstream origin)
     Route(Box<RouteArgs>),
     /// Remove a preview route
@@ -43,64 +44,9 @@ pub enum PreviewIngressCommand {
 }
 
 #[derive(Args)]
-pub struct ServeArgs {
-    /// The preview domain (preview.example.net); also a host the ingress answers its own API on
-    #[arg(long)]
-    domain: String,
-    /// Listen address; loopback unless --allow-non-loopback-bind
-    #[arg(long, default_value = DEFAULT_BIND, value_parser = parse_addr)]
-    bind: SocketAddr,
-    /// Hosts preview clients may claim (repeatable; default '*.<domain>')
-    #[arg(long = "public-host-pattern")]
-    public_host_patterns: Vec<String>,
-    /// Another name the ingress answers its own API on (the host preview clients dial; repeatable)
-    #[arg(long = "control-host")]
-    control_hosts: Vec<String>,
-    /// Enforce the native preview auth of this tunnel service declaration (repeatable; default: every
-    /// declaration that has policy.native_preview_auth)
-    #[arg(long = "service")]
-    services: Vec<String>,
-    /// Listen on a non-loopback address (the ingress normally sits behind a TLS proxy on the same host)
-    #[arg(long)]
-    allow_non_loopback_bind: bool,
-    /// Seconds to wait for a TCP connection to a direct upstream
-    #[arg(long, default_value_t = 5.0)]
-    connect_timeout_secs: f64,
-    /// Seconds to wait for response headers from an upstream or a preview client (then 504)
-    #[arg(long, default_value_t = 30.0)]
-    upstream_timeout_secs: f64,
-    /// Seconds a preview client may be silent before its host counts as disconnected (410)
-    #[arg(long, default_value_t = 10.0)]
-    client_grace_secs: f64,
-    /// Seconds shutdown waits for in-flight requests
-    #[arg(long, default_value_t = 30.0)]
-    drain_timeout_secs: f64,
-    /// The scheme browsers use (that of the TLS proxy), for public URLs
-    #[arg(long, default_value = "https")]
-    public_scheme: String,
-    /// Worker threads, each with its own event loop (default: the available cores)
-    #[arg(long)]
-    threads: Option<usize>,
-    /// How the listening line on stdout is printed
-    #[arg(long, value_enum, default_value_t)]
-    format: Format,
-}
-
-#[derive(Args)]
 pub struct RouteArgs {
-    session_id: String,
-    /// The one public host of the session (no wildcard)
-    #[arg(long)]
-    public_host: String,
-    /// Where requests go: http://host:port
-    #[arg(long)]
-    upstream_origin: String,
-    /// RFC 3339 expiry; after it the ingress answers 410 expired_session
-    #[arg(long)]
-    expires_at: Option<String>,
-    /// Keep the record but answer 410 disconnected_session
-    #[arg(long)]
-    inactive: bool,
+    #[command(flatten)]
+    route: RouteFlags,
     #[arg(long, value_enum, default_value_t)]
     format: Format,
 }
@@ -126,7 +72,7 @@ pub struct InstallArgs {
     #[arg(long, default_value = "homeboy-preview-ingress")]
     service_name: String,
     /// Where the ingress listens on the VPS
-    #[arg(long, default_value = DEFAULT_BIND, value_parser = parse_addr)]
+    #[arg(long, default_value = DEFAULT_BIND, value_parser = parse_listen_addr)]
     bind: SocketAddr,
     /// The ingress binary on the VPS (homeboy-ingress, or homeboy)
     #[arg(long, default_value = "/usr/local/bin/homeboy-ingress")]
@@ -219,37 +165,20 @@ pub fn run(cmd: PreviewIngressCommand) -> anyhow::Result<()> {
     }
 }
 
-fn serve(paths: Paths, args: ServeArgs) -> anyhow::Result<()> {
-    let mut options = IngressOptions::new(args.domain, paths);
-    options.bind = args.bind;
-    options.allow_non_loopback_bind = args.allow_non_loopback_bind;
-    options.public_host_patterns = args.public_host_patterns;
-    options.control_hosts = args.control_hosts;
-    options.services = args.services;
-    options.connect_timeout = seconds("--connect-timeout-secs", args.connect_timeout_secs)?;
-    options.upstream_timeout = seconds("--upstream-timeout-secs", args.upstream_timeout_secs)?;
-    options.client_grace = seconds("--client-grace-secs", args.client_grace_secs)?;
-    options.drain_timeout = seconds("--drain-timeout-secs", args.drain_timeout_secs)?;
-    options.public_scheme = args.public_scheme;
-    if let Some(threads) = args.threads {
-        options.threads = threads.max(1);
-    }
-    let format = args.format;
+fn serve(paths: Paths, flags: IngressServeFlags) -> anyhow::Result<()> {
+    let options = flags.options(paths).map_err(preview_error)?;
+    let format = flags.format;
     ingress::serve(options, |addr, patterns| {
-        print_listening(addr, patterns, format)
+        use std::io::Write;
+        println!("{}", listening_line(format, addr, patterns));
+        let _ = std::io::stdout().flush();
     })
     .map_err(preview_error)
 }
 
 fn route(paths: &Paths, args: RouteArgs) -> anyhow::Result<()> {
     let record = RouteStore::new(paths)
-        .route(&RouteSpec {
-            session_id: args.session_id,
-            public_host: args.public_host,
-            upstream_origin: args.upstream_origin,
-            expires_at: args.expires_at,
-            inactive: args.inactive,
-        })
+        .route(&args.route.spec())
         .map_err(preview_error)?;
     match args.format {
         Format::Json => print_json(&record),
@@ -318,44 +247,6 @@ fn print_plan(plan: &serde_json::Value, format: Format) -> anyhow::Result<()> {
             Ok(())
         }
     }
-}
-
-fn print_listening(addr: SocketAddr, patterns: &[String], format: Format) {
-    use std::io::Write;
-    match format {
-        Format::Json => println!(
-            "{}",
-            serde_json::json!({"event": "listening", "addr": addr.to_string(),
-                               "url": format!("http://{addr}"), "public_host_patterns": patterns})
-        ),
-        Format::Text => println!(
-            "preview ingress listening on http://{addr} for {}",
-            patterns.join(", ")
-        ),
-    }
-    let _ = std::io::stdout().flush();
-}
-
-fn seconds(flag: &str, value: f64) -> anyhow::Result<Duration> {
-    if value.is_finite() && value > 0.0 && value < 86_400.0 {
-        Ok(Duration::from_secs_f64(value))
-    } else {
-        Err(usage_error(format!(
-            "{flag} must be a positive number of seconds"
-        )))
-    }
-}
-
-fn parse_addr(value: &str) -> Result<SocketAddr, String> {
-    if let Some(port) = value.strip_prefix("localhost:") {
-        let port: u16 = port
-            .parse()
-            .map_err(|_| format!("invalid port in {value:?}"))?;
-        return Ok(SocketAddr::from(([127, 0, 0, 1], port)));
-    }
-    value
-        .parse()
-        .map_err(|_| format!("{value:?} is not an address like 127.0.0.1:7350"))
 }
 
 /// Refused input exits 2 with one line; anything else exits 1.

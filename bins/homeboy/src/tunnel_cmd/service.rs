@@ -4,9 +4,9 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::set_args::SetArgs;
 use clap::{Args, Subcommand, ValueEnum};
 use homeboy_config::Paths;
-use homeboy_config::dynamic_set::Edit;
 use homeboy_config::tunnel_services::{AuthMode, PreviewMode, TunnelService};
 use homeboy_tunnel::declarations::{self, ExposeRequest};
 use homeboy_tunnel::service::readiness::{ArtifactGate, ReadinessKind, ReadinessSpec};
@@ -34,18 +34,7 @@ pub enum ServiceCommand {
         format: Format,
     },
     /// Update a declaration with the dynamic set contract; nothing is written unless the result is valid
-    Set {
-        /// The service id
-        id: String,
-        /// `path=value` (dotted path; the value is parsed as JSON, else taken as text); repeatable
-        #[arg(long = "field", value_name = "PATH=VALUE")]
-        fields: Vec<String>,
-        /// An RFC 7386 JSON merge patch (`null` removes a field)
-        #[arg(long, value_name = "PATCH")]
-        json: Option<String>,
-        #[arg(long, value_enum, default_value_t)]
-        format: Format,
-    },
+    Set(SetArgs),
     /// Delete a declaration (a running service keeps running; stop it first)
     Remove {
         /// The service id
@@ -232,12 +221,7 @@ pub fn run(cmd: ServiceCommand) -> anyhow::Result<()> {
             let service = declarations::show(&paths, &id).map_err(exit)?;
             print_declaration(&service, format)
         }
-        ServiceCommand::Set {
-            id,
-            fields,
-            json,
-            format,
-        } => set(&paths, &id, &fields, json.as_deref(), format),
+        ServiceCommand::Set(args) => set(&paths, &args),
         ServiceCommand::Remove { id, format } => {
             let removed = declarations::remove(&paths, &id).map_err(exit)?;
             if !removed {
@@ -358,27 +342,10 @@ fn list(paths: &Paths, format: Format) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn set(
-    paths: &Paths,
-    id: &str,
-    fields: &[String],
-    json: Option<&str>,
-    format: Format,
-) -> anyhow::Result<()> {
-    let mut edits = Vec::new();
-    for field in fields {
-        edits.push(Edit::parse_field(field).map_err(|e| {
-            crate::output::usage_error(format!("invalid --field {}: {}", e.field, e.problem))
-        })?);
-    }
-    if let Some(patch) = json {
-        edits.push(
-            Edit::parse_merge_patch(patch)
-                .map_err(|e| crate::output::usage_error(format!("{} {}", e.field, e.problem)))?,
-        );
-    }
-    let service = declarations::set(paths, id, &edits).map_err(exit)?;
-    print_declaration(&service, format)
+fn set(paths: &Paths, args: &SetArgs) -> anyhow::Result<()> {
+    let edits = args.edits()?;
+    let service = declarations::set(paths, &args.id, &edits).map_err(exit)?;
+    print_declaration(&service, args.format)
 }
 
 fn print_declaration(service: &TunnelService, format: Format) -> anyhow::Result<()> {

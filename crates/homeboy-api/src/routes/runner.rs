@@ -90,10 +90,28 @@ struct SessionBody {
     worker_pid: Option<u64>,
 }
 
+/// Runner sessions kept in memory; the oldest is forgotten first (they are informational only).
+pub(crate) const MAX_SESSIONS: usize = 256;
+/// Longest identifying text a session may carry.
+const MAX_SESSION_FIELD: usize = 256;
+
 fn sessions(api: &Api, call: &Call<'_>) -> Result<Value, ApiError> {
     let body: SessionBody = call.req.json_body()?;
     required("runner_id", &body.runner_id)?;
     authorize(api, call, Scope::Work, &body.runner_id)?;
+    for (field, value) in [
+        ("runner_id", Some(&body.runner_id)),
+        ("controller_id", body.controller_id.as_ref()),
+        ("homeboy_version", body.homeboy_version.as_ref()),
+        ("build_id", body.build_id.as_ref()),
+    ] {
+        if value.is_some_and(|v| v.len() > MAX_SESSION_FIELD) {
+            return Err(ApiError::invalid_argument(
+                field,
+                format!("must be at most {MAX_SESSION_FIELD} bytes"),
+            ));
+        }
+    }
     let id = format!("sess_{}", uuid_like());
     let session = json!({
         "id": id,
@@ -105,6 +123,16 @@ fn sessions(api: &Api, call: &Call<'_>) -> Result<Value, ApiError> {
         "created_at_ms": now_ms(),
     });
     if let Ok(mut all) = api.sessions.lock() {
+        while all.len() >= MAX_SESSIONS {
+            let oldest = all
+                .iter()
+                .min_by_key(|(_, s)| s["created_at_ms"].as_u64().unwrap_or(0))
+                .map(|(id, _)| id.clone());
+            match oldest {
+                Some(oldest) => all.remove(&oldest),
+                None => break,
+            };
+        }
         all.insert(id, session.clone());
     }
     Ok(json!({"session": session}))

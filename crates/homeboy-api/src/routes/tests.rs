@@ -307,3 +307,29 @@ fn job_routes_and_claim_conflicts() {
     );
     assert_eq!(status, 400);
 }
+
+#[test]
+fn runner_sessions_are_bounded() {
+    let b = broker();
+    for i in 0..super::runner::MAX_SESSIONS + 20 {
+        let (status, body) = post(
+            &b.api,
+            "/runner/sessions",
+            Some(&b.work),
+            json!({"runner_id": "lab-1", "controller_id": format!("c{i}")}),
+        );
+        assert_eq!(status, 200, "{body}");
+    }
+    assert_eq!(
+        b.api.sessions.lock().unwrap().len(),
+        super::runner::MAX_SESSIONS
+    );
+    let (status, body) = post(
+        &b.api,
+        "/runner/sessions",
+        Some(&b.work),
+        json!({"runner_id": "lab-1", "build_id": "x".repeat(100_000)}),
+    );
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(body["error"]["details"]["field"], "build_id");
+}

@@ -453,16 +453,50 @@ async fn run_session(
     end
 }
 
-/// Two thirds into the lease (at least one second from now).
+/// Renewals happen at least this often, whatever lease the ingress claims to grant.
+const LONGEST_RENEWAL_INTERVAL: Duration = Duration::from_secs(24 * 60 * 60);
+
+/// Two thirds into the lease (at least one second from now, at most a day).
 fn renewal_instant(reg: &RegisterResponse) -> tokio::time::Instant {
     let ttl = reg.lease.as_ref().map_or(900, |l| l.ttl_secs);
-    let after = Duration::from_millis((ttl * 1000 * 2 / 3).max(1000));
-    tokio::time::Instant::now() + after
+    let after = Duration::from_millis((ttl.saturating_mul(1000) / 3).saturating_mul(2).max(1000));
+    tokio::time::Instant::now() + after.min(LONGEST_RENEWAL_INTERVAL)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn renewal_survives_any_lease_the_ingress_announces() {
+        let registered = |ttl_secs: u64| RegisterResponse {
+            registered: true,
+            channel_id: "c".into(),
+            session_id: "s".into(),
+            public_host: "run.preview.test".into(),
+            client_id: "lab".into(),
+            public_url: None,
+            lease: Some(wire::Lease {
+                ttl_secs,
+                expires_at: String::new(),
+                requested_ttl_secs: None,
+                capped_by: None,
+            }),
+            transports: Vec::new(),
+            transport: None,
+        };
+        let now = tokio::time::Instant::now();
+        for ttl in [0, 1, 900, u64::MAX / 1000, u64::MAX] {
+            let at = renewal_instant(&registered(ttl));
+            assert!(at >= now + Duration::from_secs(1), "{ttl}");
+            assert!(
+                at <= now + LONGEST_RENEWAL_INTERVAL + Duration::from_secs(5),
+                "{ttl}"
+            );
+        }
+        let at = renewal_instant(&registered(900));
+        assert!(at >= now + Duration::from_secs(600) && at <= now + Duration::from_secs(605));
+    }
 
     #[test]
     fn options_refuse_wildcards_and_remote_origins() {

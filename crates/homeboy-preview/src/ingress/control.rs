@@ -301,9 +301,31 @@ fn ok(data: Value) -> Response<ProxyBody> {
     json_response(200, &homeboy_api::success_body(data))
 }
 
-/// An error envelope as a response.
+/// An error envelope as a response. A 405 names the allowed methods in `Allow`; a 413 closes the
+/// connection (the rest of the body was never read).
 pub fn error_response(error: &ApiError) -> Response<ProxyBody> {
-    json_response(error.status(), &homeboy_api::error_body(error))
+    let body = homeboy_api::error_body(error);
+    let mut response = json_response(error.status(), &body);
+    match error.status() {
+        405 => {
+            let allowed: Vec<&str> = body["error"]["details"]["allowed"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(Value::as_str)
+                .collect();
+            if let Ok(value) = HeaderValue::from_str(&allowed.join(", ")) {
+                response.headers_mut().insert(header::ALLOW, value);
+            }
+        }
+        413 => {
+            response
+                .headers_mut()
+                .insert(header::CONNECTION, HeaderValue::from_static("close"));
+        }
+        _ => {}
+    }
+    response
 }
 
 fn json_response(status: u16, doc: &Value) -> Response<ProxyBody> {
@@ -315,4 +337,20 @@ fn json_response(status: u16, doc: &Value) -> Response<ProxyBody> {
         HeaderValue::from_static("application/json"),
     );
     response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refusals_carry_allow_and_close_where_http_wants_them() {
+        let r = error_response(&ApiError::method_not_allowed("GET", wire::NEXT, &["POST"]));
+        assert_eq!(r.status(), 405);
+        assert_eq!(r.headers()[header::ALLOW], "POST");
+        assert_eq!(r.headers()[header::CONTENT_TYPE], "application/json");
+        let r = error_response(&ApiError::payload_too_large(MAX_MESSAGE_BYTES));
+        assert_eq!(r.status(), 413);
+        assert_eq!(r.headers()[header::CONNECTION], "close");
+    }
 }

@@ -2,11 +2,14 @@
 //! clients' connections, counters and the most recent failures (bounded), as an envelope.
 //!
 //! On the ingress's own hosts the whole table is shown; on a public preview host only that host's route,
-//! so a browser can smoke-check DNS, TLS and the proxy without learning the other sessions.
+//! so a browser can smoke-check DNS, TLS and the proxy without learning the other sessions. The server's
+//! filesystem layout (`routes_dir`) is shown only to requests that name a loopback host (the operator on the
+//! machine), never through the public control host.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
+use homeboy_config::net::is_loopback_host;
 use hyper::header::{self, HeaderValue};
 use hyper::{Response, StatusCode};
 use serde_json::{Value, json};
@@ -21,7 +24,7 @@ pub const STATUS_PATH: &str = "/_homeboy/preview-ingress/status";
 
 pub fn respond(ingress: &Arc<Ingress>, host: &str) -> Response<ProxyBody> {
     let data = if ingress.is_control_host(host) {
-        full_status(ingress)
+        full_status(ingress, is_loopback_host(host))
     } else {
         host_status(ingress, host)
     };
@@ -37,7 +40,7 @@ pub fn respond(ingress: &Arc<Ingress>, host: &str) -> Response<ProxyBody> {
     response
 }
 
-fn full_status(ingress: &Arc<Ingress>) -> Value {
+fn full_status(ingress: &Arc<Ingress>, on_the_machine: bool) -> Value {
     let table = ingress.routes.table();
     let mut routes: Vec<Value> = table
         .values()
@@ -52,7 +55,7 @@ fn full_status(ingress: &Arc<Ingress>) -> Value {
         .rev()
         .map(|f| json!(f))
         .collect();
-    json!({
+    let mut status = json!({
         "ingress": {
             "domain": ingress.options.domain,
             "addr": ingress.addr.to_string(),
@@ -65,11 +68,14 @@ fn full_status(ingress: &Arc<Ingress>) -> Value {
             "in_flight": ingress.in_flight.load(Ordering::Acquire),
             "requests": ingress.requests.load(Ordering::Relaxed),
             "failures": ingress.failed.load(Ordering::Relaxed),
-            "routes_dir": ingress.routes.store().dir().display().to_string(),
         },
         "routes": routes,
         "recent_failures": failures,
-    })
+    });
+    if on_the_machine {
+        status["ingress"]["routes_dir"] = json!(ingress.routes.store().dir().display().to_string());
+    }
+    status
 }
 
 fn host_status(ingress: &Arc<Ingress>, host: &str) -> Value {
@@ -111,4 +117,37 @@ fn route_view(ingress: &Arc<Ingress>, record: &crate::routes::RouteRecord) -> Va
         }
     }
     view
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ingress::{AccessLog, IngressOptions, bind};
+    use http_body_util::BodyExt;
+
+    async fn status_text(ingress: &Arc<Ingress>, host: &str) -> String {
+        let body = respond(ingress, host).into_body().collect().await.unwrap();
+        String::from_utf8(body.to_bytes().to_vec()).unwrap()
+    }
+
+    #[tokio::test]
+    async fn the_public_control_host_never_sees_server_paths() {
+        let dir = tempfile::tempdir().unwrap();
+        let paths = homeboy_config::Paths::at(dir.path().join("config"), dir.path().join("data"));
+        let mut options = IngressOptions::new("preview.test", paths);
+        options.bind = "127.0.0.1:0".parse().unwrap();
+        let ingress = bind(options, AccessLog::stderr()).unwrap().ingress;
+        let secret_path = dir.path().display().to_string();
+
+        let public = status_text(&ingress, "preview.test").await;
+        assert!(public.contains("\"routes\""), "{public}");
+        assert!(!public.contains(&secret_path), "{public}");
+        assert!(!public.contains("routes_dir"), "{public}");
+
+        let local = status_text(&ingress, "127.0.0.1").await;
+        assert!(
+            local.contains("routes_dir") && local.contains(&secret_path),
+            "{local}"
+        );
+    }
 }

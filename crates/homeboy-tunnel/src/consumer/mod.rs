@@ -12,6 +12,7 @@ pub mod config;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use homeboy_config::Paths;
@@ -198,8 +199,13 @@ struct Outcome {
     timed_out: bool,
 }
 
+/// How long the pipes may stay open after the command's group is gone (something that left the group, such
+/// as a `setsid` daemon, can hold them forever); what was read by then is kept.
+const PIPE_DRAIN_GRACE: Duration = Duration::from_secs(2);
+
 /// Runs the argv in its own process group, reading both pipes on threads so neither can fill up; on
-/// timeout the whole group is terminated.
+/// timeout the whole group is terminated, and when the command ends whatever it left running in its group
+/// is terminated too (nothing of a one-shot consumer outlives the run).
 fn execute(
     id: &str,
     command: &RanCommand,
@@ -219,14 +225,15 @@ fn execute(
         what: format!("preview consumer {id} ({})", command.program),
         source,
     })?;
-    let stdout = child.stdout.take().map(capture);
-    let stderr = child.stderr.take().map(capture);
-    let deadline = Instant::now() + timeout;
+    let stdout = child.stdout.take().map(Capture::start);
+    let stderr = child.stderr.take().map(Capture::start);
+    // A timeout too large for the clock means no deadline (never a panic).
+    let deadline = Instant::now().checked_add(timeout);
     let mut timed_out = false;
     let status = loop {
         match child.try_wait() {
             Ok(Some(status)) => break Some(status),
-            Ok(None) if Instant::now() >= deadline => {
+            Ok(None) if deadline.is_some_and(|d| Instant::now() >= d) => {
                 timed_out = true;
                 homeboy_process::terminate_group(child.id(), Duration::from_secs(2));
                 break child.wait().ok();
@@ -235,8 +242,13 @@ fn execute(
             Err(_) => break None,
         }
     };
-    let (stdout, stdout_truncated) = stdout.and_then(|h| h.join().ok()).unwrap_or_default();
-    let (stderr, stderr_truncated) = stderr.and_then(|h| h.join().ok()).unwrap_or_default();
+    // Background processes the command left in its group would hold the pipes open.
+    if homeboy_process::group_alive(child.id()) {
+        homeboy_process::terminate_group(child.id(), Duration::from_secs(2));
+    }
+    let drained_by = Instant::now() + PIPE_DRAIN_GRACE;
+    let (stdout, stdout_truncated) = stdout.map(|c| c.finish(drained_by)).unwrap_or_default();
+    let (stderr, stderr_truncated) = stderr.map(|c| c.finish(drained_by)).unwrap_or_default();
     Ok(Outcome {
         stdout,
         stderr,
@@ -251,24 +263,43 @@ fn execute(
     })
 }
 
-/// Reads a pipe to its end on a thread, keeping the first [`MAX_CAPTURE`] bytes.
-fn capture(mut pipe: impl Read + Send + 'static) -> std::thread::JoinHandle<(String, bool)> {
-    std::thread::spawn(move || {
-        let mut kept = Vec::new();
-        let mut truncated = false;
-        let mut buf = [0u8; 16 * 1024];
-        loop {
-            match pipe.read(&mut buf) {
-                Ok(0) | Err(_) => break,
-                Ok(n) => {
-                    let room = MAX_CAPTURE.saturating_sub(kept.len());
-                    kept.extend_from_slice(&buf[..n.min(room)]);
-                    truncated |= n > room;
+/// A pipe read to its end on a thread, keeping the first [`MAX_CAPTURE`] bytes where the caller can take
+/// them even while the thread still waits for the end.
+struct Capture {
+    kept: Arc<Mutex<(Vec<u8>, bool)>>,
+    reader: std::thread::JoinHandle<()>,
+}
+
+impl Capture {
+    fn start(mut pipe: impl Read + Send + 'static) -> Capture {
+        let kept = Arc::new(Mutex::new((Vec::new(), false)));
+        let sink = kept.clone();
+        let reader = std::thread::spawn(move || {
+            let mut buf = [0u8; 16 * 1024];
+            loop {
+                match pipe.read(&mut buf) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => {
+                        let mut kept = sink.lock().unwrap_or_else(|p| p.into_inner());
+                        let room = MAX_CAPTURE.saturating_sub(kept.0.len());
+                        kept.0.extend_from_slice(&buf[..n.min(room)]);
+                        kept.1 |= n > room;
+                    }
                 }
             }
+        });
+        Capture { kept, reader }
+    }
+
+    /// The text read so far, once the pipe has ended or `deadline` has passed (the reader thread is then
+    /// left to finish on its own).
+    fn finish(self, deadline: Instant) -> (String, bool) {
+        while !self.reader.is_finished() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(10));
         }
-        (String::from_utf8_lossy(&kept).into_owned(), truncated)
-    })
+        let kept = self.kept.lock().unwrap_or_else(|p| p.into_inner());
+        (String::from_utf8_lossy(&kept.0).into_owned(), kept.1)
+    }
 }
 
 /// The JSON file's pointer wins; the last stdout line starting with the prefix is the fallback.
@@ -341,6 +372,51 @@ mod tests {
     }
 
     #[test]
+    fn what_the_command_leaves_running_neither_outlives_nor_holds_up_the_run() {
+        let dir = tempfile::tempdir().unwrap();
+        let paths = Paths::at(dir.path().join("c"), dir.path().join("d"));
+        let config = dir.path().join("consumer.json");
+        // A background job in the command's group, and one that escaped it with setsid; both hold stdout.
+        std::fs::write(
+            &config,
+            r#"{"id": "leaver", "command": {"program": "sh", "args": ["-c",
+                "sleep 20 & echo $! > in-group.pid; setsid sh -c 'echo $$ > escaped.pid; exec sleep 10' & sleep 0.3; echo 'Result: ok'"]},
+               "output": {"public_result_stdout_prefix": "Result:"}}"#,
+        )
+        .unwrap();
+        let request = RunRequest {
+            config_path: config,
+            source: PreviewSource::PublicUrl("https://run-1.example.net".into()),
+            timeout: Duration::from_secs(60),
+        };
+        let run = run(&paths, &request).unwrap();
+        let pid = |name: &str| -> u32 {
+            std::fs::read_to_string(dir.path().join(name))
+                .unwrap()
+                .trim()
+                .parse()
+                .unwrap()
+        };
+        let (in_group, escaped) = (pid("in-group.pid"), pid("escaped.pid"));
+        let (in_group_alive, escaped_alive) = (
+            homeboy_process::alive(in_group),
+            homeboy_process::alive(escaped),
+        );
+        homeboy_process::terminate(in_group, Duration::from_secs(1));
+        homeboy_process::terminate(escaped, Duration::from_secs(1));
+        assert_eq!(run.exit_code, Some(0));
+        assert_eq!(run.public_result_url.as_deref(), Some("ok"));
+        assert!(
+            !in_group_alive,
+            "a background job of the command outlived the run"
+        );
+        assert!(
+            escaped_alive,
+            "the run waited for a process outside its group to close the pipes"
+        );
+    }
+
+    #[test]
     fn runs_argv_without_a_shell_and_times_out() {
         let dir = tempfile::tempdir().unwrap();
         let paths = Paths::at(dir.path().join("c"), dir.path().join("d"));
@@ -383,6 +459,19 @@ mod tests {
         };
         let run = super::run(&paths, &request).unwrap();
         assert!(run.timed_out && run.exit_code.is_none());
+
+        // `--timeout-secs 18446744073709551615`: no deadline, and no panic.
+        std::fs::write(
+            &config,
+            r#"{"id": "quick", "command": {"program": "true"}}"#,
+        )
+        .unwrap();
+        let forever = RunRequest {
+            timeout: Duration::from_secs(u64::MAX),
+            ..request.clone()
+        };
+        let run = super::run(&paths, &forever).unwrap();
+        assert!(run.succeeded(), "{run:?}");
 
         let missing = RunRequest {
             source: PreviewSource::ServiceId("never-started".into()),

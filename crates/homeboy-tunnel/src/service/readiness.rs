@@ -243,7 +243,8 @@ pub fn wait(
     timeout: Duration,
     process_running: impl Fn() -> bool,
 ) -> WaitOutcome {
-    let deadline = Instant::now() + timeout;
+    // A timeout too large for the clock means no deadline (never a panic).
+    let deadline = Instant::now().checked_add(timeout);
     loop {
         let running = process_running();
         let readiness = evaluate(spec, target, running);
@@ -253,7 +254,7 @@ pub fn wait(
         if !running {
             return WaitOutcome::Exited(readiness);
         }
-        if Instant::now() >= deadline {
+        if deadline.is_some_and(|d| Instant::now() >= d) {
             return WaitOutcome::TimedOut(readiness);
         }
         std::thread::sleep(POLL_INTERVAL);
@@ -388,6 +389,15 @@ mod tests {
             health_path: None,
             stdout_log: log,
         }
+    }
+
+    #[test]
+    fn a_wait_longer_than_the_clock_can_count_does_not_panic() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("stdout.log");
+        let spec = ReadinessSpec::default();
+        let outcome = wait(&spec, &target(&log), Duration::MAX, || false);
+        assert!(matches!(outcome, WaitOutcome::Exited(_)));
     }
 
     #[test]
