@@ -96,6 +96,21 @@ pub fn keep_bytes(
     ))
 }
 
+/// Describes a file another part of homeboy already wrote at `<root>/runs/<run id>/<name>` (a managed
+/// service's `preview-url.json`) as a kept artifact of that run.
+pub fn describe_kept(
+    root: &Path,
+    source: &ArtifactSource<'_>,
+) -> Result<StoredArtifact, ObservationError> {
+    check_relative(source.name)?;
+    let relative = stored_path(source.run_id, source.name);
+    let path = root.join(&relative);
+    let mut file = File::open(&path).map_err(|e| ObservationError::io("open", &path, e))?;
+    let (size_bytes, sha256) =
+        copy_hashing(&mut file, None).map_err(|e| ObservationError::io("read", &path, e))?;
+    Ok(record(source, Some(relative), size_bytes, sha256, None))
+}
+
 /// Describes `file` without keeping its bytes (a metadata-only record), with the reason in `note`.
 pub fn describe_only(
     source: &ArtifactSource<'_>,

@@ -120,6 +120,51 @@ impl ObservationStore {
         Ok(count)
     }
 
+    /// Adds an artifact record to a recorded run, in place of the run's record of the same name (which keeps
+    /// its id, so a rewritten file such as a restarted service's preview artifact keeps its URL). A run that
+    /// does not exist is [`ObservationError::NotFound`]. Returns the stored record.
+    pub fn attach_artifact(
+        &self,
+        mut artifact: StoredArtifact,
+    ) -> Result<StoredArtifact, ObservationError> {
+        let tx = self.db.begin_write().map_err(storage)?;
+        if read_run(&tx.open_table(RUNS).map_err(storage)?, &artifact.run_id)?.is_none() {
+            return Err(ObservationError::NotFound {
+                kind: "run",
+                id: artifact.run_id,
+            });
+        }
+        {
+            let mut table = tx.open_table(ARTIFACTS).map_err(storage)?;
+            let (lower, upper) = children(&artifact.run_id);
+            let mut same_name = None;
+            for entry in table
+                .range(lower.as_slice()..upper.as_slice())
+                .map_err(storage)?
+            {
+                let (key, value) = entry.map_err(storage)?;
+                let old: StoredArtifact = serde_json::from_slice(value.value()).map_err(storage)?;
+                if old.name == artifact.name {
+                    same_name = Some((key.value().to_vec(), old.id));
+                    break;
+                }
+            }
+            if let Some((key, id)) = same_name {
+                table.remove(key.as_slice()).map_err(storage)?;
+                artifact.id = id;
+            }
+            let bytes = serde_json::to_vec(&artifact).map_err(storage)?;
+            table
+                .insert(
+                    child_key(&artifact.run_id, artifact.id.as_bytes()).as_slice(),
+                    bytes.as_slice(),
+                )
+                .map_err(storage)?;
+        }
+        tx.commit().map_err(storage)?;
+        Ok(artifact)
+    }
+
     /// Run `id` as recorded (no `status_note`; see [`crate::owner::annotate`]).
     pub fn run(&self, id: &str) -> Result<Option<Run>, ObservationError> {
         let read = self.db.begin_read().map_err(storage)?;
@@ -549,6 +594,49 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = ObservationStore::open(&dir.path().join("o/obs.redb")).unwrap();
         (dir, store)
+    }
+
+    #[test]
+    fn an_attached_artifact_replaces_its_namesake_and_keeps_its_id() {
+        let (dir, store) = store();
+        let root = dir.path().join("artifacts");
+        let source = crate::artifacts::ArtifactSource {
+            run_id: "missing",
+            kind: "file",
+            name: "preview-url.json",
+            source_path: None,
+        };
+        std::fs::create_dir_all(root.join("runs/missing")).unwrap();
+        std::fs::write(root.join("runs/missing/preview-url.json"), b"{}").unwrap();
+        let orphan = crate::artifacts::describe_kept(&root, &source).unwrap();
+        assert!(matches!(
+            store.attach_artifact(orphan),
+            Err(ObservationError::NotFound { kind: "run", .. })
+        ));
+
+        let recorded = run("api", "test", RunStatus::Pass, None);
+        store.create_run(&recorded).unwrap();
+        let source = crate::artifacts::ArtifactSource {
+            run_id: &recorded.id,
+            ..source
+        };
+        let dir_of_run = root.join("runs").join(&recorded.id);
+        std::fs::create_dir_all(&dir_of_run).unwrap();
+        std::fs::write(dir_of_run.join("preview-url.json"), b"{\"a\": 1}").unwrap();
+        let first = store
+            .attach_artifact(crate::artifacts::describe_kept(&root, &source).unwrap())
+            .unwrap();
+        assert_eq!(first.size_bytes, 8);
+        assert_eq!(first.mime, "application/json");
+        std::fs::write(dir_of_run.join("preview-url.json"), b"{\"a\": 22}").unwrap();
+        let second = store
+            .attach_artifact(crate::artifacts::describe_kept(&root, &source).unwrap())
+            .unwrap();
+        assert_eq!(second.id, first.id, "a rewrite keeps the record's id");
+        let kept = store.artifacts(&recorded.id).unwrap();
+        assert_eq!(kept.len(), 1, "one record per name");
+        assert_eq!(kept[0].size_bytes, 9);
+        assert_ne!(kept[0].sha256, first.sha256);
     }
 
     #[test]

@@ -16,6 +16,9 @@ pub enum TunnelError {
     /// A declaration or config file could not be read, parsed or written.
     #[error(transparent)]
     Config(#[from] ConfigError),
+    /// The observation store refused or failed to record an artifact of a run.
+    #[error(transparent)]
+    Observations(#[from] homeboy_observations::ObservationError),
     /// A command-line or config value is refused (`field` names the flag or the dotted field).
     #[error("invalid {field}: {problem}")]
     InvalidInput { field: String, problem: String },

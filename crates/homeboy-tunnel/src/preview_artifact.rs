@@ -2,9 +2,11 @@
 //! optional public URL, backend), under which preview policy, when it is cleaned up, and which run and
 //! workflow own it. Field names are fixed by the wire contract.
 //!
-//! Where it is written: the run/observation store does not exist yet, so a start with `--source-run-id R`
-//! writes `<artifact_root>/runs/R/preview-url.json`; without a run id it goes next to the service's runtime
-//! state (`<data>/tunnel/services/<id>/preview-url.json`).
+//! Where it is written: a start with `--source-run-id R` writes `<artifact_root>/runs/R/preview-url.json`,
+//! the run's artifact directory, and when the observation store has run `R` the file is recorded as one of
+//! its artifacts (so `GET /runs/R/artifacts` lists it and its content route serves it); a run id the store
+//! does not know (a CI or workflow run) keeps only the file. Without a run id it goes next to the service's
+//! runtime state (`<data>/tunnel/services/<id>/preview-url.json`).
 
 use std::path::{Path, PathBuf};
 
@@ -91,19 +93,41 @@ pub fn build(policy: &PreviewPolicy, runtime: &RuntimeState) -> PreviewUrlArtifa
 /// Where the artifact of this start goes (see the module docs).
 pub fn location(paths: &Paths, files: &ServiceFiles, source: &SourceIds) -> PathBuf {
     match &source.run_id {
-        Some(run_id) => run_artifacts_dir(paths, run_id).join(PREVIEW_URL_FILE),
+        Some(run_id) => paths
+            .artifact_root()
+            .join(homeboy_observations::artifacts::stored_path(
+                run_id,
+                PREVIEW_URL_FILE,
+            )),
         None => files.preview_artifact(),
     }
-}
-
-/// `<artifact_root>/runs/<run_id>`, the stand-in for a run's artifact directory.
-pub fn run_artifacts_dir(paths: &Paths, run_id: &str) -> PathBuf {
-    paths.artifact_root().join("runs").join(run_id)
 }
 
 /// Writes the artifact atomically.
 pub fn write(path: &Path, artifact: &PreviewUrlArtifact) -> Result<(), TunnelError> {
     Ok(homeboy_config::write_json_atomic(path, artifact)?)
+}
+
+/// Records the artifact written for run `run_id` in the observation store, when the store has that run.
+/// Returns whether it was recorded.
+pub fn record_in_run(paths: &Paths, run_id: &str) -> Result<bool, TunnelError> {
+    use homeboy_observations::artifacts::{ArtifactSource, describe_kept};
+    let store_path = paths.observations_store();
+    if !store_path.exists() {
+        return Ok(false);
+    }
+    let store = homeboy_observations::ObservationStore::open(&store_path)?;
+    if !store.has_run(run_id)? {
+        return Ok(false);
+    }
+    let source = ArtifactSource {
+        run_id,
+        kind: "file",
+        name: PREVIEW_URL_FILE,
+        source_path: None,
+    };
+    store.attach_artifact(describe_kept(paths.artifact_root(), &source)?)?;
+    Ok(true)
 }
 
 #[cfg(test)]

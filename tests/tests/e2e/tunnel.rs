@@ -8,8 +8,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::Duration;
 
-use homeboy_e2e::{Home, Http, bin, describe, wait_until};
+use homeboy_e2e::{GitRepo, Home, Http, bin, describe, wait_until};
 use serde_json::{Value, json};
+use sha2::Digest;
 
 // ---------------------------------------------------------------------------------------------------------
 // Helpers
@@ -766,6 +767,85 @@ fn backend_command_gets_its_env_and_stops_with_the_service() {
     let service_pgid = status["pgid"].as_u64().unwrap();
     t.ok(&["tunnel", "service", "stop", "site-preview"]);
     assert!(group_members(backend_pgid).is_empty() && group_members(service_pgid).is_empty());
+}
+
+#[test]
+fn a_preview_started_for_a_recorded_run_is_one_of_its_artifacts() {
+    let t = TunnelHome::new();
+    let repo = GitRepo::init(&t.home.root().join("app"));
+    repo.commit("README", "app\n", "init");
+    let tools = json!({"tools": {"audit": {"command": ["sh", "-c", "echo audited"]}}}).to_string();
+    let path = repo.dir.to_str().unwrap().to_string();
+    t.ok(&["component", "add", "app", "--path", &path, "--json", &tools]);
+    let audit = t.json(&["audit", "app", "--format", "json"]);
+    let run_id = audit["run"]["id"].as_str().unwrap().to_string();
+
+    let port = free_port();
+    t.declare("site-preview", port, "always");
+    let service = format!("exec {} --port {port}", test_server());
+    let cwd = t.work_dir();
+    let start = |run: &str| {
+        t.json(&[
+            "tunnel",
+            "service",
+            "start",
+            "site-preview",
+            "--command",
+            &service,
+            "--cwd",
+            cwd.to_str().unwrap(),
+            "--health-path",
+            "/",
+            "--source-run-id",
+            run,
+            "--format",
+            "json",
+        ])
+    };
+    start(&run_id);
+    let listed = |run: &str| t.json(&["runs", "artifacts", run, "--format", "json"]);
+    let artifacts = listed(&run_id);
+    let items = artifacts["artifacts"].as_array().unwrap();
+    let preview: Vec<&Value> = items
+        .iter()
+        .filter(|a| a["name"] == "preview-url.json")
+        .collect();
+    assert_eq!(preview.len(), 1, "{artifacts}");
+    let written = t
+        .data()
+        .join(format!("artifacts/runs/{run_id}/preview-url.json"));
+    let bytes = std::fs::read(&written).unwrap();
+    assert_eq!(preview[0]["size_bytes"], bytes.len() as u64);
+    let digest: String = sha2::Sha256::digest(&bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    assert_eq!(preview[0]["sha256"], digest.as_str());
+    assert_eq!(preview[0]["mime"], "application/json");
+    let first_id = preview[0]["id"].clone();
+
+    // A restart rewrites the file and the same record.
+    t.ok(&["tunnel", "service", "stop", "site-preview"]);
+    start(&run_id);
+    let again = listed(&run_id);
+    let preview: Vec<&Value> = again["artifacts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|a| a["name"] == "preview-url.json")
+        .collect();
+    assert_eq!(preview.len(), 1, "{again}");
+    assert_eq!(preview[0]["id"], first_id);
+    t.ok(&["tunnel", "service", "stop", "site-preview"]);
+
+    // A run id the store does not know (a CI run) keeps only the file.
+    start("ci-run-7");
+    assert!(
+        t.data()
+            .join("artifacts/runs/ci-run-7/preview-url.json")
+            .exists()
+    );
+    t.ok(&["tunnel", "service", "stop", "site-preview"]);
 }
 
 // ---------------------------------------------------------------------------------------------------------

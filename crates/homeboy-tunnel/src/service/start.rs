@@ -351,6 +351,9 @@ fn finish_start(
             &path,
             &preview_artifact::build(&declaration.preview, runtime),
         )?;
+        if let Some(run_id) = &runtime.source.run_id {
+            preview_artifact::record_in_run(paths, run_id)?;
+        }
         runtime.preview_artifact_path = Some(path);
         files.write_runtime(runtime)?;
     }
