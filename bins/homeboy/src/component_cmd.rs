@@ -13,6 +13,7 @@ use serde_json::{Value, json};
 
 use crate::declaration_cmd::{self, component_error, print_written, with_patch};
 use crate::output::{Format, print_json};
+use crate::set_args::SetArgs;
 
 #[derive(Subcommand)]
 pub enum ComponentCommand {
@@ -40,17 +41,7 @@ pub enum ComponentCommand {
         format: Format,
     },
     /// Change a component: --field path=value and/or --json with a JSON merge patch (validated first)
-    Set {
-        id: String,
-        /// path=value, e.g. tools.lint.timeout_secs=600 (repeatable; `null` removes a field)
-        #[arg(long = "field", value_name = "PATH=VALUE")]
-        fields: Vec<String>,
-        /// A JSON merge patch (RFC 7386), applied before the --field edits
-        #[arg(long, value_name = "PATCH")]
-        json: Option<String>,
-        #[arg(long, value_enum, default_value_t)]
-        format: Format,
-    },
+    Set(SetArgs),
     /// Remove a component's declaration (the checkout is not touched)
     Remove {
         id: String,
@@ -104,15 +95,7 @@ pub fn run(cmd: ComponentCommand) -> anyhow::Result<()> {
                 serde_json::to_string_pretty(&d["component"]).unwrap_or_default()
             })
         }
-        ComponentCommand::Set {
-            id,
-            fields,
-            json,
-            format,
-        } => {
-            let component = declaration_cmd::set(&store, &id, &fields, json.as_deref())?;
-            print_written(&component, "updated", format)
-        }
+        ComponentCommand::Set(args) => declaration_cmd::set(&store, &args),
         ComponentCommand::Remove { id, format } => declaration_cmd::remove(&store, &id, format),
         ComponentCommand::Status { id, format } => {
             let data = views::component_status(&paths, &id).map_err(component_error)?;

@@ -10,6 +10,7 @@ use serde_json::Value;
 
 use crate::output::{Format, print_json, usage_error};
 use crate::server_cmd::config_error;
+use crate::set_args::SetArgs;
 
 /// `--json '<merge patch>'` applied to `base` (RFC 7386).
 pub fn with_patch(mut base: Value, patch: Option<&str>) -> anyhow::Result<Value> {
@@ -50,32 +51,13 @@ pub fn add<T: Declaration>(dir: &DeclarationDir<T>, doc: Value) -> anyhow::Resul
     Ok(item)
 }
 
-/// `set <id> --field ... --json ...`.
-pub fn set<T: Declaration>(
+/// `set <id> --field ... --json ...`, printing the changed declaration.
+pub fn set<T: Declaration + Serialize>(
     dir: &DeclarationDir<T>,
-    id: &str,
-    fields: &[String],
-    json: Option<&str>,
-) -> anyhow::Result<T> {
-    if fields.is_empty() && json.is_none() {
-        return Err(usage_error(
-            "nothing to set: give --field path=value and/or --json '<merge patch>'",
-        ));
-    }
-    let mut edits = Vec::new();
-    if let Some(patch) = json {
-        edits.push(
-            Edit::parse_merge_patch(patch)
-                .map_err(|e| usage_error(format!("`{}` {}", e.field, e.problem)))?,
-        );
-    }
-    for field in fields {
-        edits.push(
-            Edit::parse_field(field)
-                .map_err(|e| usage_error(format!("`{}` {}", e.field, e.problem)))?,
-        );
-    }
-    dynamic_set::update(dir, id, &edits).map_err(config_error)
+    args: &SetArgs,
+) -> anyhow::Result<()> {
+    let item = dynamic_set::update(dir, &args.id, &args.edits()?).map_err(config_error)?;
+    print_written(&item, "updated", args.format)
 }
 
 /// `remove <id>`.

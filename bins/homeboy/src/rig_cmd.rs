@@ -11,6 +11,7 @@ use serde_json::json;
 use crate::component_cmd::print;
 use crate::declaration_cmd::{self, component_error, print_written, with_patch};
 use crate::output::{Exit, Format};
+use crate::set_args::SetArgs;
 
 #[derive(Subcommand)]
 pub enum RigCommand {
@@ -38,15 +39,7 @@ pub enum RigCommand {
         format: Format,
     },
     /// Change a rig: --field path=value and/or --json with a JSON merge patch (validated first)
-    Set {
-        id: String,
-        #[arg(long = "field", value_name = "PATH=VALUE")]
-        fields: Vec<String>,
-        #[arg(long, value_name = "PATCH")]
-        json: Option<String>,
-        #[arg(long, value_enum, default_value_t)]
-        format: Format,
-    },
+    Set(SetArgs),
     /// Remove a rig's declaration
     Remove {
         id: String,
@@ -92,15 +85,7 @@ pub fn run(cmd: RigCommand) -> anyhow::Result<()> {
                 serde_json::to_string_pretty(&d["rig"]).unwrap_or_default()
             })
         }
-        RigCommand::Set {
-            id,
-            fields,
-            json,
-            format,
-        } => {
-            let rig = declaration_cmd::set(&store, &id, &fields, json.as_deref())?;
-            print_written(&rig, "updated", format)
-        }
+        RigCommand::Set(args) => declaration_cmd::set(&store, &args),
         RigCommand::Remove { id, format } => declaration_cmd::remove(&store, &id, format),
         RigCommand::Check { id, format } => {
             let data = views::rig_check(&paths, &id).map_err(component_error)?;

@@ -11,6 +11,7 @@ use serde_json::json;
 use crate::component_cmd::print;
 use crate::declaration_cmd::{self, component_error, print_written, with_patch};
 use crate::output::Format;
+use crate::set_args::SetArgs;
 
 #[derive(Subcommand)]
 pub enum StackCommand {
@@ -44,15 +45,7 @@ pub enum StackCommand {
         format: Format,
     },
     /// Change a stack: --field path=value and/or --json with a JSON merge patch (validated first)
-    Set {
-        id: String,
-        #[arg(long = "field", value_name = "PATH=VALUE")]
-        fields: Vec<String>,
-        #[arg(long, value_name = "PATCH")]
-        json: Option<String>,
-        #[arg(long, value_enum, default_value_t)]
-        format: Format,
-    },
+    Set(SetArgs),
     /// Remove a stack's declaration
     Remove {
         id: String,
@@ -107,15 +100,7 @@ pub fn run(cmd: StackCommand) -> anyhow::Result<()> {
                 serde_json::to_string_pretty(&d["stack"]).unwrap_or_default()
             })
         }
-        StackCommand::Set {
-            id,
-            fields,
-            json,
-            format,
-        } => {
-            let stack = declaration_cmd::set(&store, &id, &fields, json.as_deref())?;
-            print_written(&stack, "updated", format)
-        }
+        StackCommand::Set(args) => declaration_cmd::set(&store, &args),
         StackCommand::Remove { id, format } => declaration_cmd::remove(&store, &id, format),
         StackCommand::Status { id, format } => {
             let data = views::stack_status(&paths, &id).map_err(component_error)?;
