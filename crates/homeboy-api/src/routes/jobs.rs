@@ -4,11 +4,9 @@
 use homeboy_jobs::{JobError, JobFilter, JobStatus};
 use serde_json::{Value, json};
 
+use super::paging::page_limit;
 use crate::router::{Call, Cost, Router};
 use crate::{Api, ApiError, ErrorKind, Method};
-
-/// Largest `limit` of `/jobs` and `/jobs/:id/events`.
-pub(crate) const MAX_PAGE: u64 = 1000;
 
 pub(crate) fn register(router: &mut Router<Api>) {
     router.add(Method::Get, "/jobs", Cost::Blocking, list);
@@ -80,18 +78,6 @@ fn cancel(api: &Api, call: &Call<'_>) -> Result<Value, ApiError> {
         .cancel(call.param("id"))
         .map_err(job_error)?;
     Ok(json!({"job": job}))
-}
-
-fn page_limit(limit: Option<u64>, default: u64) -> Result<usize, ApiError> {
-    match limit {
-        None => Ok(default as usize),
-        Some(0) => Err(ApiError::invalid_argument("limit", "must be at least 1")),
-        Some(n) if n > MAX_PAGE => Err(ApiError::invalid_argument(
-            "limit",
-            format!("must be at most {MAX_PAGE}"),
-        )),
-        Some(n) => Ok(n as usize),
-    }
 }
 
 /// The contract's view of a job store error.

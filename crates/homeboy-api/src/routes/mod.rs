@@ -4,6 +4,7 @@ mod builtins;
 mod components;
 mod domain_errors;
 mod jobs;
+mod paging;
 mod runner;
 mod runs;
 mod tools;

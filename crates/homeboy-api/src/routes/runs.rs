@@ -23,11 +23,10 @@ use homeboy_observations::{
 use serde_json::{Value, json};
 
 use super::domain_errors::{artifact_error, observation_error};
+use super::paging::page_limit;
 use crate::router::{Call, Cost, Router};
 use crate::{Api, ApiError, ErrorKind, Method};
 
-/// Largest `limit` of the listings.
-const MAX_PAGE: u64 = 1000;
 /// Largest artifact the transport-free handler inlines as base64.
 pub const MAX_INLINE_BYTES: u64 = 16 * 1024 * 1024;
 
@@ -106,18 +105,6 @@ impl Api {
                     id: artifact_id.to_string(),
                 })
             })
-    }
-}
-
-fn page_limit(value: Option<u64>, default: u64) -> Result<usize, ApiError> {
-    match value {
-        None => Ok(default as usize),
-        Some(0) => Err(ApiError::invalid_argument("limit", "must be at least 1")),
-        Some(n) if n > MAX_PAGE => Err(ApiError::invalid_argument(
-            "limit",
-            format!("must be at most {MAX_PAGE}"),
-        )),
-        Some(n) => Ok(n as usize),
     }
 }
 
