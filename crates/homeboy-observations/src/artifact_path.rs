@@ -5,7 +5,8 @@
 //! empty segment) and must resolve inside the artifact root: the file is opened with
 //! `openat2(RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS)` relative to the root, so the kernel refuses any
 //! symlink (or `..`) that would leave it. Kernels without `openat2` fall back to a canonical-prefix check
-//! before opening.
+//! before opening. Only regular files open: the open itself is non-blocking, so a FIFO or a device put
+//! where a file was expected is refused as [`ArtifactAccess::NotAFile`] instead of blocking its reader.
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
@@ -76,11 +77,6 @@ pub fn open_artifact(
     let metadata = file.metadata().map_err(|_| ArtifactAccess::Missing {
         artifact_id: artifact.id.clone(),
     })?;
-    if !metadata.is_file() {
-        return Err(ArtifactAccess::NotAFile {
-            path: relative.to_string(),
-        });
-    }
     Ok(OpenedArtifact {
         file,
         size_bytes: metadata.len(),
@@ -94,8 +90,34 @@ pub fn open_artifact(
     })
 }
 
-/// Opens `relative` for reading strictly beneath `root`.
+/// Opens the regular file `relative` for reading strictly beneath `root` (anything else, such as a
+/// directory or a FIFO, is [`ArtifactAccess::NotAFile`]).
 pub fn open_beneath(root: &Path, relative: &str) -> Result<File, ArtifactAccess> {
+    let file = open_beneath_nonblocking(root, relative)?;
+    regular_file(file, relative)
+}
+
+/// The file opened non-blocking (so opening a FIFO does not wait for a writer), checked to be a regular
+/// file, and switched back to blocking reads.
+fn regular_file(file: File, relative: &str) -> Result<File, ArtifactAccess> {
+    let not_a_file = || ArtifactAccess::NotAFile {
+        path: relative.to_string(),
+    };
+    match file.metadata() {
+        Ok(metadata) if metadata.is_file() => {}
+        Ok(_) => return Err(not_a_file()),
+        Err(_) => {
+            return Err(ArtifactAccess::Missing {
+                artifact_id: relative.to_string(),
+            });
+        }
+    }
+    let flags = rustix::fs::fcntl_getfl(&file).map_err(|_| not_a_file())?;
+    rustix::fs::fcntl_setfl(&file, flags - OFlags::NONBLOCK).map_err(|_| not_a_file())?;
+    Ok(file)
+}
+
+fn open_beneath_nonblocking(root: &Path, relative: &str) -> Result<File, ArtifactAccess> {
     check_relative(relative)?;
     let escapes = || ArtifactAccess::Escapes {
         path: relative.to_string(),
@@ -114,7 +136,7 @@ pub fn open_beneath(root: &Path, relative: &str) -> Result<File, ArtifactAccess>
     match rustix::fs::openat2(
         &root_dir,
         relative,
-        OFlags::RDONLY | OFlags::CLOEXEC | OFlags::NOCTTY,
+        OFlags::RDONLY | OFlags::CLOEXEC | OFlags::NOCTTY | OFlags::NONBLOCK,
         Mode::empty(),
         ResolveFlags::BENEATH | ResolveFlags::NO_MAGICLINKS,
     ) {
@@ -140,9 +162,14 @@ fn open_by_prefix(root: &Path, relative: &str) -> Result<File, ArtifactAccess> {
             path: relative.to_string(),
         });
     }
-    File::open(&resolved).map_err(|_| ArtifactAccess::Missing {
-        artifact_id: relative.to_string(),
-    })
+    use std::os::unix::fs::OpenOptionsExt;
+    std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags((OFlags::NOCTTY | OFlags::NONBLOCK).bits() as i32)
+        .open(&resolved)
+        .map_err(|_| ArtifactAccess::Missing {
+            artifact_id: relative.to_string(),
+        })
 }
 
 #[cfg(test)]
@@ -204,5 +231,38 @@ mod tests {
             open_artifact(&root, &artifact(None)),
             Err(ArtifactAccess::MetadataOnly { .. })
         ));
+    }
+
+    #[test]
+    fn a_fifo_is_refused_without_waiting_for_a_writer() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().to_path_buf();
+        std::fs::create_dir_all(root.join("runs/r1")).unwrap();
+        rustix::fs::mknodat(
+            rustix::fs::CWD,
+            root.join("runs/r1/pipe"),
+            rustix::fs::FileType::Fifo,
+            Mode::from_raw_mode(0o600),
+            0,
+        )
+        .unwrap();
+        // Before the fix, opening blocked until something wrote to the FIFO: run it where a hang is a failure.
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let opened = open_beneath(&root, "runs/r1/pipe").map(|_| ());
+            let _ = tx.send(opened);
+        });
+        let opened = rx
+            .recv_timeout(std::time::Duration::from_secs(5))
+            .expect("opening a FIFO must not block");
+        assert!(
+            matches!(opened, Err(ArtifactAccess::NotAFile { .. })),
+            "{opened:?}"
+        );
+        // A regular file opened through the same path reads normally (blocking mode restored).
+        std::fs::write(dir.path().join("runs/r1/ok.txt"), "ok").unwrap();
+        let file = open_beneath(dir.path(), "runs/r1/ok.txt").unwrap();
+        let flags = rustix::fs::fcntl_getfl(&file).unwrap();
+        assert!(!flags.contains(OFlags::NONBLOCK));
     }
 }

@@ -235,4 +235,28 @@ mod tests {
             assign(vec![renamed], &context)[0].fingerprint
         );
     }
+
+    #[test]
+    fn a_report_naming_a_fifo_does_not_hang_the_fingerprints() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("src")).unwrap();
+        rustix::fs::mknodat(
+            rustix::fs::CWD,
+            dir.path().join("src/lib.rs"),
+            rustix::fs::FileType::Fifo,
+            rustix::fs::Mode::from_raw_mode(0o600),
+            0,
+        )
+        .unwrap();
+        let checkout = dir.path().to_path_buf();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let context = SourceContext::checkout(&checkout);
+            let _ = tx.send(assign(vec![raw("unused x", 2)], &context));
+        });
+        let found = rx
+            .recv_timeout(std::time::Duration::from_secs(5))
+            .expect("a FIFO named by a report must not block fingerprinting");
+        assert_eq!(found.len(), 1);
+    }
 }
