@@ -364,10 +364,12 @@ fn an_analysis_run_is_recorded_with_findings_and_artifacts() {
     let log = paths
         .artifact_root()
         .join(format!("runs/{}/output.log", run.id));
-    assert_eq!(
-        std::fs::read_to_string(log).unwrap(),
-        "linted\n[stderr] warn\n"
-    );
+    // stdout and stderr are separate pipes, so their relative order in the log is not fixed.
+    let log = std::fs::read_to_string(log).unwrap();
+    let mut log_lines: Vec<&str> = log.lines().collect();
+    log_lines.sort();
+    assert_eq!(log_lines, ["[stderr] warn", "linted"]);
+    assert!(log.ends_with('\n'));
     assert_eq!(
         analysis::result_json(&store, &store.run(&run.id).unwrap().unwrap()).unwrap(),
         outcome.result
