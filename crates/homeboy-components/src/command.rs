@@ -1,7 +1,9 @@
 //! Running one tool or check command: argv without a shell, in a working directory, in its own process group
 //! (so a timeout or a cancel stops the whole tree), stdin closed, stdout and stderr read line by line and
 //! handed to a [`Watcher`] as they come. The watcher can stop the run; so does the timeout (SIGTERM to the
-//! group, then SIGKILL after a grace period).
+//! group, then SIGKILL after a grace period). Once the group has been stopped, output that stays open — held
+//! by a process that left the group, such as a `setsid` daemon — is waited for only [`CLOSE_GRACE`]; then the
+//! run ends without it (its reader threads end when that process closes the output).
 
 use std::io::{BufRead, BufReader, Read};
 use std::path::Path;
@@ -17,6 +19,8 @@ pub const MAX_LINE_BYTES: usize = 64 * 1024;
 const STOP_GRACE: Duration = Duration::from_secs(2);
 /// How long output may stay open after the command exits (a background child holding the pipe).
 const LEFTOVER_GRACE: Duration = Duration::from_secs(1);
+/// How long output may stay open once the group has been stopped (a process outside the group holds it).
+pub const CLOSE_GRACE: Duration = Duration::from_secs(2);
 /// How often the watcher's `tick` runs while the command is quiet.
 const TICK: Duration = Duration::from_millis(100);
 
@@ -93,6 +97,9 @@ pub fn run(
     let mut timed_out = false;
     let mut exited = None;
     let mut drain_until: Option<Instant> = None;
+    // Set when the group has been stopped: output still open after this is abandoned.
+    let mut close_by: Option<Instant> = None;
+    let mut abandoned = false;
     let mut last_tick = Instant::now();
     loop {
         match incoming.recv_timeout(TICK) {
@@ -100,6 +107,7 @@ pub fn run(
                 if !stopped && !timed_out && watcher.line(stream, &text) == Control::Stop {
                     stopped = true;
                     homeboy_process::terminate_group(pgid, STOP_GRACE);
+                    close_by = Some(Instant::now() + CLOSE_GRACE);
                 }
             }
             Err(mpsc::RecvTimeoutError::Timeout) => {}
@@ -109,6 +117,10 @@ pub fn run(
             continue;
         }
         last_tick = Instant::now();
+        if close_by.is_some_and(|by| Instant::now() >= by) {
+            abandoned = true;
+            break;
+        }
         if exited.is_none()
             && let Ok(Some(status)) = child.try_wait()
         {
@@ -119,6 +131,7 @@ pub fn run(
         if drain_until.is_some_and(|until| Instant::now() >= until) {
             drain_until = None;
             homeboy_process::terminate_group(pgid, STOP_GRACE);
+            close_by = Some(Instant::now() + CLOSE_GRACE);
         }
         if stopped || timed_out || exited.is_some() {
             continue;
@@ -126,21 +139,31 @@ pub fn run(
         if watcher.tick() == Control::Stop {
             stopped = true;
             homeboy_process::terminate_group(pgid, STOP_GRACE);
+            close_by = Some(Instant::now() + CLOSE_GRACE);
         } else if Instant::now() >= deadline {
             timed_out = true;
             homeboy_process::terminate_group(pgid, STOP_GRACE);
+            close_by = Some(Instant::now() + CLOSE_GRACE);
         }
     }
-    // Output is closed: the command (and whatever inherited its pipes) has exited.
+    // Output is closed (the command and whatever inherited its pipes have exited), or abandoned after the
+    // group was stopped.
     let status = match exited {
         Some(status) => status,
-        None => child.wait().map_err(|source| ComponentError::Spawn {
-            program: program.clone(),
-            source,
-        })?,
+        None => {
+            if abandoned {
+                let _ = child.kill();
+            }
+            child.wait().map_err(|source| ComponentError::Spawn {
+                program: program.clone(),
+                source,
+            })?
+        }
     };
-    for reader in readers.into_iter().flatten() {
-        let _ = reader.join();
+    if !abandoned {
+        for reader in readers.into_iter().flatten() {
+            let _ = reader.join();
+        }
     }
     // Children that closed their output but live on are stopped with the group.
     if homeboy_process::group_alive(pgid) {
@@ -273,6 +296,19 @@ mod tests {
         .unwrap();
         assert_eq!((done.exit_code, done.timed_out), (0, false));
         assert!(done.duration < Duration::from_secs(10));
+
+        // Nor does one that left the process group (its own session), which stopping the group cannot
+        // reach: before, the run waited for it however long it lived, past any timeout.
+        for (script, timeout) in [
+            ("setsid sleep 20 & echo started", Duration::from_secs(60)),
+            ("setsid sleep 20 & sleep 60", Duration::from_millis(300)),
+        ] {
+            let done = run(&sh(script), dir.path(), timeout, &mut Collect::default()).unwrap();
+            assert!(
+                done.duration < Duration::from_secs(15),
+                "{script}: {done:?}"
+            );
+        }
 
         let err = run(
             &["/no/such/program".to_string()],
