@@ -213,9 +213,25 @@ fn http_step(url: &str, timeout: Duration) -> (bool, Value) {
         let mut head = Vec::new();
         let mut buf = [0u8; 1024];
         while !head.contains(&b'\n') && head.len() < 8192 {
-            let n = stream
-                .read(&mut buf)
-                .map_err(|e| format!("reading the response: {e}"))?;
+            // The timeout bounds the whole answer, not each read: a server that sends a byte at a time
+            // would otherwise hold the step for thousands of read timeouts.
+            let left = timeout.saturating_sub(began.elapsed());
+            if left.is_zero() {
+                return Err(format!(
+                    "reading the response: timed out after {} s",
+                    timeout.as_secs_f64()
+                ));
+            }
+            stream
+                .set_read_timeout(Some(left))
+                .map_err(|e| e.to_string())?;
+            let n = stream.read(&mut buf).map_err(|e| match e.kind() {
+                std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut => format!(
+                    "reading the response: timed out after {} s",
+                    timeout.as_secs_f64()
+                ),
+                _ => format!("reading the response: {e}"),
+            })?;
             if n == 0 {
                 break;
             }
@@ -314,5 +330,38 @@ mod tests {
             report.steps[6].evidence
         );
         assert_eq!(report.steps[5].kind, "http_ok");
+    }
+
+    #[test]
+    fn a_slow_http_answer_is_bounded_by_the_step_timeout() {
+        // A server that drips its status line one byte at a time, never finishing it: each read returns
+        // before the read timeout, so only a deadline over the whole answer bounds the step.
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        std::thread::spawn(move || {
+            if let Ok((mut stream, _)) = listener.accept() {
+                for _ in 0..200 {
+                    if stream.write_all(b"H").is_err() {
+                        return;
+                    }
+                    std::thread::sleep(Duration::from_millis(100));
+                }
+            }
+        });
+        let began = Instant::now();
+        let (passed, evidence) = http_step(&format!("http://{addr}/"), Duration::from_secs(1));
+        assert!(!passed, "{evidence}");
+        assert!(
+            began.elapsed() < Duration::from_secs(5),
+            "took {:?}: {evidence}",
+            began.elapsed()
+        );
+        assert!(
+            evidence["error"]
+                .as_str()
+                .unwrap_or_default()
+                .contains("timed out"),
+            "{evidence}"
+        );
     }
 }
