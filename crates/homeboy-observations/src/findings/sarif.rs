@@ -2,10 +2,12 @@
 //! (`level`, else the rule's `defaultConfiguration.level`, else `warning`), message (`message.text`, else the
 //! rule's `shortDescription`), first physical location (`artifactLocation.uri` and `region.startLine`),
 //! `fixes` (fixable) and `partialFingerprints` (the fingerprint anchor when present). Only the members used
-//! are read; everything else in the log is ignored.
+//! are read; everything else in the log is ignored. A `ruleIndex` or `startLine` that is not a usable index
+//! or line (SARIF's `-1` "no rule", a negative, zero or too large line) is treated as absent rather than
+//! refusing the whole report.
 
 use serde::Deserialize;
-use serde_json::Value;
+use serde_json::{Number, Value};
 
 use super::{Anchor, RawFinding, SourceContext, severity};
 
@@ -59,7 +61,7 @@ struct SarifResult {
     #[serde(rename = "ruleId")]
     rule_id: Option<String>,
     #[serde(rename = "ruleIndex")]
-    rule_index: Option<usize>,
+    rule_index: Option<Number>,
     level: Option<String>,
     message: Option<Message>,
     #[serde(default)]
@@ -91,7 +93,7 @@ struct ArtifactLocation {
 #[derive(Deserialize)]
 struct Region {
     #[serde(rename = "startLine")]
-    start_line: Option<u32>,
+    start_line: Option<Number>,
 }
 
 /// Parses a SARIF 2.1.0 log.
@@ -108,6 +110,9 @@ pub fn parse(bytes: &[u8], context: &SourceContext) -> Result<Vec<RawFinding>, S
         for result in run.results {
             let rule = result
                 .rule_index
+                .as_ref()
+                .and_then(Number::as_u64)
+                .and_then(|i| usize::try_from(i).ok())
                 .and_then(|i| driver.rules.get(i))
                 .or_else(|| {
                     let id = result.rule_id.as_deref()?;
@@ -138,7 +143,9 @@ pub fn parse(bytes: &[u8], context: &SourceContext) -> Result<Vec<RawFinding>, S
                 .map(|uri| context.normalise_path(uri));
             let line = physical
                 .as_ref()
-                .and_then(|p| p.region.as_ref()?.start_line);
+                .and_then(|p| p.region.as_ref()?.start_line.as_ref()?.as_u64())
+                .and_then(|n| u32::try_from(n).ok())
+                .filter(|n| *n >= 1);
             let anchor = if result.partial_fingerprints.is_empty() {
                 Anchor::Message
             } else {
@@ -231,5 +238,35 @@ mod tests {
             )
             .is_err()
         );
+    }
+
+    #[test]
+    fn out_of_range_numbers_do_not_sink_the_report() {
+        // `ruleIndex: -1` is SARIF's own "no rule" value; a line number that is negative, zero or beyond
+        // u32 is unusable. Each drops that one member, not the whole report.
+        let log = r#"{"version": "2.1.0", "runs": [{"tool": {"driver": {"name": "t",
+            "rules": [{"id": "r0"}]}}, "results": [
+            {"ruleId": "a", "ruleIndex": -1, "message": {"text": "m"},
+             "locations": [{"physicalLocation": {"artifactLocation": {"uri": "x.rs"},
+                                                 "region": {"startLine": -3}}}]},
+            {"ruleIndex": 0, "message": {"text": "m"},
+             "locations": [{"physicalLocation": {"region": {"startLine": 18446744073709551616}}}]},
+            {"ruleIndex": 99999999999999999999, "message": {"text": "m"},
+             "locations": [{"physicalLocation": {"region": {"startLine": 0}}}]},
+            {"ruleId": "b", "locations": [{"physicalLocation": {"region": {"startLine": 4294967295}}}]}
+        ]}]}"#;
+        let found = parse(log.as_bytes(), &SourceContext::default()).unwrap();
+        let got: Vec<(&str, Option<u32>)> =
+            found.iter().map(|f| (f.rule.as_str(), f.line)).collect();
+        assert_eq!(
+            got,
+            [
+                ("a", None),
+                ("r0", None),
+                ("unknown", None),
+                ("b", Some(u32::MAX))
+            ]
+        );
+        assert_eq!(found[0].file.as_deref(), Some("x.rs"));
     }
 }
