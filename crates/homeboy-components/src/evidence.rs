@@ -6,6 +6,10 @@
 //! the artifacts directory cannot smuggle a file from elsewhere into the artifact root; symlinks are listed
 //! in `metadata.artifacts_skipped` instead of being followed. Files over [`MAX_KEPT_BYTES`] are recorded as
 //! metadata only. Problems with the evidence never fail the run: they are noted in its metadata.
+//!
+//! A checkout file is kept under its path with `.` and empty segments dropped (`./out/a.txt` is `out/a.txt`),
+//! and at most one artifact of a run has a given name: a file whose name is taken — by the run's own
+//! `output.log`, say — is skipped, never written over the kept one.
 
 use std::collections::BTreeMap;
 use std::fs::File;
@@ -66,13 +70,22 @@ pub fn collect(
             &source.path,
             source.format,
             &mut out,
+            &mut skipped,
         );
         out.metadata.insert("findings".into(), summary);
     }
     if let Some(path) = &tool.metrics {
         match read_report(checkout, path) {
             Ok(bytes) => {
-                keep_report(root, run_id, checkout, path, "metrics", &mut out);
+                keep_report(
+                    root,
+                    run_id,
+                    checkout,
+                    path,
+                    "metrics",
+                    &mut out,
+                    &mut skipped,
+                );
                 match parse_metrics(&bytes) {
                     Ok(metrics) => {
                         out.metadata
@@ -106,8 +119,9 @@ fn collect_dir(
     out: &mut Collected,
     skipped: &mut Vec<Value>,
 ) {
-    let dir = dir.trim_end_matches('/');
-    let mut pending = vec![dir.to_string()];
+    let declared = dir.trim_end_matches('/');
+    let dir = clean(dir);
+    let mut pending = vec![dir.clone()];
     let mut files = Vec::new();
     while let Some(relative) = pending.pop() {
         let entries = match std::fs::read_dir(checkout.join(&relative)) {
@@ -115,7 +129,7 @@ fn collect_dir(
             Err(e) if e.kind() == std::io::ErrorKind::NotFound && relative == dir => {
                 out.metadata.insert(
                     "artifacts_missing".into(),
-                    json!(format!("the tool left no {dir}/ directory")),
+                    json!(format!("the tool left no {declared}/ directory")),
                 );
                 return;
             }
@@ -126,7 +140,11 @@ fn collect_dir(
         };
         for entry in entries.flatten() {
             let name = entry.file_name().to_string_lossy().into_owned();
-            let path = format!("{relative}/{name}");
+            let path = if relative.is_empty() {
+                name
+            } else {
+                format!("{relative}/{name}")
+            };
             match entry.file_type() {
                 Ok(t) if t.is_symlink() => {
                     skipped.push(json!({"path": path, "reason": "a symbolic link (not followed)"}))
@@ -156,6 +174,16 @@ fn keep_one(
     out: &mut Collected,
     skipped: &mut Vec<Value>,
 ) {
+    let path = clean(path);
+    if let Some(taken) = out.artifacts.iter().find(|a| a.name == path) {
+        let reason = match taken.source_path.as_deref() {
+            Some(_) => "another file of this run is already kept under this name".to_string(),
+            None => format!("the run's own {path} is kept under this name"),
+        };
+        skipped.push(json!({"path": path, "reason": reason}));
+        return;
+    }
+    let path = path.as_str();
     let source = ArtifactSource {
         run_id,
         kind,
@@ -196,17 +224,26 @@ fn keep_report(
     path: &str,
     kind: &str,
     out: &mut Collected,
+    skipped: &mut Vec<Value>,
 ) {
+    let cleaned = clean(path);
     if let Some(existing) = out
         .artifacts
         .iter_mut()
-        .find(|a| a.source_path.as_deref() == Some(path))
+        .find(|a| a.source_path.as_deref() == Some(cleaned.as_str()))
     {
         existing.kind = kind.to_string();
         return;
     }
-    let mut skipped = Vec::new();
-    keep_one(root, run_id, checkout, path, kind, out, &mut skipped);
+    keep_one(root, run_id, checkout, &cleaned, kind, out, skipped);
+}
+
+/// A checkout-relative path without `.` and empty segments: the name its file is kept under.
+fn clean(path: &str) -> String {
+    path.split('/')
+        .filter(|segment| !segment.is_empty() && *segment != ".")
+        .collect::<Vec<_>>()
+        .join("/")
 }
 
 fn collect_findings(
@@ -216,6 +253,7 @@ fn collect_findings(
     path: &str,
     format: FindingsFormat,
     out: &mut Collected,
+    skipped: &mut Vec<Value>,
 ) -> Value {
     let mut summary = json!({"format": format.as_str(), "path": path});
     let bytes = match read_report(checkout, path) {
@@ -226,7 +264,7 @@ fn collect_findings(
             return summary;
         }
     };
-    keep_report(root, run_id, checkout, path, "findings", out);
+    keep_report(root, run_id, checkout, path, "findings", out, skipped);
     let format = match format {
         FindingsFormat::Sarif => Format::Sarif,
         FindingsFormat::Junit => Format::Junit,
@@ -365,5 +403,56 @@ mod tests {
                 .unwrap()
                 .contains("not a valid junit report")
         );
+    }
+
+    #[test]
+    fn a_checkout_file_cannot_replace_the_run_log() {
+        // The run's output is kept as `runs/<run>/output.log`; a checkout file reaching the same stored path
+        // (an artifacts directory of `.`, or a findings or metrics file named `output.log`) overwrote it, so
+        // the log record's size and SHA-256 no longer described its bytes.
+        let dir = tempfile::tempdir().unwrap();
+        let checkout = dir.path().join("app");
+        let root = dir.path().join("artifacts");
+        std::fs::create_dir_all(&checkout).unwrap();
+        std::fs::write(checkout.join("output.log"), r#"{"rps": 5}"#).unwrap();
+        std::fs::write(checkout.join("notes.txt"), "notes").unwrap();
+        for (run, artifacts, metrics) in [
+            ("r1", Some("."), None),
+            ("r2", Some("./"), Some("output.log")),
+            ("r3", None, Some("./output.log")),
+        ] {
+            let tool = ToolCommand {
+                command: vec!["true".into()],
+                artifacts: artifacts.map(str::to_string),
+                findings: None,
+                metrics: metrics.map(str::to_string),
+                timeout_secs: None,
+            };
+            let got = collect(&root, run, &checkout, &tool, b"the run's output\n");
+            let log = &got.artifacts[0];
+            assert_eq!(
+                (log.name.as_str(), log.kind.as_str()),
+                ("output.log", "log")
+            );
+            let kept = std::fs::read(root.join(format!("runs/{run}/output.log"))).unwrap();
+            assert_eq!(kept, b"the run's output\n", "{run}");
+            assert_eq!(log.size_bytes, kept.len() as u64, "{run}");
+            let mut names: Vec<&str> = got.artifacts.iter().map(|a| a.name.as_str()).collect();
+            names.sort();
+            names.dedup();
+            assert_eq!(
+                names.len(),
+                got.artifacts.len(),
+                "{run}: one record per name"
+            );
+            if artifacts.is_some() {
+                assert!(names.contains(&"notes.txt"), "{run}: {names:?}");
+            }
+            if metrics.is_some() {
+                assert_eq!(got.metadata["metrics"], json!({"rps": 5}), "{run}");
+            }
+            let skipped = got.metadata["artifacts_skipped"].to_string();
+            assert!(skipped.contains("output.log"), "{run}: {skipped}");
+        }
     }
 }
