@@ -5,13 +5,21 @@
 //!
 //! Every call runs `git -C <checkout>` with `LC_ALL=C`, `GIT_OPTIONAL_LOCKS=0` (a status never takes the
 //! index lock from under an editor), no terminal prompts, and without inherited `GIT_DIR`-style variables.
+//! Each call is bounded by [`GIT_TIMEOUT`]: a git that hangs (a hook, an fsmonitor, a dead network mount)
+//! is stopped with its process group and reported as a failed git call on that component.
 
+use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
 
 use serde::Serialize;
 
 use crate::ComponentError;
+
+/// How long one git command may run.
+pub const GIT_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// At most this many commits are listed as changes.
 pub const MAX_COMMITS: usize = 100;
@@ -30,6 +38,7 @@ const GIT_LOCATION_VARS: [&str; 6] = [
 #[derive(Debug, Clone)]
 pub struct Checkout {
     path: PathBuf,
+    timeout: Duration,
 }
 
 /// A checkout's state.
@@ -102,6 +111,7 @@ impl Checkout {
         }
         let checkout = Checkout {
             path: path.to_path_buf(),
+            timeout: GIT_TIMEOUT,
         };
         let out = checkout.output(&["rev-parse", "--is-inside-work-tree"])?;
         if !out.status.success() || String::from_utf8_lossy(&out.stdout).trim() != "true" {
@@ -141,17 +151,54 @@ impl Checkout {
         cmd
     }
 
-    /// Runs git and returns its output whatever the exit status.
+    /// The same checkout with another bound on each git call (tests, slow mounts).
+    pub fn with_timeout(mut self, timeout: Duration) -> Checkout {
+        self.timeout = timeout;
+        self
+    }
+
+    /// Runs git and returns its output whatever the exit status; a git still running after the timeout is
+    /// stopped with its process group and reported as failed.
     pub fn output(&self, args: &[&str]) -> Result<Output, ComponentError> {
-        self.command(args).output().map_err(|e| {
+        let failed = |message: String| ComponentError::Git {
+            command: args.join(" "),
+            message,
+        };
+        let mut cmd = self.command(args);
+        cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
+        homeboy_process::new_process_group(&mut cmd);
+        let mut child = cmd.spawn().map_err(|e| {
             if e.kind() == std::io::ErrorKind::NotFound {
                 ComponentError::GitMissing
             } else {
-                ComponentError::Git {
-                    command: args.join(" "),
-                    message: e.to_string(),
-                }
+                failed(e.to_string())
             }
+        })?;
+        let stdout = child.stdout.take().map(read_all);
+        let stderr = child.stderr.take().map(read_all);
+        let pgid = child.id();
+        let (exited, exit) = mpsc::channel();
+        std::thread::spawn(move || {
+            let _ = exited.send(child.wait());
+        });
+        let status = match exit.recv_timeout(self.timeout) {
+            Ok(Ok(status)) => status,
+            Ok(Err(e)) => return Err(failed(e.to_string())),
+            Err(_) => {
+                homeboy_process::terminate_group(pgid, Duration::from_secs(1));
+                return Err(failed(format!(
+                    "timed out after {} s",
+                    self.timeout.as_secs_f64()
+                )));
+            }
+        };
+        let collect = |reader: Option<std::thread::JoinHandle<Vec<u8>>>| {
+            reader.and_then(|r| r.join().ok()).unwrap_or_default()
+        };
+        Ok(Output {
+            status,
+            stdout: collect(stdout),
+            stderr: collect(stderr),
         })
     }
 
@@ -335,6 +382,15 @@ impl Checkout {
     }
 }
 
+/// Reads a pipe to its end on its own thread.
+fn read_all(mut pipe: impl Read + Send + 'static) -> std::thread::JoinHandle<Vec<u8>> {
+    std::thread::spawn(move || {
+        let mut bytes = Vec::new();
+        let _ = pipe.read_to_end(&mut bytes);
+        bytes
+    })
+}
+
 fn git_failure(args: &[&str], out: &Output) -> ComponentError {
     let stderr = String::from_utf8_lossy(&out.stderr);
     ComponentError::Git {
@@ -447,6 +503,34 @@ fn changed(path: String, xy: &str, renamed_from: Option<String>) -> ChangedFile 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_hanging_git_is_stopped_at_the_timeout() {
+        let dir = tempfile::tempdir().unwrap();
+        let repo = crate::tests::Repo::init(dir.path());
+        repo.commit("a.txt", "a\n", "init");
+        // An fsmonitor hook that never answers makes `git status` wait on it.
+        let hook = dir.path().join("hang.sh");
+        std::fs::write(&hook, "#!/bin/sh\nexec sleep 30\n").unwrap();
+        std::fs::set_permissions(&hook, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+            .unwrap();
+        repo.git(&["config", "core.fsmonitor", hook.to_str().unwrap()]);
+        let checkout = Checkout::open("app", dir.path())
+            .unwrap()
+            .with_timeout(Duration::from_millis(1500));
+        let began = std::time::Instant::now();
+        let error = checkout.status().unwrap_err();
+        assert!(
+            began.elapsed() < Duration::from_secs(10),
+            "{:?}",
+            began.elapsed()
+        );
+        assert!(
+            error.to_string().contains("timed out after 1.5 s"),
+            "{error}"
+        );
+        assert_eq!(error.code(), "components.git_failed");
+    }
 
     #[test]
     fn porcelain_v2_parses() {
