@@ -143,7 +143,7 @@ fn add(store: &homeboy_config::DeclarationDir<Server>, args: AddArgs) -> anyhow:
     server.forward_agent = args.forward_agent;
     let path = servers::add(store, &server).map_err(config_error)?;
     match args.format {
-        Format::Json => print_json(&server.redacted())?,
+        Format::Json => print_json(&server.view())?,
         Format::Text => println!(
             "added server {} ({}) in {}",
             server.id,
@@ -160,7 +160,7 @@ fn list(store: &homeboy_config::DeclarationDir<Server>, format: Format) -> anyho
         let items: Vec<serde_json::Value> = listed
             .iter()
             .map(|l| match &l.item {
-                Ok(server) => serde_json::to_value(server.redacted()).unwrap_or_default(),
+                Ok(server) => serde_json::to_value(server.view()).unwrap_or_default(),
                 Err(e) => serde_json::json!({"id": l.id, "error": e.to_string()}),
             })
             .collect();
@@ -197,14 +197,14 @@ fn list(store: &homeboy_config::DeclarationDir<Server>, format: Format) -> anyho
 }
 
 fn show(server: &Server, format: Format) -> anyhow::Result<()> {
-    let shown = server.redacted();
+    let shown = server.view();
     if format == Format::Json {
         print_json(&shown)?;
         return Ok(());
     }
     println!("id: {}", shown.id);
     println!("name: {}", shown.name);
-    println!("destination: {}", shown.destination());
+    println!("destination: {}", server.destination());
     if let Some(identity) = &shown.identity_file {
         println!("identity_file: {identity}");
     }
@@ -212,7 +212,7 @@ fn show(server: &Server, format: Format) -> anyhow::Result<()> {
         println!("kind: {kind}");
     }
     println!("forward_agent: {}", shown.forward_agent);
-    match shown.managed_session() {
+    match server.managed_session() {
         Some(auth) => println!(
             "session: managed control master (control_path {}, persist {}); `homeboy server connect {}`",
             auth.control_path, auth.persist, shown.id
@@ -231,7 +231,7 @@ fn set(store: &homeboy_config::DeclarationDir<Server>, args: &SetArgs) -> anyhow
     let edits = args.edits()?;
     let server = dynamic_set::update(store, id, &edits).map_err(config_error)?;
     match format {
-        Format::Json => print_json(&server.redacted())?,
+        Format::Json => print_json(&server.view())?,
         Format::Text => {
             println!("updated server {id}");
             show(&server, Format::Text)?;

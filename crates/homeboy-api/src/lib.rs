@@ -2,20 +2,23 @@
 //!
 //! **API boundary.** This crate is the only place that knows the wire format: the JSON envelope
 //! (`{"success": true, "data": …}` / `{"success": false, "error": {code, message, details, hints}}`), the
-//! error kinds and the one function that maps them to HTTP status codes, and the request handler that turns an
-//! [`ApiRequest`] into an [`ApiResponse`]. Transports (the axum daemon, in-process callers, tests) adapt to it;
-//! it depends on no HTTP stack or async runtime, which a tidy test checks.
+//! error kinds and the one function that maps them to HTTP status codes, and the request and answer types of
+//! every route: jobs and the runner broker ([`jobs`]), runs, artifacts and findings ([`runs`]), the tool
+//! allowlist ([`tools`]), the server view ([`servers`]), the preview channel ([`preview`]) and who is
+//! answering ([`identity`]). It depends on serde, serde_json and thiserror only — nothing of ours, no I/O, no
+//! HTTP stack or runtime (a tidy test checks it) — so a downstream crate can embed it to speak to a homeboy
+//! daemon, and every crate of the workspace that handles these types uses the same definitions.
 
 mod envelope;
 mod error;
-mod handler;
-mod request;
-pub mod router;
-mod routes;
+pub mod identity;
+pub mod jobs;
+pub mod paging;
+pub mod preview;
+pub mod runs;
+pub mod servers;
+pub mod tools;
 
 pub use envelope::{decode_envelope, error_body, success_body, success_bytes};
 pub use error::{ApiError, ErrorKind};
-pub use handler::{Api, DaemonIdentity, JsonAnswer, RunnerAuth};
-pub use request::{ApiRequest, ApiResponse, JsonBytes, Method};
-pub use routes::runner_claim::{ClaimBody, MAX_CLAIM_WAIT_MS};
-pub use routes::{MAX_INLINE_BYTES, artifact_content_route};
+pub use identity::DaemonIdentity;

@@ -9,7 +9,8 @@
 //! SSH, secrets, databases — is not a tool and is refused by id.
 
 use homeboy_config::components::{MAX_TIMEOUT_SECS, ToolKind};
-use serde::Serialize;
+use std::borrow::Cow;
+
 use serde_json::{Map, Value};
 
 /// Fields that would make an analysis tool change something; always refused.
@@ -17,58 +18,36 @@ pub const MUTATING_FIELDS: [&str; 4] = ["fix", "write", "baseline", "ratchet"];
 /// The longest accepted `label`.
 pub const MAX_LABEL_CHARS: usize = 200;
 
-/// One accepted request field.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct ToolArgument {
-    pub name: &'static str,
-    /// `string` or `integer`.
-    #[serde(rename = "type")]
-    pub value_type: &'static str,
-    pub required: bool,
-    pub description: &'static str,
-}
-
-/// One tool of the allowlist, as `GET /tools` shows it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct ToolSpec {
-    pub id: String,
-    /// The CLI command that does the same.
-    pub command: String,
-    pub required_capability: String,
-    pub risk: &'static str,
-    pub runs_as_job: bool,
-    pub allowed_arguments: Vec<ToolArgument>,
-    // Additive fields.
-    pub kind: ToolKind,
-    pub description: String,
-    /// The dedicated route that enqueues the same job, if any (`POST /lint`).
-    pub route: Option<String>,
-}
+pub use homeboy_api::tools::{ToolArgument, ToolSpec};
 
 const ARGUMENTS: [ToolArgument; 4] = [
     ToolArgument {
-        name: "component",
-        value_type: "string",
+        name: Cow::Borrowed("component"),
+        value_type: Cow::Borrowed("string"),
         required: true,
-        description: "the component whose declared command runs, in its checkout",
+        description: Cow::Borrowed("the component whose declared command runs, in its checkout"),
     },
     ToolArgument {
-        name: "rig",
-        value_type: "string",
+        name: Cow::Borrowed("rig"),
+        value_type: Cow::Borrowed("string"),
         required: false,
-        description: "record the run as part of this rig (which must list the component)",
+        description: Cow::Borrowed(
+            "record the run as part of this rig (which must list the component)",
+        ),
     },
     ToolArgument {
-        name: "timeout_secs",
-        value_type: "integer",
+        name: Cow::Borrowed("timeout_secs"),
+        value_type: Cow::Borrowed("integer"),
         required: false,
-        description: "stop the tool after this many seconds (default: the component's timeout)",
+        description: Cow::Borrowed(
+            "stop the tool after this many seconds (default: the component's timeout)",
+        ),
     },
     ToolArgument {
-        name: "label",
-        value_type: "string",
+        name: Cow::Borrowed("label"),
+        value_type: Cow::Borrowed("string"),
         required: false,
-        description: "a free-text label kept in the run's metadata",
+        description: Cow::Borrowed("a free-text label kept in the run's metadata"),
     },
 ];
 
@@ -116,7 +95,7 @@ fn spec(kind: ToolKind) -> ToolSpec {
         id: tool_id(kind),
         command: format!("homeboy {kind} <component>"),
         required_capability: format!("run:{kind}"),
-        risk: "bounded_local_run",
+        risk: Cow::Borrowed("bounded_local_run"),
         runs_as_job: true,
         allowed_arguments: ARGUMENTS.to_vec(),
         kind,

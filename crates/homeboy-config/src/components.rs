@@ -24,52 +24,8 @@ pub const MAX_TIMEOUT_SECS: u64 = 24 * 3600;
 /// The timeout of a tool that declares none.
 pub const DEFAULT_TIMEOUT_SECS: u64 = 1800;
 
-/// The analysis tools a component can declare, in the order they are listed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ToolKind {
-    Lint,
-    Test,
-    Audit,
-    Bench,
-    Build,
-    Review,
-}
-
-impl ToolKind {
-    /// Every tool, in listing order.
-    pub const ALL: [ToolKind; 6] = [
-        ToolKind::Lint,
-        ToolKind::Test,
-        ToolKind::Audit,
-        ToolKind::Bench,
-        ToolKind::Build,
-        ToolKind::Review,
-    ];
-
-    /// The wire name (`lint`), also the run `kind`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ToolKind::Lint => "lint",
-            ToolKind::Test => "test",
-            ToolKind::Audit => "audit",
-            ToolKind::Bench => "bench",
-            ToolKind::Build => "build",
-            ToolKind::Review => "review",
-        }
-    }
-
-    /// Parses a wire name.
-    pub fn parse(name: &str) -> Option<ToolKind> {
-        ToolKind::ALL.into_iter().find(|k| k.as_str() == name)
-    }
-}
-
-impl std::fmt::Display for ToolKind {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
+/// The analysis tools a component can declare (the contract's type).
+pub use homeboy_api::tools::ToolKind;
 
 /// One component: a local git checkout and its tools.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

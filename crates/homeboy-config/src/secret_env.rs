@@ -64,6 +64,15 @@ impl fmt::Display for SecretRef {
 }
 
 impl SecretRef {
+    /// The reference as the contract's server view shows it.
+    pub fn view(&self) -> homeboy_api::servers::SecretRefView {
+        use homeboy_api::servers::SecretRefView;
+        match self {
+            SecretRef::Env { env } => SecretRefView::Env { env: env.clone() },
+            SecretRef::File { file } => SecretRefView::File { file: file.clone() },
+        }
+    }
+
     /// Checks the reference's own shape (not whether the secret exists: that is only known at execution
     /// time, on the runner). Returns the problem in words.
     pub fn shape_problem(&self) -> Option<String> {

@@ -7,8 +7,8 @@
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
-/// What redacted values print as.
-pub const REDACTED: &str = "[redacted]";
+/// What redacted values print as (the contract's).
+pub use homeboy_api::servers::REDACTED;
 
 /// A new high-entropy token: `prefix` followed by 32 random bytes as hex (256 bits from the OS RNG).
 pub fn generate_token(prefix: &str) -> Result<String, getrandom::Error> {

@@ -17,6 +17,9 @@ use crate::dynamic_set::{self, Edit};
 use crate::secret_env::{self, SecretRef, is_env_name};
 use crate::secrets::{REDACTED, is_sensitive_name};
 use crate::{ConfigError, Paths};
+use homeboy_api::servers::{
+    RunnerPolicyView, RunnerStatus, RunnerView, SecretCheck, ServerAuthView, ServerView,
+};
 
 /// The default SSH port.
 pub const DEFAULT_PORT: u16 = 22;
@@ -209,27 +212,64 @@ impl Server {
             .filter(|a| a.mode == SessionMode::KeyPlusPasswordControlmaster)
     }
 
-    /// This server as every command prints it: `runner.env` values of sensitive-looking names replaced by
-    /// `[redacted]` (`secret_env` holds only references and stays as it is).
-    pub fn redacted(&self) -> Server {
-        let mut shown = self.clone();
-        if let Some(runner) = shown.runner.as_mut() {
-            *runner = runner.redacted();
+    /// This server as every command prints it (the contract's server view): `runner.env` values of
+    /// sensitive-looking names replaced by `[redacted]`, `secret_env` as references.
+    pub fn view(&self) -> ServerView {
+        ServerView {
+            id: self.id.clone(),
+            name: self.name.clone(),
+            host: self.host.clone(),
+            port: self.port,
+            user: self.user.clone(),
+            identity_file: self.identity_file.clone(),
+            kind: self.kind.clone(),
+            auth: self.auth.as_ref().map(|auth| ServerAuthView {
+                mode: match auth.mode {
+                    SessionMode::KeyPlusPasswordControlmaster => {
+                        "key_plus_password_controlmaster".into()
+                    }
+                },
+                control_path: auth.control_path.clone(),
+                persist: auth.persist.clone(),
+            }),
+            runner: self.runner.as_ref().map(RunnerConfig::view),
+            forward_agent: self.forward_agent,
         }
-        shown
     }
 }
 
 impl RunnerConfig {
-    /// The runner config with `env` values of sensitive-looking names replaced by `[redacted]`.
-    pub fn redacted(&self) -> RunnerConfig {
-        let mut shown = self.clone();
-        for (name, value) in shown.env.iter_mut() {
-            if is_sensitive_name(name) {
-                *value = REDACTED.to_string();
-            }
+    /// The runner config as shown: `env` values of sensitive-looking names replaced by `[redacted]`,
+    /// `secret_env` as references only.
+    pub fn view(&self) -> RunnerView {
+        RunnerView {
+            workspace_root: self.workspace_root.clone(),
+            homeboy_path: self.homeboy_path.clone(),
+            daemon: self.daemon,
+            concurrency_limit: self.concurrency_limit,
+            artifact_policy: self.artifact_policy.clone(),
+            policy: RunnerPolicyView {
+                snapshot_excludes: self.policy.snapshot_excludes.clone(),
+            },
+            env: self
+                .env
+                .iter()
+                .map(|(name, value)| {
+                    let shown = if is_sensitive_name(name) {
+                        REDACTED.to_string()
+                    } else {
+                        value.clone()
+                    };
+                    (name.clone(), shown)
+                })
+                .collect(),
+            secret_env: self
+                .secret_env
+                .iter()
+                .map(|(name, reference)| (name.clone(), reference.view()))
+                .collect(),
+            resources: self.resources.clone(),
         }
-        shown
     }
 }
 
@@ -451,29 +491,6 @@ pub fn enable_runner(
     Ok((server, !was_runner))
 }
 
-/// What `homeboy runner status` shows: the runner config with sensitive env values redacted and
-/// `secret_env` as references only, plus (on request) whether each secret resolves on this machine.
-#[derive(Debug, Clone, Serialize)]
-pub struct RunnerStatus {
-    pub server_id: String,
-    pub name: String,
-    pub destination: String,
-    pub runner: RunnerConfig,
-    /// Present when the caller asked to check the secrets here.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub secret_checks: Option<Vec<SecretCheck>>,
-}
-
-/// Whether one `secret_env` entry resolves on this machine. Never holds the value.
-#[derive(Debug, Clone, Serialize)]
-pub struct SecretCheck {
-    pub name: String,
-    pub reference: SecretRef,
-    pub resolves: bool,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub error: Option<String>,
-}
-
 /// The runner status of `server`, or `None` when it is not a runner. With `check_secrets`, each `secret_env`
 /// reference is resolved here (as the runner would) and only the outcome is kept.
 pub fn runner_status(server: &Server, check_secrets: bool) -> Option<RunnerStatus> {
@@ -486,7 +503,7 @@ pub fn runner_status(server: &Server, check_secrets: bool) -> Option<RunnerStatu
                 let outcome = secret_env::resolve(name, reference);
                 SecretCheck {
                     name: name.clone(),
-                    reference: reference.clone(),
+                    reference: reference.view(),
                     resolves: outcome.is_ok(),
                     error: outcome.err().map(|e| e.to_string()),
                 }
@@ -497,7 +514,7 @@ pub fn runner_status(server: &Server, check_secrets: bool) -> Option<RunnerStatu
         server_id: server.id.clone(),
         name: server.name.clone(),
         destination: server.destination(),
-        runner: runner.redacted(),
+        runner: runner.view(),
         secret_checks,
     })
 }
@@ -943,7 +960,7 @@ mod tests {
             .insert("DB_PASSWORD".into(), "pw-visible-nowhere".into());
         let status = runner_status(&server, false).unwrap();
         let shown = serde_json::to_string(&status).unwrap()
-            + &serde_json::to_string(&server.redacted()).unwrap();
+            + &serde_json::to_string(&server.view()).unwrap();
         assert!(!shown.contains("tok-visible-nowhere"), "{shown}");
         assert!(!shown.contains("pw-visible-nowhere"), "{shown}");
         assert!(shown.contains("https://artifacts.example.test"));

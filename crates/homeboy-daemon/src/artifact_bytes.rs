@@ -11,7 +11,7 @@ use std::sync::Arc;
 use axum::body::{Body, Bytes};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::Response;
-use homeboy_api::{Api, ApiError};
+use homeboy_service::{Api, ApiError};
 use tokio::io::{AsyncReadExt, AsyncSeekExt};
 
 use crate::http::error_response;

@@ -14,8 +14,8 @@ use axum::body::HttpBody;
 use axum::body::{Body, Bytes};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::Response;
-use homeboy_api::router::Cost;
-use homeboy_api::{Api, ApiError, ApiRequest, ApiResponse, ErrorKind, JsonBytes, Method};
+use homeboy_service::router::Cost;
+use homeboy_service::{Api, ApiError, ApiRequest, ApiResponse, ErrorKind, JsonBytes, Method};
 
 use crate::jobs_runtime::{JobsRuntime, refuse_stream, run_blocking, run_blocking_json};
 use http_body_util::{BodyExt, LengthLimitError, Limited};
@@ -170,7 +170,8 @@ impl App {
             }
         }
         if matches!(api_req.method, Method::Get | Method::Head)
-            && let Some((run_id, artifact_id)) = homeboy_api::artifact_content_route(&api_req.path)
+            && let Some((run_id, artifact_id)) =
+                homeboy_service::artifact_content_route(&api_req.path)
         {
             let head_only = api_req.method == Method::Head;
             return crate::artifact_bytes::respond(

@@ -17,10 +17,9 @@ use std::time::Duration;
 use axum::body::{Body, Bytes};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::Response;
-use homeboy_api::{
-    Api, ApiError, ApiRequest, ApiResponse, ClaimBody, JsonAnswer, MAX_CLAIM_WAIT_MS,
-};
+use homeboy_api::jobs::{ClaimBody, MAX_CLAIM_WAIT_MS};
 use homeboy_jobs::{EventKind, JobEvent, JobStore, PrunePolicy};
+use homeboy_service::{Api, ApiError, ApiRequest, ApiResponse, JsonAnswer};
 use tokio::sync::{Notify, broadcast, mpsc, watch};
 use tokio::time::Instant;
 
@@ -257,7 +256,7 @@ pub async fn run_blocking_json(api: Arc<Api>, req: ApiRequest) -> JsonAnswer {
             let answer = ApiResponse::error(&ApiError::internal("the request handler failed"));
             JsonAnswer {
                 status: answer.status,
-                json: homeboy_api::JsonBytes::Owned(answer.to_json()),
+                json: homeboy_service::JsonBytes::Owned(answer.to_json()),
                 internal_detail: None,
             }
         })

@@ -9,7 +9,6 @@
 
 use std::sync::Arc;
 
-use homeboy_api::{Api, ApiError, ApiRequest, DaemonIdentity};
 use homeboy_components::ComponentError;
 use homeboy_components::analysis::{self, Outcome, Recorder};
 use homeboy_components::command::Watcher;
@@ -19,6 +18,7 @@ use homeboy_observations::ObservationStore;
 use homeboy_observations::StoredArtifact;
 use homeboy_observations::artifact_path::OpenedArtifact;
 use homeboy_observations::owner::Owner;
+use homeboy_service::{Api, ApiError, ApiRequest, DaemonIdentity};
 use serde_json::Value;
 
 use crate::DaemonError;

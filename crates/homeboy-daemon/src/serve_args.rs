@@ -5,9 +5,9 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use clap::Args;
-use homeboy_api::RunnerAuth;
 use homeboy_config::Paths;
 use homeboy_jobs::{PrunePolicy, StoreOptions};
+use homeboy_service::RunnerAuth;
 
 use crate::build_info;
 use crate::server::{ServeOptions, parse_listen_addr};

@@ -7,10 +7,10 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use homeboy_api::{Api, DaemonIdentity, RunnerAuth};
 use homeboy_config::Paths;
 use homeboy_jobs::{JobStore, PrunePolicy, RedbJobStore, StoreOptions};
 use homeboy_observations::ObservationStore;
+use homeboy_service::{Api, DaemonIdentity, RunnerAuth};
 
 use hyper::body::Incoming;
 use hyper::service::service_fn;

@@ -1,65 +1,17 @@
-//! The job model of the wire contract: jobs, their states and transitions, events, and the inputs and
-//! outputs of every store operation. Field names are the contract's; new fields are only ever added.
+//! The inputs and outputs of every store operation. The job itself, its states, events and outcome are the
+//! contract's wire types (`homeboy_api::jobs`), re-exported here so store callers need one import.
 
-use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-/// A job's lifecycle state.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum JobStatus {
-    Queued,
-    Running,
-    Succeeded,
-    Failed,
-    Cancelled,
+pub use homeboy_api::jobs::{EventKind, Executor, Job, JobEvent, JobResult, JobStatus, NewEvent};
+
+/// The one-byte code of a status in the store's index keys (never on the wire).
+pub(crate) trait StatusCode {
+    fn code(self) -> u8;
 }
 
-impl JobStatus {
-    /// Every status, in lifecycle order.
-    pub const ALL: [JobStatus; 5] = [
-        JobStatus::Queued,
-        JobStatus::Running,
-        JobStatus::Succeeded,
-        JobStatus::Failed,
-        JobStatus::Cancelled,
-    ];
-
-    /// Terminal states are never left.
-    pub fn is_terminal(self) -> bool {
-        matches!(
-            self,
-            JobStatus::Succeeded | JobStatus::Failed | JobStatus::Cancelled
-        )
-    }
-
-    /// The wire name.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            JobStatus::Queued => "queued",
-            JobStatus::Running => "running",
-            JobStatus::Succeeded => "succeeded",
-            JobStatus::Failed => "failed",
-            JobStatus::Cancelled => "cancelled",
-        }
-    }
-
-    /// Parses a wire name.
-    pub fn parse(name: &str) -> Option<JobStatus> {
-        JobStatus::ALL.into_iter().find(|s| s.as_str() == name)
-    }
-
-    /// Whether the contract allows `self → next`: queued → running | failed | cancelled;
-    /// running → succeeded | failed | cancelled (and back to queued only through lease expiry).
-    pub fn can_become(self, next: JobStatus) -> bool {
-        use JobStatus::*;
-        matches!(
-            (self, next),
-            (Queued, Running | Failed | Cancelled) | (Running, Succeeded | Failed | Cancelled)
-        )
-    }
-
-    pub(crate) fn code(self) -> u8 {
+impl StatusCode for JobStatus {
+    fn code(self) -> u8 {
         match self {
             JobStatus::Queued => 0,
             JobStatus::Running => 1,
@@ -68,103 +20,6 @@ impl JobStatus {
             JobStatus::Cancelled => 4,
         }
     }
-}
-
-/// Who runs a job: the daemon's own executor, or a runner that claims it over the broker routes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Executor {
-    Daemon,
-    Runner,
-}
-
-/// A job as the contract shows it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Job {
-    pub id: String,
-    pub operation: String,
-    pub status: JobStatus,
-    pub created_at_ms: u64,
-    pub updated_at_ms: u64,
-    /// Events appended so far (including any dropped by retention).
-    pub event_count: u64,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub started_at_ms: Option<u64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub finished_at_ms: Option<u64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub stale_reason: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub target_runner_id: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub claim_id: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub claimed_by_runner_id: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub claimed_at_ms: Option<u64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub claim_expires_at_ms: Option<u64>,
-    #[serde(default)]
-    pub artifacts: Vec<Value>,
-    // Additive fields.
-    pub executor: Executor,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub project_id: Option<String>,
-    /// Claims so far (1 for the first run).
-    #[serde(default)]
-    pub attempt: u32,
-    pub max_attempts: u32,
-    /// The sequence number of the newest event (sequences start at 1 and never repeat).
-    pub last_sequence: u64,
-    /// Events dropped by per-job retention, oldest first.
-    #[serde(default)]
-    pub events_dropped: u64,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub exit_code: Option<i32>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub submission_key: Option<String>,
-}
-
-/// Kinds of job events.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum EventKind {
-    Status,
-    Stdout,
-    Stderr,
-    Progress,
-    Result,
-    Error,
-}
-
-impl EventKind {
-    /// Parses a wire name.
-    pub fn parse(name: &str) -> Option<EventKind> {
-        serde_json::from_value(Value::String(name.to_string())).ok()
-    }
-}
-
-/// One entry of a job's append-only event log.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct JobEvent {
-    pub sequence: u64,
-    pub job_id: String,
-    pub kind: EventKind,
-    pub timestamp_ms: u64,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub message: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub data: Option<Value>,
-}
-
-/// An event to append (the store assigns sequence and time).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct NewEvent {
-    pub kind: EventKind,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub message: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub data: Option<Value>,
 }
 
 /// A job to enqueue.
@@ -214,20 +69,6 @@ pub enum Actor {
     Daemon,
     /// A runner holding a claim.
     Runner { runner_id: String, claim_id: String },
-}
-
-/// A job's outcome.
-#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
-pub struct JobResult {
-    pub exit_code: i32,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub stdout: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub stderr: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub data: Option<Value>,
-    #[serde(default)]
-    pub artifacts: Vec<Value>,
 }
 
 /// Filters of `list`.

@@ -1,98 +1,10 @@
-//! The observation model of the wire contract: runs, artifacts (as stored and as shown, with their byte
-//! retrieval contract) and findings, plus the filters and pages of the readers. Field names are the
-//! contract's; new fields are only ever added.
+//! The observation store's records and queries: an artifact as stored (and its contract view), findings
+//! before they are stored, the filters and pages of the readers, and a run's completion. The run, artifact
+//! and finding themselves are the contract's wire types (`homeboy_api::runs`), re-exported here.
 
 use serde::{Deserialize, Serialize};
-use serde_json::{Map, Value};
 
-/// A run's outcome so far.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum RunStatus {
-    Running,
-    Pass,
-    Fail,
-    Error,
-    Skipped,
-    Stale,
-}
-
-impl RunStatus {
-    pub const ALL: [RunStatus; 6] = [
-        RunStatus::Running,
-        RunStatus::Pass,
-        RunStatus::Fail,
-        RunStatus::Error,
-        RunStatus::Skipped,
-        RunStatus::Stale,
-    ];
-
-    /// The wire name.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            RunStatus::Running => "running",
-            RunStatus::Pass => "pass",
-            RunStatus::Fail => "fail",
-            RunStatus::Error => "error",
-            RunStatus::Skipped => "skipped",
-            RunStatus::Stale => "stale",
-        }
-    }
-
-    /// Parses a wire name.
-    pub fn parse(name: &str) -> Option<RunStatus> {
-        RunStatus::ALL.into_iter().find(|s| s.as_str() == name)
-    }
-}
-
-impl std::fmt::Display for RunStatus {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-/// One analysis run.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Run {
-    /// A UUIDv7: ids sort in creation order.
-    pub id: String,
-    /// `lint`, `test`, `audit`, `bench`, `build`, `review`.
-    pub kind: String,
-    pub component_id: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub rig_id: Option<String>,
-    pub status: RunStatus,
-    /// RFC 3339 UTC with milliseconds.
-    pub started_at: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub finished_at: Option<String>,
-    /// The tool's argv as one line, for people (the argv itself is `metadata.argv`).
-    pub command: String,
-    pub cwd: String,
-    pub homeboy_version: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub git_sha: Option<String>,
-    /// `owner` {pid, start_time, process}, `job_id`, `tool`, `argv`, `exit_code`, `duration_ms`, `metrics`,
-    /// `findings`, ...
-    #[serde(default)]
-    pub metadata: Map<String, Value>,
-    /// Set by readers for a running run whose owner cannot be verified (see [`crate::owner`]).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub status_note: Option<String>,
-}
-
-impl Run {
-    /// The benchmark metrics recorded with the run (`metadata.metrics`), name → value.
-    pub fn metrics(&self) -> Vec<(String, f64)> {
-        match self.metadata.get("metrics") {
-            Some(Value::Object(map)) => map
-                .iter()
-                .filter_map(|(name, value)| value.as_f64().map(|v| (name.clone(), v)))
-                .collect(),
-            _ => Vec::new(),
-        }
-    }
-}
+pub use homeboy_api::runs::{Artifact, Finding, Retrieval, RetrievalMode, Run, RunStatus};
 
 /// An artifact as stored: where its bytes are and what they are.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -115,50 +27,6 @@ pub struct StoredArtifact {
     pub mime: String,
     pub created_at: String,
     /// Why the bytes were not kept, for metadata-only records.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub note: Option<String>,
-}
-
-/// How a client gets an artifact's bytes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum RetrievalMode {
-    /// `content_url` streams the bytes and `fetch_command` fetches them.
-    DirectDownload,
-    /// Evidence metadata only; no byte endpoint is expected to work.
-    MetadataOnly,
-    /// The bytes are inline in this answer, base64-encoded in `content_field`.
-    InlineBase64,
-}
-
-/// The `retrieval` member of an artifact.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Retrieval {
-    pub mode: RetrievalMode,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub content_field: Option<String>,
-}
-
-/// An artifact as the contract shows it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Artifact {
-    pub id: String,
-    pub run_id: String,
-    pub kind: String,
-    #[serde(rename = "type")]
-    pub artifact_type: String,
-    /// Relative to the artifact root when the bytes are held, else the source path in the checkout.
-    pub path: String,
-    pub size_bytes: u64,
-    pub sha256: String,
-    pub mime: String,
-    pub created_at: String,
-    pub content_available: bool,
-    pub content_url: Option<String>,
-    pub fetch_command: Option<String>,
-    pub retrieval: Retrieval,
-    // Additive fields.
-    pub name: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub note: Option<String>,
 }
@@ -226,26 +94,6 @@ fn shell_word(word: &str) -> String {
     } else {
         format!("'{}'", word.replace('\'', r"'\''"))
     }
-}
-
-/// One finding of a run.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Finding {
-    /// `<run_id>:<sequence>`.
-    pub id: String,
-    pub run_id: String,
-    /// The tool that reported it (SARIF driver name, `junit`, checkstyle's `source` family).
-    pub tool: String,
-    pub rule: String,
-    pub file: Option<String>,
-    pub line: Option<u32>,
-    /// `error`, `warning`, `note`, `info`.
-    pub severity: String,
-    /// Stable across runs for the same finding (see [`crate::findings::fingerprint`]).
-    pub fingerprint: String,
-    pub message: String,
-    pub fixable: bool,
-    pub created_at: String,
 }
 
 /// A finding before it is stored (the store assigns `id`, `run_id` and `created_at`).

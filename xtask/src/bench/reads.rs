@@ -10,11 +10,11 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use homeboy_api::{Api, ApiRequest, DaemonIdentity};
 use homeboy_config::Paths;
 use homeboy_observations::{
     Completion, NewFinding, ObservationStore, Run, RunStatus, StoredArtifact, format_ms, new_id,
 };
+use homeboy_service::{Api, ApiRequest, DaemonIdentity};
 use serde_json::json;
 
 use super::daemon::{start_daemon, stop_daemon};

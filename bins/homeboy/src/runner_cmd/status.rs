@@ -3,8 +3,9 @@
 //! reference on this machine and reports only whether it resolves.
 
 use clap::Args;
+use homeboy_api::servers::RunnerStatus;
 use homeboy_config::Paths;
-use homeboy_config::servers::{self, RunnerStatus};
+use homeboy_config::servers;
 
 use crate::output::{Exit, Format, print_json};
 use crate::server_cmd::load;

@@ -5,7 +5,7 @@ use std::fmt;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
-use crate::{ApiError, envelope};
+use homeboy_api::ApiError;
 
 /// An HTTP method, as far as the contract cares.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -229,7 +229,7 @@ impl ApiResponse {
     pub fn ok(data: Value) -> Self {
         ApiResponse {
             status: 200,
-            body: envelope::success_body(data),
+            body: homeboy_api::success_body(data),
             internal_detail: None,
         }
     }
@@ -238,7 +238,7 @@ impl ApiResponse {
     pub fn error(error: &ApiError) -> Self {
         ApiResponse {
             status: error.status(),
-            body: envelope::error_body(error),
+            body: homeboy_api::error_body(error),
             internal_detail: error.internal_detail.clone(),
         }
     }
@@ -258,7 +258,7 @@ impl ApiResponse {
     /// The envelope's `data` when successful, the error otherwise (for in-process callers).
     pub fn into_result(self) -> Result<Value, ApiError> {
         let bytes = serde_json::to_vec(&self.body).unwrap_or_default();
-        envelope::decode_envelope(self.status, &bytes)
+        homeboy_api::decode_envelope(self.status, &bytes)
     }
 }
 

@@ -1,11 +1,12 @@
 //! The job routes for people and dashboards: `GET /jobs`, `GET /jobs/:id`, `GET /jobs/:id/events`,
 //! `POST /jobs/:id/cancel`; and the one mapping from job store errors to contract errors.
 
+use homeboy_api::jobs::{JobAnswer, JobDetail, JobEvents, JobList};
 use homeboy_jobs::{JobError, JobFilter, JobStatus};
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use super::paging::page_limit;
-use crate::router::{Call, Cost, Router};
+use crate::router::{Call, Cost, Router, data};
 use crate::{Api, ApiError, ErrorKind, Method};
 
 pub(crate) fn register(router: &mut Router<Api>) {
@@ -36,7 +37,10 @@ fn list(api: &Api, call: &Call<'_>) -> Result<Value, ApiError> {
         cursor: req.query_u64("cursor")?,
     };
     let page = api.job_store()?.list(&filter).map_err(job_error)?;
-    Ok(json!({"jobs": page.jobs, "next_cursor": page.next_cursor}))
+    data(JobList {
+        jobs: page.jobs,
+        next_cursor: page.next_cursor,
+    })
 }
 
 fn show(api: &Api, call: &Call<'_>) -> Result<Value, ApiError> {
@@ -47,7 +51,10 @@ fn show(api: &Api, call: &Call<'_>) -> Result<Value, ApiError> {
         .map_err(job_error)?
         .ok_or_else(|| job_error(JobError::NotFound(id.to_string())))?;
     let request = store.request(id).map_err(job_error)?;
-    Ok(json!({"job": job, "request": request}))
+    data(JobDetail {
+        job,
+        request: request.unwrap_or(Value::Null),
+    })
 }
 
 fn events(api: &Api, call: &Call<'_>) -> Result<Value, ApiError> {
@@ -62,14 +69,14 @@ fn events(api: &Api, call: &Call<'_>) -> Result<Value, ApiError> {
         .map_err(job_error)?
         .ok_or_else(|| job_error(JobError::NotFound(id.to_string())))?;
     let next_after = events.last().map_or(after, |e| e.sequence);
-    Ok(json!({
-        "job_id": id,
-        "status": job.status,
-        "events": events,
-        "next_after": next_after,
-        "last_sequence": job.last_sequence,
-        "events_dropped": job.events_dropped,
-    }))
+    data(JobEvents {
+        job_id: id.to_string(),
+        status: job.status,
+        events,
+        next_after,
+        last_sequence: job.last_sequence,
+        events_dropped: job.events_dropped,
+    })
 }
 
 fn cancel(api: &Api, call: &Call<'_>) -> Result<Value, ApiError> {
@@ -77,11 +84,11 @@ fn cancel(api: &Api, call: &Call<'_>) -> Result<Value, ApiError> {
         .job_store()?
         .cancel(call.param("id"))
         .map_err(job_error)?;
-    Ok(json!({"job": job}))
+    data(JobAnswer { job })
 }
 
 /// The contract's view of a job store error.
-pub(crate) fn job_error(error: JobError) -> ApiError {
+pub fn job_error(error: JobError) -> ApiError {
     match error {
         JobError::NotFound(id) => {
             ApiError::new(ErrorKind::NotFound, "not_found.job", format!("no job {id}"))

@@ -6,22 +6,20 @@
 //! environment values with sensitive-looking names are refused in favour of `secret_env_names`, which the
 //! runner resolves from its own configuration at execution time.
 
-use std::collections::BTreeMap;
-
+use homeboy_api::jobs::{
+    ClaimAnswer, ClaimBody, ClaimRef, ClaimedJob, DEFAULT_LEASE_MS, EventAnswer, EventItem,
+    EventsAnswer, EventsBody, FinishBody, HeartbeatAnswer, HeartbeatBody, JobAnswer,
+    MAX_CLAIM_WAIT_MS, Poll, RunnerJobRequest, RunnerSession, SessionAnswer, SessionRequest,
+    SubmitAnswer, SubmitRequest,
+};
 use homeboy_config::broker_auth::Scope;
 use homeboy_config::secrets::is_sensitive_name;
-use homeboy_jobs::{Actor, ClaimRequest, EventKind, Executor, JobResult, NewEvent, NewJob};
-use serde::Deserialize;
-use serde_json::{Map, Value, json};
+use homeboy_jobs::{Actor, ClaimRequest, EventKind, Executor, NewEvent, NewJob};
+use serde_json::Value;
 
 use super::job_error;
-use crate::router::{Call, Cost, Router};
+use crate::router::{Call, Cost, Router, data};
 use crate::{Api, ApiError, ErrorKind, Method, RunnerAuth};
-
-/// Default and largest lease a runner may ask for.
-pub(crate) const DEFAULT_LEASE_MS: u64 = 30_000;
-/// Longest `wait_ms` of a claim long poll (the transport does the waiting).
-pub const MAX_CLAIM_WAIT_MS: u64 = 30_000;
 
 pub(crate) fn register(router: &mut Router<Api>) {
     router.add(Method::Post, "/runner/sessions", Cost::Blocking, sessions);
@@ -81,22 +79,13 @@ fn required(field: &str, value: &str) -> Result<(), ApiError> {
     Ok(())
 }
 
-#[derive(Deserialize)]
-struct SessionBody {
-    runner_id: String,
-    controller_id: Option<String>,
-    homeboy_version: Option<String>,
-    build_id: Option<String>,
-    worker_pid: Option<u64>,
-}
-
 /// Runner sessions kept in memory; the oldest is forgotten first (they are informational only).
 pub(crate) const MAX_SESSIONS: usize = 256;
 /// Longest identifying text a session may carry.
 const MAX_SESSION_FIELD: usize = 256;
 
 fn sessions(api: &Api, call: &Call<'_>) -> Result<Value, ApiError> {
-    let body: SessionBody = call.req.json_body()?;
+    let body: SessionRequest = call.req.json_body()?;
     required("runner_id", &body.runner_id)?;
     authorize(api, call, Scope::Work, &body.runner_id)?;
     for (field, value) in [
@@ -112,54 +101,29 @@ fn sessions(api: &Api, call: &Call<'_>) -> Result<Value, ApiError> {
             ));
         }
     }
-    let id = format!("sess_{}", uuid_like());
-    let session = json!({
-        "id": id,
-        "runner_id": body.runner_id,
-        "controller_id": body.controller_id,
-        "homeboy_version": body.homeboy_version,
-        "build_id": body.build_id,
-        "worker_pid": body.worker_pid,
-        "created_at_ms": now_ms(),
-    });
+    let session = RunnerSession {
+        id: format!("sess_{}", uuid_like()),
+        runner_id: body.runner_id,
+        controller_id: body.controller_id,
+        homeboy_version: body.homeboy_version,
+        build_id: body.build_id,
+        worker_pid: body.worker_pid,
+        created_at_ms: now_ms(),
+    };
     if let Ok(mut all) = api.sessions.lock() {
         while all.len() >= MAX_SESSIONS {
             let oldest = all
                 .iter()
-                .min_by_key(|(_, s)| s["created_at_ms"].as_u64().unwrap_or(0))
+                .min_by_key(|(_, s)| s.created_at_ms)
                 .map(|(id, _)| id.clone());
             match oldest {
                 Some(oldest) => all.remove(&oldest),
                 None => break,
             };
         }
-        all.insert(id, session.clone());
+        all.insert(session.id.clone(), session.clone());
     }
-    Ok(json!({"session": session}))
-}
-
-#[derive(Deserialize)]
-struct SubmitBody {
-    runner_id: String,
-    project_id: Option<String>,
-    #[serde(default = "default_operation")]
-    operation: String,
-    command: Vec<String>,
-    cwd: Option<String>,
-    #[serde(default)]
-    env: BTreeMap<String, String>,
-    #[serde(default)]
-    secret_env_names: Vec<String>,
-    #[serde(default)]
-    metadata: Option<Map<String, Value>>,
-    max_attempts: Option<u32>,
-    /// Fields of newer clients are tolerated; known secret-carrying ones are refused below.
-    #[serde(flatten)]
-    other: Map<String, Value>,
-}
-
-fn default_operation() -> String {
-    "runner.exec".into()
+    data(SessionAnswer { session })
 }
 
 fn inline_secret(field: String) -> ApiError {
@@ -180,7 +144,7 @@ fn is_env_name(name: &str) -> bool {
 }
 
 fn submit(api: &Api, call: &Call<'_>) -> Result<Value, ApiError> {
-    let body: SubmitBody = call.req.json_body()?;
+    let body: SubmitRequest = call.req.json_body()?;
     required("runner_id", &body.runner_id)?;
     authorize(api, call, Scope::Submit, &body.runner_id)?;
     for key in body.other.keys() {
@@ -227,16 +191,16 @@ fn submit(api: &Api, call: &Call<'_>) -> Result<Value, ApiError> {
             ));
         }
     };
-    let request = json!({
-        "runner_id": body.runner_id,
-        "project_id": body.project_id,
-        "operation": body.operation,
-        "command": body.command,
-        "cwd": body.cwd,
-        "env": body.env,
-        "secret_env_names": body.secret_env_names,
-        "metadata": body.metadata,
-    });
+    let request = data(RunnerJobRequest {
+        runner_id: body.runner_id.clone(),
+        project_id: body.project_id.clone(),
+        operation: body.operation.clone(),
+        command: body.command,
+        cwd: body.cwd,
+        env: body.env,
+        secret_env_names: body.secret_env_names,
+        metadata: body.metadata,
+    })?;
     let enqueued = api
         .job_store()?
         .enqueue(NewJob {
@@ -249,23 +213,12 @@ fn submit(api: &Api, call: &Call<'_>) -> Result<Value, ApiError> {
             max_attempts: body.max_attempts,
         })
         .map_err(job_error)?;
-    let id = &enqueued.job.id;
-    Ok(json!({
-        "job": enqueued.job,
-        "poll": {"job": format!("/jobs/{id}"), "events": format!("/jobs/{id}/events")},
-        "request": enqueued.request,
-        "created": enqueued.created,
-    }))
-}
-
-/// The body of `POST /runner/jobs/claim`. `wait_ms` is honoured by the transport (a long poll); the handler
-/// validates it and answers at once.
-#[derive(Deserialize)]
-pub struct ClaimBody {
-    pub runner_id: String,
-    pub project_id: Option<String>,
-    pub lease_ms: Option<u64>,
-    pub wait_ms: Option<u64>,
+    data(SubmitAnswer {
+        poll: Poll::for_job(&enqueued.job.id),
+        job: enqueued.job,
+        request: enqueued.request,
+        created: enqueued.created,
+    })
 }
 
 fn claim(api: &Api, call: &Call<'_>) -> Result<Value, ApiError> {
@@ -290,29 +243,20 @@ fn claim(api: &Api, call: &Call<'_>) -> Result<Value, ApiError> {
             lease_ms,
         })
         .map_err(job_error)?;
-    Ok(json!({"claim": claimed.map(|c| json!({"job": c.job, "request": c.request}))}))
+    data(ClaimAnswer {
+        claim: claimed.map(|c| ClaimedJob {
+            job: c.job,
+            request: c.request,
+        }),
+    })
 }
 
-#[derive(Deserialize)]
-struct ClaimRef {
-    runner_id: String,
-    claim_id: String,
-}
-
-impl ClaimRef {
-    fn actor(&self) -> Actor {
-        Actor::Runner {
-            runner_id: self.runner_id.clone(),
-            claim_id: self.claim_id.clone(),
-        }
+/// The store's view of who acts on a claimed job.
+fn actor(claim: &ClaimRef) -> Actor {
+    Actor::Runner {
+        runner_id: claim.runner_id.clone(),
+        claim_id: claim.claim_id.clone(),
     }
-}
-
-#[derive(Deserialize)]
-struct HeartbeatBody {
-    #[serde(flatten)]
-    claim: ClaimRef,
-    lease_ms: Option<u64>,
 }
 
 fn heartbeat(api: &Api, call: &Call<'_>) -> Result<Value, ApiError> {
@@ -321,27 +265,10 @@ fn heartbeat(api: &Api, call: &Call<'_>) -> Result<Value, ApiError> {
     let lease_ms = body.lease_ms.unwrap_or(DEFAULT_LEASE_MS).max(1);
     let job = api
         .job_store()?
-        .heartbeat(call.param("id"), &body.claim.actor(), lease_ms)
+        .heartbeat(call.param("id"), &actor(&body.claim), lease_ms)
         .map_err(job_error)?;
     let cancelled = job.status == homeboy_jobs::JobStatus::Cancelled;
-    Ok(json!({"job": job, "cancelled": cancelled}))
-}
-
-#[derive(Deserialize)]
-struct EventItem {
-    kind: String,
-    message: Option<String>,
-    data: Option<Value>,
-}
-
-#[derive(Deserialize)]
-struct EventsBody {
-    #[serde(flatten)]
-    claim: ClaimRef,
-    #[serde(flatten)]
-    single: Option<EventItem>,
-    /// Additive batch form: many events in one request.
-    events: Option<Vec<EventItem>>,
+    data(HeartbeatAnswer { job, cancelled })
 }
 
 fn parse_event(item: EventItem, field: &str) -> Result<NewEvent, ApiError> {
@@ -402,20 +329,15 @@ fn events(api: &Api, call: &Call<'_>) -> Result<Value, ApiError> {
         .collect::<Result<Vec<_>, _>>()?;
     let appended = api
         .job_store()?
-        .append_events(call.param("id"), &body.claim.actor(), parsed)
+        .append_events(call.param("id"), &actor(&body.claim), parsed)
         .map_err(job_error)?;
     if batch {
-        Ok(json!({"events": appended}))
+        data(EventsAnswer { events: appended })
     } else {
-        Ok(json!({"event": appended.into_iter().next()}))
+        data(EventAnswer {
+            event: appended.into_iter().next(),
+        })
     }
-}
-
-#[derive(Deserialize)]
-struct FinishBody {
-    #[serde(flatten)]
-    claim: ClaimRef,
-    result: JobResult,
 }
 
 fn finish(api: &Api, call: &Call<'_>) -> Result<Value, ApiError> {
@@ -423,9 +345,9 @@ fn finish(api: &Api, call: &Call<'_>) -> Result<Value, ApiError> {
     authorize(api, call, Scope::Work, &body.claim.runner_id)?;
     let job = api
         .job_store()?
-        .finish(call.param("id"), &body.claim.actor(), body.result)
+        .finish(call.param("id"), &actor(&body.claim), body.result)
         .map_err(job_error)?;
-    Ok(json!({"job": job}))
+    data(JobAnswer { job })
 }
 
 fn now_ms() -> u64 {

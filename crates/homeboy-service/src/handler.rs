@@ -10,21 +10,9 @@ use homeboy_config::Paths;
 use homeboy_config::broker_auth::BrokerAuthFile;
 use homeboy_jobs::JobStore;
 use homeboy_observations::ObservationStore;
-use serde::Serialize;
-use serde_json::Value;
 
 use crate::router::{Cost, Data, Router};
-use crate::{ApiError, ApiRequest, ApiResponse, JsonBytes, Method, routes};
-
-/// Who is answering: reported by `/health` and `/version`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct DaemonIdentity {
-    pub pid: u32,
-    pub version: String,
-    pub build_id: String,
-    /// RFC 3339 UTC timestamp of when the daemon started.
-    pub started_at: String,
-}
+use crate::{ApiError, ApiRequest, ApiResponse, DaemonIdentity, JsonBytes, Method, routes};
 
 /// A serialised answer: status, envelope bytes, and for failures the detail for the server's log.
 #[derive(Debug, Clone)]
@@ -56,7 +44,7 @@ pub struct Api {
     pub(crate) runner_auth: RunnerAuth,
     pub(crate) broker_credentials: BrokerAuthFile,
     /// Runner sessions registered since the daemon started (informational, not durable).
-    pub(crate) sessions: Mutex<HashMap<String, Value>>,
+    pub(crate) sessions: Mutex<HashMap<String, homeboy_api::jobs::RunnerSession>>,
 }
 
 impl Api {
@@ -205,7 +193,7 @@ fn serialise(result: Result<Data, ApiError>) -> JsonAnswer {
     match result {
         Ok(Data::Raw(data)) => JsonAnswer {
             status: 200,
-            json: JsonBytes::Owned(crate::envelope::success_bytes(&data)),
+            json: JsonBytes::Owned(homeboy_api::success_bytes(&data)),
             internal_detail: None,
         },
         Ok(Data::Value(data)) => JsonAnswer {
@@ -257,7 +245,7 @@ mod tests {
         );
         let (status, bytes) = api.handle_inline_json(&ApiRequest::get("/health")).unwrap();
         assert_eq!(status, 200);
-        let cached: Value = serde_json::from_slice(bytes.as_ref()).unwrap();
+        let cached: serde_json::Value = serde_json::from_slice(bytes.as_ref()).unwrap();
         assert_eq!(cached, api.handle(&ApiRequest::get("/health")).body);
         let r = api.handle(&ApiRequest::get("/config/paths"));
         assert_eq!(r.body["data"]["daemon_state"], "/c/daemon/state.json");

@@ -7,15 +7,17 @@
 //! declared types, and the declarations allow it (the component exists and declares the tool). Then a
 //! daemon-executed job is enqueued (`operation` = the tool id) and the answer is `{job, poll, request}`.
 
+use homeboy_api::jobs::Poll;
+use homeboy_api::tools::AnalysisJobAnswer;
 use homeboy_components::analysis;
 use homeboy_components::tools::{self, Refusal};
 use homeboy_config::components::ToolKind;
 use homeboy_jobs::{Executor, NewJob};
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use super::domain_errors::component_error;
 use super::job_error;
-use crate::router::{Call, Cost, Router};
+use crate::router::{Call, Cost, Router, data};
 use crate::{Api, ApiError, ErrorKind, Method};
 
 pub(crate) fn register(router: &mut Router<Api>) {
@@ -29,7 +31,7 @@ pub(crate) fn register(router: &mut Router<Api>) {
 }
 
 fn list(_: &Api, _: &Call<'_>) -> Result<Value, ApiError> {
-    Ok(serde_json::to_value(tools::catalogue()).unwrap_or_default())
+    data(tools::catalogue())
 }
 
 fn not_allowed(id: &str) -> ApiError {
@@ -53,7 +55,7 @@ fn show(_: &Api, call: &Call<'_>) -> Result<Value, ApiError> {
         .with_detail("tool_id", id)
         .with_hint("GET /tools lists the allowed tools")
     })?;
-    Ok(serde_json::to_value(tool).unwrap_or_default())
+    data(tool)
 }
 
 fn run_tool(api: &Api, call: &Call<'_>) -> Result<Value, ApiError> {
@@ -117,10 +119,9 @@ fn enqueue(api: &Api, call: &Call<'_>, tool: ToolKind) -> Result<Value, ApiError
             max_attempts: Some(1),
         })
         .map_err(job_error)?;
-    let id = &enqueued.job.id;
-    Ok(json!({
-        "job": enqueued.job,
-        "poll": {"job": format!("/jobs/{id}"), "events": format!("/jobs/{id}/events")},
-        "request": enqueued.request,
-    }))
+    data(AnalysisJobAnswer {
+        poll: Poll::for_job(&enqueued.job.id),
+        job: enqueued.job,
+        request: enqueued.request,
+    })
 }

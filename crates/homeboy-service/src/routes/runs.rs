@@ -13,6 +13,10 @@ use std::io::Read;
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
+use homeboy_api::runs::{
+    ArtifactAnswer, ArtifactList, ArtifactSync, InlineContent, Retrieval, RetrievalMode, RunAnswer,
+    SyncSummary,
+};
 use homeboy_config::components::ToolKind;
 use homeboy_observations::artifact_path::{OpenedArtifact, open_artifact};
 use homeboy_observations::artifacts::sha256_of;
@@ -20,11 +24,11 @@ use homeboy_observations::owner::annotate;
 use homeboy_observations::{
     FindingFilter, ObservationError, Run, RunFilter, RunStatus, StoredArtifact,
 };
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use super::domain_errors::{artifact_error, observation_error};
 use super::paging::page_limit;
-use crate::router::{Call, Cost, Router};
+use crate::router::{Call, Cost, Router, data};
 use crate::{Api, ApiError, ErrorKind, Method};
 
 /// Largest artifact the transport-free handler inlines as base64.
@@ -199,7 +203,9 @@ fn require_run(api: &Api, id: &str) -> Result<Run, ApiError> {
 }
 
 fn show(api: &Api, call: &Call<'_>) -> Result<Value, ApiError> {
-    Ok(json!({"run": require_run(api, call.param("id"))?}))
+    data(RunAnswer {
+        run: require_run(api, call.param("id"))?,
+    })
 }
 
 fn artifacts(api: &Api, call: &Call<'_>) -> Result<Value, ApiError> {
@@ -209,8 +215,10 @@ fn artifacts(api: &Api, call: &Call<'_>) -> Result<Value, ApiError> {
         .observation_store()?
         .artifacts(run_id)
         .map_err(observation_error)?;
-    let views: Vec<_> = records.iter().map(StoredArtifact::view).collect();
-    Ok(json!({"run_id": run_id, "artifacts": views}))
+    data(ArtifactList {
+        run_id: run_id.to_string(),
+        artifacts: records.iter().map(StoredArtifact::view).collect(),
+    })
 }
 
 /// Checks every recorded artifact against the artifact root as of now (the file opens within the root and
@@ -255,17 +263,17 @@ fn sync(api: &Api, call: &Call<'_>) -> Result<Value, ApiError> {
         }
         views.push(view);
     }
-    Ok(json!({
-        "run_id": run_id,
-        "artifacts": views,
-        "summary": {
-            "total": records.len(),
-            "available": available,
-            "unavailable": unavailable,
-            "metadata_only": metadata_only,
-            "verified": if verify_digest { "sha256" } else { "size" },
+    data(ArtifactSync {
+        run_id: run_id.to_string(),
+        artifacts: views,
+        summary: SyncSummary {
+            total: records.len(),
+            available,
+            unavailable,
+            metadata_only,
+            verified: if verify_digest { "sha256" } else { "size" }.to_string(),
         },
-    }))
+    })
 }
 
 fn check_bytes(api: &Api, record: &StoredArtifact, verify_digest: bool) -> Result<(), String> {
@@ -287,7 +295,9 @@ fn check_bytes(api: &Api, record: &StoredArtifact, verify_digest: bool) -> Resul
 
 fn artifact(api: &Api, call: &Call<'_>) -> Result<Value, ApiError> {
     let record = api.artifact_record(call.param("id"), call.param("artifact_id"))?;
-    Ok(json!({"artifact": record.view()}))
+    data(ArtifactAnswer {
+        artifact: record.view(),
+    })
 }
 
 fn content(api: &Api, call: &Call<'_>) -> Result<Value, ApiError> {
@@ -311,14 +321,18 @@ fn content(api: &Api, call: &Call<'_>) -> Result<Value, ApiError> {
         .map_err(|e| {
             ApiError::internal("reading the artifact failed").with_internal_detail(e.to_string())
         })?;
-    let mut view = serde_json::to_value(record.view()).unwrap_or_default();
-    view["retrieval"] = json!({"mode": "inline_base64", "content_field": "content_base64"});
-    Ok(json!({
-        "artifact": view,
-        "retrieval": {"mode": "inline_base64", "content_field": "content_base64"},
-        "size_bytes": bytes.len(),
-        "content_base64": STANDARD.encode(&bytes),
-    }))
+    let retrieval = Retrieval {
+        mode: RetrievalMode::InlineBase64,
+        content_field: Some("content_base64".into()),
+    };
+    let mut artifact = record.view();
+    artifact.retrieval = retrieval.clone();
+    data(InlineContent {
+        artifact,
+        retrieval,
+        size_bytes: bytes.len(),
+        content_base64: STANDARD.encode(&bytes),
+    })
 }
 
 /// `{"run_id": ..., "findings": [...], "next_cursor": ...}`, serialised by the store.

@@ -20,6 +20,13 @@ pub enum Cost {
     Blocking,
 }
 
+/// A wire answer (a `homeboy_api` type) as a handler's data.
+pub fn data(answer: impl serde::Serialize) -> Result<Value, ApiError> {
+    serde_json::to_value(answer).map_err(|e| {
+        ApiError::internal("serialising the answer failed").with_internal_detail(e.to_string())
+    })
+}
+
 /// A route handler: the shared context, the matched call, and JSON data or an error back.
 pub type HandlerFn<C> = fn(&C, &Call<'_>) -> Result<Value, ApiError>;
 

@@ -9,15 +9,10 @@ mod runner;
 mod runs;
 mod tools;
 
-/// The claim route's body and wait bound, for transports that implement its long poll.
-pub mod runner_claim {
-    pub use super::runner::{ClaimBody, MAX_CLAIM_WAIT_MS};
-}
-
 use crate::Api;
 use crate::router::Router;
 
-pub(crate) use jobs::job_error;
+pub use jobs::job_error;
 pub use runs::{MAX_INLINE_BYTES, artifact_content_route};
 
 /// Adds every route of the contract.
