@@ -1,0 +1,24 @@
+//! The HTTP edge every homeboy server shares — the daemon and broker, the preview ingress and the artifact
+//! origin — so that what a connection goes through before a route sees it is written once:
+//!
+//! - [`serve`]: the accept loop (HTTP/1.1, keep-alive, upgrades, header-read timeout, bounded drain), and
+//!   [`workers`]: one single-threaded runtime per core on `SO_REUSEPORT` sockets.
+//! - [`body`]: request body caps (`payload.too_large`).
+//! - [`host`]: `Host`/`Origin` parsing and the loopback policy.
+//! - [`response`]: the envelope as an HTTP response, with the one fallback status.
+//! - [`client`] (feature `client`): the reqwest builder and error text without URLs.
+//!
+//! Which routes a server has, and which hosts may reach them, is the server's; how bytes become a request
+//! and an envelope becomes a response is this crate's.
+
+pub mod body;
+#[cfg(feature = "client")]
+pub mod client;
+pub mod host;
+pub mod response;
+pub mod serve;
+pub mod workers;
+
+pub use body::{DEFAULT_MAX_BODY_BYTES, read_capped};
+pub use response::{error_response, json_response, success_response};
+pub use serve::{ConnOptions, serve};
