@@ -117,7 +117,7 @@ impl LoopbackPolicy {
 
     /// Whether `host` is one of the operator-allowed names.
     pub fn is_allowed_name(&self, host: &RequestHost) -> bool {
-        self.allowed_names.iter().any(|name| *name == host.host)
+        self.allowed_names.contains(&host.host)
     }
 
     /// Whether a `Host` header value is acceptable.
