@@ -1,19 +1,19 @@
 //! `homeboy lint|test|audit|bench|build|review <component>`: run the component's declared tool in its
 //! checkout and record the run, its artifacts and findings in the observation store.
 //!
-//! By default the tool runs in this process (`homeboy_daemon::local::run_here`), with its output on stderr;
+//! By default the tool runs in this process (`homeboy_client::local::run_here`), with its output on stderr;
 //! with `--via-daemon` it runs as a job of the local daemon and the job's `result` event is printed. Both
 //! produce the result through the same library function, so `--format json` prints the same JSON either way.
 //! Exit code: 0 when the run passed, 1 when it failed or errored, 2 for a refused request.
 
 use clap::Args;
+use homeboy_client::client::DaemonClient;
+use homeboy_client::local::{self, run_via_daemon};
+use homeboy_client::runs_view;
 use homeboy_components::command::{Control, Stream, Watcher};
 use homeboy_components::tools::{self, Refusal};
 use homeboy_config::Paths;
 use homeboy_config::components::ToolKind;
-use homeboy_daemon::client::DaemonClient;
-use homeboy_daemon::local::{self, run_via_daemon};
-use homeboy_daemon::runs_view;
 use serde_json::Value;
 
 use crate::daemon_cmd::runtime;
@@ -78,7 +78,7 @@ pub fn run(tool: ToolKind, args: AnalysisArgs) -> anyhow::Result<()> {
             }
         }));
         let done = done.map_err(|e| match e {
-            homeboy_daemon::DaemonError::Api(api) if api.status() < 500 => usage_error(api.message),
+            homeboy_client::ClientError::Api(api) if api.status() < 500 => usage_error(api.message),
             other => other.into(),
         })?;
         done.result.ok_or_else(|| Exit {

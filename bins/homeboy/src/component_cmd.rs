@@ -5,10 +5,10 @@
 use std::path::PathBuf;
 
 use clap::Subcommand;
+use homeboy_client::components_view;
 use homeboy_components::views;
 use homeboy_config::Paths;
 use homeboy_config::components::{self, Component};
-use homeboy_daemon::components_view;
 use serde_json::{Value, json};
 
 use crate::declaration_cmd::{self, component_error, print_written, with_patch};

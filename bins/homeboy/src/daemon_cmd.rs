@@ -6,12 +6,14 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Args, Subcommand};
+use homeboy_build as build_info;
+use homeboy_client::lifecycle::{self, RunState, StartOptions, StartOutcome, StopOutcome};
 use homeboy_config::Paths;
-use homeboy_daemon::broker_config::{self, BrokerConfigOptions};
-use homeboy_daemon::lifecycle::{self, RunState, StartOptions, StartOutcome, StopOutcome};
+use homeboy_daemon::DaemonError;
 use homeboy_daemon::serve_args::ServeFlags;
 use homeboy_daemon::server;
-use homeboy_daemon::{DaemonError, build_info};
+use homeboy_deploy::DeployError;
+use homeboy_deploy::broker_config::{self, BrokerConfigOptions};
 
 use crate::output::{Format, print_json, usage_error};
 
@@ -224,8 +226,9 @@ fn broker_config(args: BrokerConfigArgs) -> anyhow::Result<()> {
     options.tls_certificate = args.tls_cert;
     options.tls_certificate_key = args.tls_key;
     let config = broker_config::render(&options).map_err(|error| match error {
-        DaemonError::Api(api) if api.status() < 500 => usage_error(api.message),
-        other => refusal(other),
+        DeployError::Refused(api) => usage_error(api.message),
+        refused @ DeployError::NonLoopbackAddress { .. } => usage_error(refused.to_string()),
+        other => other.into(),
     })?;
     match args.format {
         Format::Json => print_json(&config),

@@ -5,9 +5,9 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Args, Subcommand};
+use homeboy_client::client::DaemonClient;
+use homeboy_client::jobs_view;
 use homeboy_config::Paths;
-use homeboy_daemon::client::DaemonClient;
-use homeboy_daemon::jobs_view;
 use serde_json::Value;
 
 use crate::daemon_cmd::runtime;

@@ -2,10 +2,10 @@
 //! through `homeboy_components::views` (the JSON the daemon's `/rigs` routes return).
 
 use clap::Subcommand;
+use homeboy_client::components_view;
 use homeboy_components::views;
 use homeboy_config::Paths;
 use homeboy_config::rigs::{self, Rig};
-use homeboy_daemon::components_view;
 use serde_json::json;
 
 use crate::component_cmd::print;

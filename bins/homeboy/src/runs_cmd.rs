@@ -1,5 +1,5 @@
 //! `homeboy runs list|show|artifacts|findings|compare`: the observation store read through the
-//! transport-free handler on this machine (`homeboy_daemon::local::LocalApi`), so `--format json` prints
+//! transport-free handler on this machine (`homeboy_client::local::LocalApi`), so `--format json` prints
 //! exactly what the daemon's `/runs` routes answer; `compare` is the library comparison of two runs.
 
 use std::io::Write;
@@ -8,9 +8,9 @@ use std::path::PathBuf;
 use anyhow::Context;
 use clap::Subcommand;
 use homeboy_api::{ApiError, ErrorKind};
+use homeboy_client::local::LocalApi;
+use homeboy_client::runs_view;
 use homeboy_config::Paths;
-use homeboy_daemon::local::LocalApi;
-use homeboy_daemon::runs_view;
 use homeboy_observations::ObservationError;
 use homeboy_observations::compare::{RunEvidence, compare};
 use homeboy_observations::owner::annotate;

@@ -2,10 +2,10 @@
 //! entries' state against the target, through `homeboy_components::views` (the JSON of `/stacks`).
 
 use clap::Subcommand;
+use homeboy_client::components_view;
 use homeboy_components::views;
 use homeboy_config::Paths;
 use homeboy_config::stacks::{self, Stack};
-use homeboy_daemon::components_view;
 use serde_json::json;
 
 use crate::component_cmd::print;

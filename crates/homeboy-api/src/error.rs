@@ -195,6 +195,17 @@ impl ApiError {
         ApiError::new(ErrorKind::Internal, "internal", message)
     }
 
+    /// The id under which the server logged this error's detail (`details.error_id`), if any.
+    pub fn error_id(&self) -> Option<&str> {
+        self.details.get("error_id").and_then(Value::as_str)
+    }
+
+    /// Names the log entry that holds this error's detail: `details.error_id`. A client reports the id; the
+    /// operator finds the detail in the server's log under it.
+    pub fn with_error_id(self, id: impl Into<String>) -> Self {
+        self.with_detail("error_id", id.into())
+    }
+
     /// Keeps `detail` for the server's log (it is never sent to the client).
     pub fn with_internal_detail(mut self, detail: impl Into<String>) -> Self {
         self.internal_detail = Some(detail.into().into_boxed_str());

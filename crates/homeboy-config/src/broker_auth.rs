@@ -156,7 +156,7 @@ impl BrokerAuthFile {
             token_sha256: secrets::sha256_hex(&token),
             scopes,
             revoked_at: None,
-            created_at: now_rfc3339(),
+            created_at: crate::clock::now_rfc3339(),
         };
         let mut all = self.load()?;
         all.credentials.push(credential.clone());
@@ -176,7 +176,7 @@ impl BrokerAuthFile {
                 id: id.to_string(),
             })?;
         if credential.revoked_at.is_none() {
-            credential.revoked_at = Some(now_rfc3339());
+            credential.revoked_at = Some(crate::clock::now_rfc3339());
         }
         let revoked = credential.clone();
         crate::write_json_atomic(&self.path, &all)?;
@@ -232,14 +232,6 @@ impl BrokerAuthFile {
         *cache = Some((stamp, credentials.clone()));
         Ok(credentials)
     }
-}
-
-fn now_rfc3339() -> String {
-    time::OffsetDateTime::now_utc()
-        .replace_nanosecond(0)
-        .unwrap_or_else(|_| time::OffsetDateTime::now_utc())
-        .format(&time::format_description::well_known::Rfc3339)
-        .unwrap_or_default()
 }
 
 #[cfg(test)]

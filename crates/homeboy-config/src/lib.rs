@@ -5,14 +5,18 @@
 //! per item with field-level validation errors ([`declarations`]), and token digests and redaction
 //! ([`secrets`]), server declarations with their runner capability ([`servers`]) and the execution-time
 //! resolution of `runner.secret_env` references ([`secret_env`]), and the component, rig and stack
-//! declarations ([`components`], [`rigs`], [`stacks`]). It knows nothing about HTTP, jobs or processes.
+//! declarations ([`components`], [`rigs`], [`stacks`]), the daemon's state file ([`daemon_state`]), advisory
+//! file locks ([`lock`]) and how timestamps are written ([`clock`]). It knows nothing about HTTP, jobs or processes.
 
 mod atomic;
 pub mod broker_auth;
+pub mod clock;
 pub mod components;
+pub mod daemon_state;
 pub mod declarations;
 pub mod dynamic_set;
 mod error;
+pub mod lock;
 pub mod net;
 mod paths;
 pub mod rigs;

@@ -17,6 +17,15 @@ pub fn generate_token(prefix: &str) -> Result<String, getrandom::Error> {
     Ok(format!("{prefix}{}", hex::encode(bytes)))
 }
 
+/// A fresh error id (`e` and 12 hex digits) under which a server logs an internal error's detail; the
+/// client sees only the id.
+pub fn error_id() -> String {
+    format!(
+        "e{}",
+        random_hex(6).unwrap_or_else(|_| format!("{:012x}", crate::clock::now_ms()))
+    )
+}
+
 /// A random identifier of `bytes` random bytes as hex (ids, claim ids; not secrets).
 pub fn random_hex(bytes: usize) -> Result<String, getrandom::Error> {
     let mut buf = vec![0u8; bytes];

@@ -7,8 +7,6 @@
 //! refused.
 
 use serde::{Deserialize, Serialize};
-use time::OffsetDateTime;
-use time::format_description::well_known::Rfc3339;
 
 use crate::declarations::{Declaration, FieldError};
 
@@ -277,10 +275,7 @@ fn check_rfc3339(field: &str, value: &str) -> Result<(), FieldError> {
         .ok_or_else(|| FieldError::new(field, format!("{value:?} is not an RFC 3339 timestamp")))
 }
 
-/// Parses an RFC 3339 timestamp.
-pub fn parse_rfc3339(value: &str) -> Option<OffsetDateTime> {
-    OffsetDateTime::parse(value, &Rfc3339).ok()
-}
+pub use crate::clock::parse_rfc3339;
 
 fn is_env_name(name: &str) -> bool {
     !name.is_empty()

@@ -1,9 +1,9 @@
-//! The daemon crate's error type.
+//! The daemon crate's error type: what can go wrong binding, serving and stopping a daemon.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
-/// What can go wrong serving, starting, stopping or asking a daemon.
+/// What can go wrong serving a daemon.
 #[derive(Debug, thiserror::Error)]
 pub enum DaemonError {
     /// The operator asked for an address that is not loopback.
@@ -34,31 +34,6 @@ pub enum DaemonError {
         #[source]
         source: std::io::Error,
     },
-    /// The background daemon did not become healthy in time.
-    #[error(
-        "the daemon did not become healthy within {waited_ms} ms; last lines of {log}:\n{log_tail}"
-    )]
-    StartTimeout {
-        waited_ms: u128,
-        log: PathBuf,
-        log_tail: String,
-    },
-    /// The background daemon exited during start-up.
-    #[error("the daemon exited during start-up ({status}); last lines of {log}:\n{log_tail}")]
-    StartFailed {
-        status: String,
-        log: PathBuf,
-        log_tail: String,
-    },
-    /// The daemon is not running (for commands that need one).
-    #[error("the homeboy daemon is not running; start it with `homeboy daemon start`")]
-    NotRunning,
-    /// A request to the daemon failed at the transport level.
-    #[error("cannot reach the daemon at {url}: {message}")]
-    Unreachable { url: String, message: String },
-    /// The daemon answered with an error envelope.
-    #[error(transparent)]
-    Api(#[from] homeboy_api::ApiError),
     /// Config files (state, locks) could not be read or written.
     #[error(transparent)]
     Config(#[from] homeboy_config::ConfigError),

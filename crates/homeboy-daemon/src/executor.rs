@@ -112,7 +112,7 @@ async fn run(parts: ExecutorParts) {
             Ok(Ok(None)) => drop(permit),
             Ok(Err(e)) => {
                 drop(permit);
-                eprintln!("homeboy daemon: taking an analysis job failed: {e}");
+                tracing::error!("taking an analysis job failed: {e}");
             }
             Err(_) => drop(permit),
         }
@@ -211,7 +211,7 @@ impl JobContext {
 
 fn log_unless_cancelled(job_id: &str, error: &JobError) {
     if !matches!(error, JobError::NotRunning { .. }) {
-        eprintln!("homeboy daemon: finishing analysis job {job_id} failed: {error}");
+        tracing::error!(%job_id, "finishing an analysis job failed: {error}");
     }
 }
 
@@ -253,10 +253,7 @@ impl EventSink {
             // Not running any more: cancelled (or failed by someone else). Stop the tool.
             self.cancelled = true;
             if !matches!(e, JobError::NotRunning { .. }) {
-                eprintln!(
-                    "homeboy daemon: streaming output of job {} failed: {e}",
-                    self.job_id
-                );
+                tracing::error!(job_id = %self.job_id, "streaming a job's output failed: {e}");
             }
         }
     }

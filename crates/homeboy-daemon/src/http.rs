@@ -1,8 +1,9 @@
-//! The HTTP adapter: axum in front of [`homeboy_api::Api`].
+//! The daemon's application on the shared HTTP edge, in front of [`homeboy_service::Api`].
 //!
-//! It does only what the transport-free handler cannot: refuse requests whose `Host` or `Origin` is not this
-//! loopback daemon (DNS-rebinding and cross-site guard), cap the request body, run disk-bound routes off the
-//! event loop, and write the handler's envelope as the HTTP response. Everything else is the handler's.
+//! It does only what the transport-free handler cannot: state the daemon's Host policy (the edge's
+//! [`LoopbackPolicy`]: refuse requests whose `Host` or `Origin` is not this loopback daemon — the
+//! DNS-rebinding and cross-site guard), cap the request body, run disk-bound routes off the event loop, and
+//! write the handler's envelope as the HTTP response (through the edge). Everything else is the handler's.
 //!
 //! Three routes need the transport itself and are handed to their own modules: the claim long poll and the
 //! job event stream ([`crate::jobs_runtime`]), and the artifact byte route ([`crate::artifact_bytes`]), which
@@ -10,82 +11,16 @@
 
 use std::sync::Arc;
 
-use axum::body::HttpBody;
-use axum::body::{Body, Bytes};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::body::{Body, Bytes, HttpBody};
+use axum::http::{HeaderMap, Uri, header};
 use axum::response::Response;
+use homeboy_http::host::{LoopbackPolicy, request_host};
 use homeboy_service::router::Cost;
 use homeboy_service::{Api, ApiError, ApiRequest, ApiResponse, ErrorKind, JsonBytes, Method};
 
-use crate::jobs_runtime::{JobsRuntime, refuse_stream, run_blocking, run_blocking_json};
-use http_body_util::{BodyExt, LengthLimitError, Limited};
+pub use homeboy_http::DEFAULT_MAX_BODY_BYTES;
 
-/// Default cap on request bodies: 1 MiB.
-pub const DEFAULT_MAX_BODY_BYTES: usize = 1024 * 1024;
-
-/// Which `Host` values the daemon answers: loopback names with its own port, plus operator-allowed names.
-#[derive(Debug, Clone)]
-pub struct HostGuard {
-    port: u16,
-    allowed_names: Vec<String>,
-}
-
-impl HostGuard {
-    /// A guard for a daemon listening on `port` that also accepts the given host names (any port), for a
-    /// broker behind an operator's reverse proxy.
-    pub fn new(port: u16, allowed_names: &[String]) -> Self {
-        HostGuard {
-            port,
-            allowed_names: allowed_names
-                .iter()
-                .map(|n| n.to_ascii_lowercase())
-                .collect(),
-        }
-    }
-
-    /// Whether a `Host` header value (`127.0.0.1:7421`, `[::1]:7421`, `localhost:7421`) is acceptable: a
-    /// loopback name or address with this daemon's port, or an operator-allowed name. A portless loopback
-    /// Host names port 80, another server, and is refused.
-    pub fn allows_host(&self, value: &str) -> bool {
-        let (host, port) = split_host_port(value);
-        self.allows_name(host) || (port == Some(self.port) && is_loopback_host(host))
-    }
-
-    /// Whether an `Origin` header value (`http://127.0.0.1:7421`) is acceptable: this daemon's exact
-    /// loopback origin (with its port), or an operator-allowed name.
-    pub fn allows_origin(&self, value: &str) -> bool {
-        let Some(rest) = value
-            .strip_prefix("http://")
-            .or_else(|| value.strip_prefix("https://"))
-        else {
-            return false; // `null` and opaque origins are never ours.
-        };
-        let (host, port) = split_host_port(rest.trim_end_matches('/'));
-        self.allows_name(host) || (port == Some(self.port) && is_loopback_host(host))
-    }
-
-    fn allows_name(&self, host: &str) -> bool {
-        self.allowed_names
-            .iter()
-            .any(|name| name.eq_ignore_ascii_case(host))
-    }
-}
-
-pub use homeboy_config::net::is_loopback_host;
-
-fn split_host_port(value: &str) -> (&str, Option<u16>) {
-    if let Some(rest) = value.strip_prefix('[') {
-        // [v6]:port or [v6]
-        return match rest.split_once(']') {
-            Some((addr, tail)) => (addr, tail.strip_prefix(':').and_then(|p| p.parse().ok())),
-            None => (value, None),
-        };
-    }
-    match value.rsplit_once(':') {
-        Some((host, port)) if !host.contains(':') => (host, port.parse().ok()),
-        _ => (value, None),
-    }
-}
+use crate::jobs_runtime::{JobsRuntime, run_blocking, run_blocking_json};
 
 /// Settings of the HTTP adapter.
 #[derive(Debug, Clone)]
@@ -112,7 +47,7 @@ impl Default for HttpOptions {
 pub struct App {
     api: Arc<Api>,
     max_body_bytes: usize,
-    guard: Arc<HostGuard>,
+    hosts: Arc<LoopbackPolicy>,
     jobs: Option<JobsRuntime>,
 }
 
@@ -130,7 +65,7 @@ impl App {
         App {
             api,
             max_body_bytes: options.max_body_bytes,
-            guard: Arc::new(HostGuard::new(port, &options.allowed_hosts)),
+            hosts: Arc::new(LoopbackPolicy::new(port, &options.allowed_hosts)),
             jobs,
         }
     }
@@ -141,7 +76,7 @@ impl App {
         B: HttpBody<Data = Bytes> + Send + 'static,
         B::Error: Into<axum::BoxError>,
     {
-        if let Some(refusal) = refuse_foreign(&self.guard, req.headers()) {
+        if let Some(refusal) = refuse_foreign(&self.hosts, req.headers(), req.uri()) {
             return error_response(&refusal);
         }
         self.dispatch(req).await
@@ -155,7 +90,8 @@ impl App {
     {
         let (parts, body) = req.into_parts();
         let path_and_query = parts.uri.path_and_query().map_or("/", |pq| pq.as_str());
-        let bytes = match read_body(body, &parts.headers, self.max_body_bytes).await {
+        let bytes = match homeboy_http::read_capped(body, &parts.headers, self.max_body_bytes).await
+        {
             Ok(bytes) => bytes,
             Err(error) => return error_response(&error),
         };
@@ -209,9 +145,12 @@ impl App {
             _ => run_blocking_json(self.api.clone(), api_req).await,
         };
         if let Some(detail) = &answer.internal_detail {
-            eprintln!(
-                "homeboy daemon: {method} {path} -> {}: {detail}",
-                answer.status
+            log_failure(
+                method.as_str(),
+                &path,
+                answer.status,
+                answer.error_id.as_deref(),
+                detail,
             );
         }
         bytes_response(answer.status, answer.json)
@@ -221,7 +160,7 @@ impl App {
     async fn follow(&self, jobs: &JobsRuntime, job_id: String, req: &ApiRequest) -> Response {
         let after = match req.query_u64("after") {
             Ok(after) => after,
-            Err(error) => return refuse_stream(&error),
+            Err(error) => return error_response(&error),
         };
         let after = after
             .or_else(|| {
@@ -241,13 +180,27 @@ impl App {
     /// Writes failures that carry an internal detail to the daemon log, then answers.
     fn log(&self, req: &ApiRequest, answer: ApiResponse) -> Response {
         if let Some(detail) = &answer.internal_detail {
-            eprintln!(
-                "homeboy daemon: {} {} -> {}: {detail}",
-                req.method, req.path, answer.status
+            log_failure(
+                req.method.as_str(),
+                &req.path,
+                answer.status,
+                answer.error_id(),
+                detail,
             );
         }
         answer_response(&answer)
     }
+}
+
+/// One log line for a request that failed inside: the detail stays here, under the error id the client got.
+fn log_failure(method: &str, path: &str, status: u16, error_id: Option<&str>, detail: &str) {
+    tracing::error!(
+        error_id = error_id.unwrap_or("-"),
+        %method,
+        %path,
+        status,
+        "request failed: {detail}"
+    );
 }
 
 /// The job id of `GET /jobs/:id/events?follow=true`.
@@ -266,33 +219,31 @@ fn follow_target(req: &ApiRequest) -> Option<String> {
 
 /// The DNS-rebinding and cross-site check: a request must name this daemon in `Host` and, when a browser
 /// says where it comes from, come from this daemon's own origin.
-fn refuse_foreign(guard: &HostGuard, headers: &HeaderMap) -> Option<ApiError> {
-    if headers.get_all(header::HOST).iter().nth(1).is_some() {
-        // RFC 9112 §3.2: a request with more than one Host is refused (which one would count?).
-        return Some(ApiError::invalid_argument(
-            "host",
-            "the request has more than one Host header",
-        ));
-    }
-    if let Some(host) = headers.get(header::HOST) {
-        let host = host.to_str().unwrap_or("");
-        if !guard.allows_host(host) {
-            return Some(
-                ApiError::new(
-                    ErrorKind::Forbidden,
-                    "forbidden.host",
-                    "the Host header does not name this loopback daemon",
-                )
-                .with_detail("host", host)
-                .with_hint(
-                    "connect to http://127.0.0.1:<port> as written in `homeboy daemon status`",
-                ),
-            );
-        }
+fn refuse_foreign(hosts: &LoopbackPolicy, headers: &HeaderMap, uri: &Uri) -> Option<ApiError> {
+    let named = match request_host(headers, uri) {
+        Ok(named) => named,
+        Err(refusal) => return Some(refusal),
+    };
+    if let Some(host) = named
+        && !(hosts.is_own_loopback(&host) || hosts.is_allowed_name(&host))
+    {
+        let shown = headers
+            .get(header::HOST)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or(&host.host);
+        return Some(
+            ApiError::new(
+                ErrorKind::Forbidden,
+                "forbidden.host",
+                "the Host header does not name this loopback daemon",
+            )
+            .with_detail("host", shown)
+            .with_hint("connect to http://127.0.0.1:<port> as written in `homeboy daemon status`"),
+        );
     }
     if let Some(origin) = headers.get(header::ORIGIN) {
         let origin = origin.to_str().unwrap_or("");
-        if !guard.allows_origin(origin) {
+        if !hosts.allows_origin(origin) {
             return Some(
                 ApiError::new(
                     ErrorKind::Forbidden,
@@ -306,58 +257,14 @@ fn refuse_foreign(guard: &HostGuard, headers: &HeaderMap) -> Option<ApiError> {
     None
 }
 
-/// Reads the whole body, refusing more than `limit` bytes with `payload.too_large`.
-pub async fn read_body<B>(body: B, headers: &HeaderMap, limit: usize) -> Result<Bytes, ApiError>
-where
-    B: HttpBody<Data = Bytes>,
-    B::Error: Into<axum::BoxError>,
-{
-    let declared = headers
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|n| n > limit as u64) {
-        return Err(ApiError::payload_too_large(limit));
-    }
-    if body.size_hint().exact() == Some(0) {
-        return Ok(Bytes::new());
-    }
-    match Limited::new(body, limit).collect().await {
-        Ok(collected) => Ok(collected.to_bytes()),
-        Err(e) if e.is::<LengthLimitError>() => Err(ApiError::payload_too_large(limit)),
-        Err(_) => Err(ApiError::new(
-            ErrorKind::Validation,
-            "validation.body_unreadable",
-            "the request body could not be read",
-        )),
-    }
-}
-
-/// A handler answer as an HTTP response. A 405 names the allowed methods in `Allow` (as HTTP requires); a
-/// 413 closes the connection, since the rest of the body was never read.
+/// A handler answer as an HTTP response (through the edge, so a 405 carries `Allow` and a 413 closes).
 pub fn answer_response(answer: &ApiResponse) -> Response {
-    let mut response = bytes_response(answer.status, JsonBytes::Owned(answer.to_json()));
-    match answer.status {
-        405 => {
-            let allowed: Vec<&str> = answer.body["error"]["details"]["allowed"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .filter_map(|m| m.as_str())
-                .collect();
-            if let Ok(value) = header::HeaderValue::from_str(&allowed.join(", ")) {
-                response.headers_mut().insert(header::ALLOW, value);
-            }
-        }
-        413 => {
-            response.headers_mut().insert(
-                header::CONNECTION,
-                header::HeaderValue::from_static("close"),
-            );
-        }
-        _ => {}
+    if answer.status >= 400
+        && let Err(error) = answer.clone().into_result()
+    {
+        return error_response(&error);
     }
-    response
+    bytes_response(answer.status, JsonBytes::Owned(answer.to_json()))
 }
 
 /// Serialised JSON as an HTTP response.
@@ -366,79 +273,23 @@ fn bytes_response(status: u16, json: JsonBytes) -> Response {
         JsonBytes::Shared(shared) => Bytes::from_owner(shared),
         JsonBytes::Owned(owned) => Bytes::from(owned),
     };
-    let mut response = Response::new(Body::from(bytes));
-    *response.status_mut() =
-        StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    response.headers_mut().insert(
-        header::CONTENT_TYPE,
-        header::HeaderValue::from_static("application/json"),
-    );
-    response
+    homeboy_http::json_response(status, bytes).map(Body::new)
 }
 
 /// An error envelope as an HTTP response.
 pub fn error_response(error: &ApiError) -> Response {
-    answer_response(&ApiResponse::error(error))
+    homeboy_http::error_response(error).map(Body::new)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn host_guard() {
-        let g = HostGuard::new(7421, &["broker.example.com".to_string()]);
-        for ok in [
-            "127.0.0.1:7421",
-            "localhost:7421",
-            "LOCALHOST:7421",
-            "[::1]:7421",
-            "127.9.9.9:7421",
-            "broker.example.com",
-            "Broker.Example.com:443",
-        ] {
-            assert!(g.allows_host(ok), "{ok}");
-        }
-        for bad in [
-            "evil.example",
-            "evil.example:7421",
-            "127.0.0.1:80",
-            "127.0.0.1",
-            "10.0.0.1:7421",
-            "localhost.evil.com:7421",
-            "[::1]:80",
-            "[::1]",
-            "",
-        ] {
-            assert!(!g.allows_host(bad), "{bad}");
-        }
-        assert!(g.allows_origin("http://127.0.0.1:7421"));
-        assert!(g.allows_origin("http://[::1]:7421/"));
-        assert!(!g.allows_origin("https://evil.example"));
-        assert!(!g.allows_origin("null"));
-    }
-
-    #[test]
-    fn portless_loopback_hosts_and_origins_are_refused() {
-        let g = HostGuard::new(7421, &[]);
-        for bad in ["127.0.0.1", "[::1]", "localhost", "0.0.0.0", "[::]"] {
-            assert!(!g.allows_host(bad), "{bad}");
-        }
-        // Another local web server's page (port 80 or 8080) must not drive the daemon.
-        for bad in [
-            "http://127.0.0.1",
-            "http://localhost",
-            "http://[::1]",
-            "http://127.0.0.1:8080",
-        ] {
-            assert!(!g.allows_origin(bad), "{bad}");
-        }
-    }
+    use http_body_util::BodyExt;
 
     fn app() -> (tempfile::TempDir, App) {
         let dir = tempfile::tempdir().unwrap();
         let paths = homeboy_config::Paths::at(dir.path().join("c"), dir.path().join("d"));
-        let identity = homeboy_api::DaemonIdentity {
+        let identity = homeboy_service::DaemonIdentity {
             pid: 1,
             version: "0".into(),
             build_id: "test".into(),

@@ -7,23 +7,22 @@
 //! transport-free handler or the store itself, so a missed or lagged notification costs a re-read, never a
 //! lost event.
 //!
-//! Stream frames: each job event is `id: <sequence>`, `event: <kind>` (status, stdout, ...), `data: <event
-//! JSON>`; the stream ends with `event: end`, or `event: stream_error` carrying an error envelope.
+//! Stream frames (axum's `Sse`): each job event is `id: <sequence>`, `event: <kind>` (status, stdout, ...),
+//! `data: <event JSON>`; the stream ends with `event: end`, or `event: stream_error` carrying an error
+//! envelope; a `: keep-alive` comment every 15 s keeps proxies from closing an idle stream.
 
 use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::body::{Body, Bytes};
-use axum::http::{HeaderValue, StatusCode, header};
-use axum::response::Response;
+use axum::http::HeaderValue;
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
 use homeboy_api::jobs::{ClaimBody, MAX_CLAIM_WAIT_MS};
-use homeboy_jobs::{EventKind, JobEvent, JobStore, PrunePolicy};
+use homeboy_jobs::{JobEvent, JobStore, PrunePolicy};
 use homeboy_service::{Api, ApiError, ApiRequest, ApiResponse, JsonAnswer};
 use tokio::sync::{Notify, broadcast, mpsc, watch};
 use tokio::time::Instant;
-
-use crate::http::answer_response;
 
 /// Events read per store call while streaming.
 const STREAM_PAGE: usize = 500;
@@ -85,14 +84,14 @@ impl JobsRuntime {
                         let store = store.clone();
                         let result = tokio::task::spawn_blocking(move || store.expire_leases()).await;
                         if let Ok(Err(e)) = result {
-                            eprintln!("homeboy daemon: lease sweep failed: {e}");
+                            tracing::error!("lease sweep failed: {e}");
                         }
                     }
                     _ = prune_timer.tick() => {
                         let store = store.clone();
                         let result = tokio::task::spawn_blocking(move || store.prune(&prune)).await;
                         if let Ok(Err(e)) = result {
-                            eprintln!("homeboy daemon: pruning finished jobs failed: {e}");
+                            tracing::error!("pruning finished jobs failed: {e}");
                         }
                     }
                     _ = shutdown.changed() => break,
@@ -133,7 +132,7 @@ impl JobsRuntime {
     /// `GET /jobs/:id/events?follow=true`: the events after the cursor (`after` or `Last-Event-ID`), then new
     /// ones as they happen, as Server-Sent Events; the stream ends after the job's terminal status event.
     pub fn event_stream(&self, job_id: String, after: u64) -> Response {
-        let (frames, body) = mpsc::channel::<Bytes>(64);
+        let (frames, body) = mpsc::channel::<Event>(64);
         let runtime = self.clone();
         tokio::spawn(async move { runtime.pump_events(job_id, after, frames).await });
         let stream = futures_util::stream::unfold(body, |mut body| async move {
@@ -141,23 +140,20 @@ impl JobsRuntime {
                 .await
                 .map(|frame| (Ok::<_, Infallible>(frame), body))
         });
-        let mut response = Response::new(Body::from_stream(stream));
-        *response.status_mut() = StatusCode::OK;
-        let headers = response.headers_mut();
-        headers.insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("text/event-stream"),
-        );
-        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
-        headers.insert("x-accel-buffering", HeaderValue::from_static("no"));
+        let sse =
+            Sse::new(stream).keep_alive(KeepAlive::new().interval(KEEP_ALIVE).text("keep-alive"));
+        let mut response = sse.into_response();
+        response
+            .headers_mut()
+            .insert("x-accel-buffering", HeaderValue::from_static("no"));
         response
     }
 
-    async fn pump_events(&self, job_id: String, mut cursor: u64, frames: mpsc::Sender<Bytes>) {
+    async fn pump_events(&self, job_id: String, mut cursor: u64, frames: mpsc::Sender<Event>) {
         let mut changes = self.changed.subscribe();
         let mut shutdown = self.shutdown.clone();
         if frames
-            .send(Bytes::from_static(b"retry: 2000\n\n"))
+            .send(Event::default().retry(Duration::from_millis(2000)))
             .await
             .is_err()
         {
@@ -198,15 +194,13 @@ impl JobsRuntime {
                 }
             }
             if job.status.is_terminal() && cursor >= job.last_sequence {
-                let _ = frames
-                    .send(Bytes::from_static(b"event: end\ndata: {}\n\n"))
-                    .await;
+                let _ = frames.send(Event::default().event("end").data("{}")).await;
                 return;
             }
             if full_page {
                 continue;
             }
-            // Wait for this job to change, keeping the connection alive meanwhile.
+            // Wait for this job to change (the Sse layer keeps the connection alive meanwhile).
             loop {
                 tokio::select! {
                     changed = changes.recv() => match changed {
@@ -214,11 +208,7 @@ impl JobsRuntime {
                         Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => break,
                         Err(broadcast::error::RecvError::Closed) => return,
                     },
-                    () = tokio::time::sleep(KEEP_ALIVE) => {
-                        if frames.send(Bytes::from_static(b": keep-alive\n\n")).await.is_err() {
-                            return;
-                        }
-                    }
+                    () = frames.closed() => return,
                     _ = shutdown.changed() => return,
                 }
             }
@@ -226,26 +216,18 @@ impl JobsRuntime {
     }
 }
 
-fn event_frame(event: &JobEvent) -> Bytes {
-    let kind = match event.kind {
-        EventKind::Status => "status",
-        EventKind::Stdout => "stdout",
-        EventKind::Stderr => "stderr",
-        EventKind::Progress => "progress",
-        EventKind::Result => "result",
-        EventKind::Error => "error",
-    };
+fn event_frame(event: &JobEvent) -> Event {
     let data = serde_json::to_string(event).unwrap_or_else(|_| "{}".into());
-    Bytes::from(format!(
-        "id: {}\nevent: {kind}\ndata: {data}\n\n",
-        event.sequence
-    ))
+    Event::default()
+        .id(event.sequence.to_string())
+        .event(event.kind.as_str())
+        .data(data)
 }
 
-fn error_frame(code: &str, message: &str) -> Bytes {
+fn error_frame(code: &str, message: &str) -> Event {
     let error = ApiError::new(homeboy_api::ErrorKind::NotFound, code.to_string(), message);
     let data = homeboy_api::error_body(&error).to_string();
-    Bytes::from(format!("event: stream_error\ndata: {data}\n\n"))
+    Event::default().event("stream_error").data(data)
 }
 
 /// Runs the handler on the blocking pool, answering with the serialised envelope.
@@ -253,12 +235,9 @@ pub async fn run_blocking_json(api: Arc<Api>, req: ApiRequest) -> JsonAnswer {
     tokio::task::spawn_blocking(move || api.handle_json(&req))
         .await
         .unwrap_or_else(|_| {
-            let answer = ApiResponse::error(&ApiError::internal("the request handler failed"));
-            JsonAnswer {
-                status: answer.status,
-                json: homeboy_service::JsonBytes::Owned(answer.to_json()),
-                internal_detail: None,
-            }
+            JsonAnswer::from(ApiResponse::error(&ApiError::internal(
+                "the request handler failed",
+            )))
         })
 }
 
@@ -267,9 +246,4 @@ pub async fn run_blocking(api: Arc<Api>, req: ApiRequest) -> ApiResponse {
     tokio::task::spawn_blocking(move || api.handle(&req))
         .await
         .unwrap_or_else(|_| ApiResponse::error(&ApiError::internal("the request handler failed")))
-}
-
-/// An SSE stream refused before it started (bad cursor, unknown job): a normal envelope.
-pub fn refuse_stream(error: &ApiError) -> Response {
-    answer_response(&ApiResponse::error(error))
 }

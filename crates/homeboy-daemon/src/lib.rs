@@ -1,29 +1,22 @@
-//! The homeboy daemon: the contract of `homeboy-api` served over HTTP on loopback, and the lifecycle
-//! around it (state file, background start with an advisory lock, stop, status).
+//! The homeboy daemon, server side: the contract of `homeboy-service` served over the shared HTTP edge
+//! (`homeboy-http`) on loopback — what `homeboy daemon serve` and `homeboy-broker` run.
 //!
-//! The HTTP layer ([`http`]) is a thin adapter: it guards the Host header, limits bodies and hands every
-//! request to [`homeboy_api::Api`]. Process lifecycle ([`lifecycle`]) is what `homeboy daemon
-//! start|stop|status` call; [`server`] is what `homeboy daemon serve` runs.
+//! - [`server`]: bind (loopback only, one daemon per config dir), open the stores, write the state file,
+//!   answer until told to stop, drain, clean up.
+//! - [`http`]: the daemon's application: its Host policy, body cap, and the hand-off of every request to
+//!   the transport-free handler (off the event loop when a route may block).
+//! - [`jobs_runtime`]: the job routes that need the transport (claim long poll, event stream) and the lease
+//!   sweeper and pruning timers; [`executor`]: daemon-executed analysis jobs.
+//! - [`artifact_bytes`]: the artifact byte route; [`serve_args`]: the flags `serve` and the broker share.
+//!
+//! The client side (HTTP client, start/stop/status, runner worker, text views) is `homeboy-client`.
 
 pub mod artifact_bytes;
-pub mod backoff;
-pub mod broker_config;
-pub mod build_info;
-pub mod client;
-pub mod components_view;
 mod error;
 pub mod executor;
 pub mod http;
 pub mod jobs_runtime;
-pub mod jobs_view;
-pub mod lifecycle;
-pub mod local;
-mod lock;
-pub mod runner_worker;
-pub mod runs_view;
 pub mod serve_args;
 pub mod server;
-pub mod state;
-pub mod text_table;
 
 pub use error::DaemonError;

@@ -9,7 +9,6 @@ use homeboy_config::Paths;
 use homeboy_jobs::{PrunePolicy, StoreOptions};
 use homeboy_service::RunnerAuth;
 
-use crate::build_info;
 use crate::server::{ServeOptions, parse_listen_addr};
 
 /// Flags of `serve`.
@@ -53,7 +52,7 @@ impl ServeFlags {
     pub fn options(&self, paths: Paths, default_addr: SocketAddr) -> ServeOptions {
         let mut options = ServeOptions::new(paths);
         options.addr = self.addr.unwrap_or(default_addr);
-        options.build_id = build_info::build_id_from_env();
+        options.build_id = homeboy_build::build_id_from_env();
         options.http.max_body_bytes = self.max_body_bytes;
         options.http.allowed_hosts = self.allowed_hosts.clone();
         options.log_path = self.log_path.clone();

@@ -1,6 +1,5 @@
 //! `homeboy daemon serve`: bind loopback, record the state file, answer until told to stop, clean up.
 
-use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -12,18 +11,15 @@ use homeboy_jobs::{JobStore, PrunePolicy, RedbJobStore, StoreOptions};
 use homeboy_observations::ObservationStore;
 use homeboy_service::{Api, DaemonIdentity, RunnerAuth};
 
-use hyper::body::Incoming;
-use hyper::service::service_fn;
-use hyper_util::rt::{TokioIo, TokioTimer};
-use hyper_util::server::graceful::GracefulShutdown;
+use homeboy_config::daemon_state::{self as state, DaemonState};
+use homeboy_config::lock::FileLock;
+use homeboy_http::ConnOptions;
 use tokio::sync::watch;
 
+use crate::DaemonError;
 use crate::executor::{self, Executor, ExecutorParts};
 use crate::http::{App, HttpOptions};
 use crate::jobs_runtime::JobsRuntime;
-use crate::lock::FileLock;
-use crate::state::{self, DaemonState};
-use crate::{DaemonError, build_info};
 
 /// Everything `serve` needs to know.
 #[derive(Debug, Clone)]
@@ -31,7 +27,7 @@ pub struct ServeOptions {
     /// Where to listen; must be loopback. Port 0 picks a free port, recorded in the state file.
     pub addr: SocketAddr,
     pub paths: Paths,
-    /// The build id to report (normally [`build_info::BUILD_ID`]).
+    /// The build id to report (normally `homeboy_build::BUILD_ID`).
     pub build_id: String,
     pub http: HttpOptions,
     /// The log file a background daemon writes to, recorded in the state file.
@@ -52,7 +48,7 @@ impl ServeOptions {
         ServeOptions {
             addr: SocketAddr::from(([127, 0, 0, 1], 0)),
             paths,
-            build_id: build_info::BUILD_ID.to_string(),
+            build_id: homeboy_build::BUILD_ID.to_string(),
             http: HttpOptions::default(),
             log_path: None,
             runner_auth: RunnerAuth::Required,
@@ -98,59 +94,32 @@ impl BoundDaemon {
         self.executor.stopped().await;
         let store = self.store;
         let _ = tokio::task::spawn_blocking(move || store.close()).await;
-        state::remove_if_owned(&self.paths, self.state.pid)
+        Ok(state::remove_if_owned(&self.paths, self.state.pid)?)
     }
 }
 
 /// How long a stopping daemon waits for in-flight requests.
 pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// The accept loop: HTTP/1.1 with keep-alive, `TCP_NODELAY`, and a graceful drain.
+/// The daemon's connections on the shared edge: HTTP/1.1 with keep-alive and a graceful drain.
 ///
-/// There is deliberately no per-request header-read timer: the daemon listens on loopback only (a broker on a
-/// VPS sits behind the operator's proxy, which owns slow-client protection), and arming a timer for every
-/// request costs about 7% of `/health` throughput.
+/// There is deliberately no header-read timer: the daemon listens on loopback only (a broker on a VPS sits
+/// behind the operator's proxy, which owns slow-client protection), and arming a timer for every request
+/// costs about 7% of `/health` throughput.
 pub async fn serve_http(
     listener: tokio::net::TcpListener,
     app: App,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) {
-    let graceful = GracefulShutdown::new();
-    let mut builder = hyper::server::conn::http1::Builder::new();
-    builder
-        .timer(TokioTimer::new())
-        .header_read_timeout(None)
-        .keep_alive(true);
-    tokio::pin!(shutdown);
-    loop {
-        let stream = tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok((stream, _peer)) => stream,
-                Err(_) => {
-                    // Out of file descriptors or a connection reset before accept: back off briefly.
-                    tokio::time::sleep(Duration::from_millis(20)).await;
-                    continue;
-                }
-            },
-            () = &mut shutdown => break,
-        };
-        let _ = stream.set_nodelay(true);
+    let options = ConnOptions {
+        header_read_timeout: None,
+        drain_timeout: DRAIN_TIMEOUT,
+    };
+    let service = move |request, _peer| {
         let app = app.clone();
-        let service = service_fn(move |req: hyper::Request<Incoming>| {
-            let app = app.clone();
-            async move { Ok::<_, Infallible>(app.handle(req).await) }
-        });
-        let conn = builder.serve_connection(TokioIo::new(stream), service);
-        let conn = graceful.watch(conn);
-        tokio::spawn(async move {
-            let _ = conn.await;
-        });
-    }
-    drop(listener);
-    tokio::select! {
-        () = graceful.shutdown() => {}
-        () = tokio::time::sleep(DRAIN_TIMEOUT) => {}
-    }
+        async move { app.handle(request).await }
+    };
+    homeboy_http::serve(listener, options, service, shutdown).await;
 }
 
 /// Refuses non-loopback addresses, takes the one-daemon-per-config-dir lock, binds, and writes the state
@@ -188,8 +157,10 @@ pub async fn bind(options: ServeOptions) -> Result<BoundDaemon, DaemonError> {
             .map_err(|e| DaemonError::io("open the job store", std::io::Error::other(e)))?
             .map_err(DaemonError::JobStore)?;
     if recovery.replayed_records > 0 || !recovery.failed_stale.is_empty() {
-        eprintln!(
-            "homeboy daemon: job store recovered ({} log records replayed, {} running daemon jobs failed as stale)",
+        tracing::info!(
+            replayed_records = recovery.replayed_records,
+            failed_stale = recovery.failed_stale.len(),
+            "job store recovered ({} log records replayed, {} running daemon jobs failed as stale)",
             recovery.replayed_records,
             recovery.failed_stale.len()
         );
@@ -213,9 +184,9 @@ pub async fn bind(options: ServeOptions) -> Result<BoundDaemon, DaemonError> {
         .map_err(|e| DaemonError::io("read the bound address", e))?;
     let identity = DaemonIdentity {
         pid: std::process::id(),
-        version: build_info::VERSION.to_string(),
+        version: homeboy_build::VERSION.to_string(),
         build_id: options.build_id.clone(),
-        started_at: build_info::now_rfc3339(),
+        started_at: homeboy_config::clock::now_rfc3339(),
     };
     let state = DaemonState {
         pid: identity.pid,
@@ -256,7 +227,7 @@ pub async fn bind(options: ServeOptions) -> Result<BoundDaemon, DaemonError> {
 
 /// Whether `addr` is a loopback address (127.0.0.0/8, ::1, or IPv4-mapped loopback).
 pub fn is_loopback(addr: &SocketAddr) -> bool {
-    crate::http::is_loopback_host(&addr.ip().to_string())
+    homeboy_config::net::is_loopback_host(&addr.ip().to_string())
 }
 
 /// Resolves when the process receives SIGTERM or SIGINT.

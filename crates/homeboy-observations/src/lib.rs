@@ -31,29 +31,9 @@ pub fn new_id() -> String {
     uuid::Uuid::now_v7().to_string()
 }
 
-/// Now as RFC 3339 UTC with milliseconds (`2026-01-01T12:00:00.123Z`).
-pub fn now_rfc3339() -> String {
-    format_ms(now_ms())
-}
-
-/// Milliseconds since the Unix epoch.
-pub fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
-}
-
-/// `ms` since the epoch as RFC 3339 UTC with milliseconds.
-pub fn format_ms(ms: u64) -> String {
-    const FORMAT: &[time::format_description::BorrowedFormatItem<'_>] = time::macros::format_description!(
-        "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z"
-    );
-    time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
-        .ok()
-        .and_then(|t| t.format(FORMAT).ok())
-        .unwrap_or_default()
-}
+/// Now as RFC 3339 UTC with milliseconds (`2026-01-01T12:00:00.123Z`): runs are timed to the millisecond.
+pub use homeboy_config::clock::now_rfc3339_ms as now_rfc3339;
+pub use homeboy_config::clock::{format_ms, now_ms};
 
 #[cfg(test)]
 mod tests {

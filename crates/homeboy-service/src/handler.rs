@@ -14,12 +14,14 @@ use homeboy_observations::ObservationStore;
 use crate::router::{Cost, Data, Router};
 use crate::{ApiError, ApiRequest, ApiResponse, DaemonIdentity, JsonBytes, Method, routes};
 
-/// A serialised answer: status, envelope bytes, and for failures the detail for the server's log.
+/// A serialised answer: status, envelope bytes, and for internal failures the detail for the server's log
+/// under the error id the envelope carries.
 #[derive(Debug, Clone)]
 pub struct JsonAnswer {
     pub status: u16,
     pub json: JsonBytes,
     pub internal_detail: Option<Box<str>>,
+    pub error_id: Option<String>,
 }
 
 /// How the runner routes (`/runner/*`) authenticate.
@@ -138,6 +140,7 @@ impl Api {
                 status: 200,
                 json: JsonBytes::Shared(bytes.clone()),
                 internal_detail: None,
+                error_id: None,
             };
         }
         let result = self
@@ -195,19 +198,25 @@ fn serialise(result: Result<Data, ApiError>) -> JsonAnswer {
             status: 200,
             json: JsonBytes::Owned(homeboy_api::success_bytes(&data)),
             internal_detail: None,
+            error_id: None,
         },
         Ok(Data::Value(data)) => JsonAnswer {
             status: 200,
             json: JsonBytes::Owned(ApiResponse::ok(data).to_json()),
             internal_detail: None,
+            error_id: None,
         },
-        Err(error) => {
-            let answer = ApiResponse::error(&error);
-            JsonAnswer {
-                status: answer.status,
-                json: JsonBytes::Owned(answer.to_json()),
-                internal_detail: answer.internal_detail,
-            }
+        Err(error) => JsonAnswer::from(ApiResponse::error(&error)),
+    }
+}
+
+impl From<ApiResponse> for JsonAnswer {
+    fn from(answer: ApiResponse) -> Self {
+        JsonAnswer {
+            status: answer.status,
+            json: JsonBytes::Owned(answer.to_json()),
+            error_id: answer.error_id().map(str::to_string),
+            internal_detail: answer.internal_detail,
         }
     }
 }

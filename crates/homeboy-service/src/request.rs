@@ -5,7 +5,7 @@ use std::fmt;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
-use homeboy_api::ApiError;
+use homeboy_api::{ApiError, ErrorKind};
 
 /// An HTTP method, as far as the contract cares.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -234,13 +234,30 @@ impl ApiResponse {
         }
     }
 
-    /// The error's status with an error envelope.
+    /// The error's status with an error envelope. An internal error gets an error id (`details.error_id`)
+    /// that the transport logs with its detail, so the client learns the id and never the detail.
     pub fn error(error: &ApiError) -> Self {
+        let identified;
+        let error = if error.kind == ErrorKind::Internal && error.error_id().is_none() {
+            identified = error
+                .clone()
+                .with_error_id(homeboy_config::secrets::error_id());
+            &identified
+        } else {
+            error
+        };
         ApiResponse {
             status: error.status(),
             body: homeboy_api::error_body(error),
-            internal_detail: error.internal_detail.clone(),
+            internal_detail: error.internal_detail.clone().or_else(|| {
+                (error.kind == ErrorKind::Internal).then(|| error.message.clone().into())
+            }),
         }
+    }
+
+    /// The error id of a failed answer (`details.error_id`), for the transport's log line.
+    pub fn error_id(&self) -> Option<&str> {
+        self.body["error"]["details"]["error_id"].as_str()
     }
 
     /// The envelope serialised as JSON bytes.

@@ -1,11 +1,11 @@
-//! `homeboy runner work`: wiring to `homeboy_daemon::runner_worker`.
+//! `homeboy runner work`: wiring to `homeboy_client::runner_worker`.
 
 use std::path::PathBuf;
 use std::sync::Arc;
 
 use clap::Args;
+use homeboy_client::runner_worker::{self, NoSecrets, ServerSecrets, WorkerOptions};
 use homeboy_config::{Paths, servers};
-use homeboy_daemon::runner_worker::{self, NoSecrets, ServerSecrets, WorkerOptions};
 use homeboy_daemon::server;
 
 use crate::daemon_cmd::runtime;

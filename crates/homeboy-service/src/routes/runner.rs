@@ -108,7 +108,7 @@ fn sessions(api: &Api, call: &Call<'_>) -> Result<Value, ApiError> {
         homeboy_version: body.homeboy_version,
         build_id: body.build_id,
         worker_pid: body.worker_pid,
-        created_at_ms: now_ms(),
+        created_at_ms: homeboy_config::clock::now_ms(),
     };
     if let Ok(mut all) = api.sessions.lock() {
         while all.len() >= MAX_SESSIONS {
@@ -350,13 +350,7 @@ fn finish(api: &Api, call: &Call<'_>) -> Result<Value, ApiError> {
     data(JobAnswer { job })
 }
 
-fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
-}
-
 fn uuid_like() -> String {
-    homeboy_config::secrets::random_hex(8).unwrap_or_else(|_| format!("{:x}", now_ms()))
+    homeboy_config::secrets::random_hex(8)
+        .unwrap_or_else(|_| format!("{:x}", homeboy_config::clock::now_ms()))
 }

@@ -15,10 +15,11 @@ use std::time::{Duration, Instant};
 use homeboy_config::Paths;
 use serde::Serialize;
 
+use crate::ClientError;
 use crate::client::DaemonClient;
-use crate::lock::FileLock;
-use crate::state::{self, DaemonState};
-use crate::{DaemonError, build_info};
+use homeboy_build as build_info;
+use homeboy_config::daemon_state::{self as state, DaemonState};
+use homeboy_config::lock::FileLock;
 use homeboy_process as process;
 
 /// How long `stop` waits after SIGTERM before SIGKILL.
@@ -75,7 +76,7 @@ pub struct DaemonStatus {
 }
 
 /// Reads the state file and asks the daemon it names whether it is healthy.
-pub async fn status(paths: &Paths, current_build: &str) -> Result<DaemonStatus, DaemonError> {
+pub async fn status(paths: &Paths, current_build: &str) -> Result<DaemonStatus, ClientError> {
     let recorded = state::read(paths)?;
     let mut status = DaemonStatus {
         state: RunState::NotRunning,
@@ -181,7 +182,7 @@ pub enum StartOutcome {
 pub async fn start(
     options: &StartOptions,
     notice: &mut (dyn FnMut(&str) + Send),
-) -> Result<(StartOutcome, DaemonStatus), DaemonError> {
+) -> Result<(StartOutcome, DaemonStatus), ClientError> {
     let paths = &options.paths;
     let _lock = FileLock::exclusive(&paths.daemon_dir().join("start.lock"))?;
     if clear_unreadable_state(paths)? {
@@ -222,13 +223,13 @@ pub async fn start(
     Ok((outcome, started))
 }
 
-async fn spawn_and_wait(options: &StartOptions) -> Result<(), DaemonError> {
+async fn spawn_and_wait(options: &StartOptions) -> Result<(), ClientError> {
     let paths = &options.paths;
     let log_path = paths.daemon_log();
     let log = open_log(&log_path)?;
     let log_err = log
         .try_clone()
-        .map_err(|e| DaemonError::io("duplicate the log handle", e))?;
+        .map_err(|e| ClientError::io("duplicate the log handle", e))?;
     let mut cmd = Command::new(&options.exe);
     cmd.arg("daemon")
         .arg("serve")
@@ -243,11 +244,11 @@ async fn spawn_and_wait(options: &StartOptions) -> Result<(), DaemonError> {
     process::new_session(&mut cmd);
     let mut child = cmd
         .spawn()
-        .map_err(|e| DaemonError::io(format!("spawn {}", options.exe.display()), e))?;
+        .map_err(|e| ClientError::io(format!("spawn {}", options.exe.display()), e))?;
     let started = Instant::now();
     loop {
         if let Ok(Some(exit)) = child.try_wait() {
-            return Err(DaemonError::StartFailed {
+            return Err(ClientError::StartFailed {
                 status: exit.to_string(),
                 log_tail: log_tail(&log_path, 20),
                 log: log_path,
@@ -262,7 +263,7 @@ async fn spawn_and_wait(options: &StartOptions) -> Result<(), DaemonError> {
         if started.elapsed() >= options.wait {
             process::terminate(child.id(), Duration::from_secs(1));
             let _ = child.wait();
-            return Err(DaemonError::StartTimeout {
+            return Err(ClientError::StartTimeout {
                 waited_ms: started.elapsed().as_millis(),
                 log_tail: log_tail(&log_path, 20),
                 log: log_path,
@@ -285,7 +286,7 @@ pub enum StopOutcome {
 }
 
 /// Stops the daemon the state file names: SIGTERM, up to 5 s, then SIGKILL; removes the state file.
-pub fn stop(paths: &Paths) -> Result<StopOutcome, DaemonError> {
+pub fn stop(paths: &Paths) -> Result<StopOutcome, ClientError> {
     let _lock = FileLock::exclusive(&paths.daemon_dir().join("start.lock"))?;
     clear_unreadable_state(paths)?;
     let Some(recorded) = state::read(paths)? else {
@@ -305,12 +306,10 @@ pub fn stop(paths: &Paths) -> Result<StopOutcome, DaemonError> {
 /// Removes a state file that does not parse when no daemon holds `serve.lock` (damaged or tampered debris
 /// that would otherwise make every `start` and `stop` fail). Returns whether it did. While a daemon serves
 /// the config dir, the file is left for the error to name.
-fn clear_unreadable_state(paths: &Paths) -> Result<bool, DaemonError> {
+fn clear_unreadable_state(paths: &Paths) -> Result<bool, ClientError> {
     if !matches!(
         state::read(paths),
-        Err(DaemonError::Config(
-            homeboy_config::ConfigError::InvalidJson { .. }
-        ))
+        Err(homeboy_config::ConfigError::InvalidJson { .. })
     ) {
         return Ok(false);
     }
@@ -333,10 +332,10 @@ fn is_homeboy(pid: u32) -> bool {
     process::runs_program(pid, "homeboy")
 }
 
-fn open_log(path: &Path) -> Result<std::fs::File, DaemonError> {
+fn open_log(path: &Path) -> Result<std::fs::File, ClientError> {
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir)
-            .map_err(|e| DaemonError::io(format!("create {}", dir.display()), e))?;
+            .map_err(|e| ClientError::io(format!("create {}", dir.display()), e))?;
     }
     if std::fs::metadata(path).is_ok_and(|m| m.len() > LOG_ROTATE_BYTES) {
         let _ = std::fs::rename(path, path.with_extension("log.1"));
@@ -345,7 +344,7 @@ fn open_log(path: &Path) -> Result<std::fs::File, DaemonError> {
         .create(true)
         .append(true)
         .open(path)
-        .map_err(|e| DaemonError::io(format!("open {}", path.display()), e))
+        .map_err(|e| ClientError::io(format!("open {}", path.display()), e))
 }
 
 /// The last `lines` lines of a log file (at most the last 8 KiB).

@@ -5,10 +5,9 @@
 
 use std::path::PathBuf;
 
-use homeboy_config::Paths;
 use serde::{Deserialize, Serialize};
 
-use crate::DaemonError;
+use crate::{ConfigError, Paths};
 
 /// The content of the state file.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -32,20 +31,17 @@ impl DaemonState {
 }
 
 /// Reads the state file; `None` when there is none.
-pub fn read(paths: &Paths) -> Result<Option<DaemonState>, DaemonError> {
-    Ok(homeboy_config::read_json_opt(&paths.daemon_state())?)
+pub fn read(paths: &Paths) -> Result<Option<DaemonState>, ConfigError> {
+    crate::read_json_opt(&paths.daemon_state())
 }
 
 /// Writes the state file atomically.
-pub fn write(paths: &Paths, state: &DaemonState) -> Result<(), DaemonError> {
-    Ok(homeboy_config::write_json_atomic(
-        &paths.daemon_state(),
-        state,
-    )?)
+pub fn write(paths: &Paths, state: &DaemonState) -> Result<(), ConfigError> {
+    crate::write_json_atomic(&paths.daemon_state(), state)
 }
 
 /// Removes the state file if it names `pid` (so a stopping daemon never deletes a successor's file).
-pub fn remove_if_owned(paths: &Paths, pid: u32) -> Result<(), DaemonError> {
+pub fn remove_if_owned(paths: &Paths, pid: u32) -> Result<(), ConfigError> {
     match read(paths) {
         Ok(Some(state)) if state.pid == pid => remove(paths),
         _ => Ok(()),
@@ -53,6 +49,6 @@ pub fn remove_if_owned(paths: &Paths, pid: u32) -> Result<(), DaemonError> {
 }
 
 /// Removes the state file unconditionally.
-pub fn remove(paths: &Paths) -> Result<(), DaemonError> {
-    Ok(homeboy_config::remove_file_durable(&paths.daemon_state())?)
+pub fn remove(paths: &Paths) -> Result<(), ConfigError> {
+    crate::remove_file_durable(&paths.daemon_state())
 }

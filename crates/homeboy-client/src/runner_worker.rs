@@ -25,9 +25,10 @@ use serde_json::{Value, json};
 use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
 use tokio::sync::{Notify, watch};
 
+use crate::ClientError;
 use crate::backoff::Backoff;
 use crate::client::DaemonClient;
-use crate::{DaemonError, build_info};
+use homeboy_build as build_info;
 
 /// Where secret values come from at execution time.
 pub trait SecretSource: Send + Sync {
@@ -129,10 +130,10 @@ const PIPE_DRAIN_GRACE: Duration = Duration::from_secs(2);
 pub async fn run(
     options: WorkerOptions,
     shutdown: watch::Receiver<bool>,
-) -> Result<(), DaemonError> {
+) -> Result<(), ClientError> {
     let client = DaemonClient::new(options.broker_url.clone())?.with_bearer(options.token.clone());
     std::fs::create_dir_all(&options.workspace).map_err(|e| {
-        DaemonError::io(
+        ClientError::io(
             format!("create workspace {}", options.workspace.display()),
             e,
         )
@@ -156,15 +157,15 @@ pub async fn run(
 }
 
 /// A refused credential is not transient: the worker stops with the broker's explanation.
-fn fatal(error: &DaemonError) -> bool {
-    matches!(error, DaemonError::Api(e) if e.status() == 401 || e.status() == 403)
+fn fatal(error: &ClientError) -> bool {
+    matches!(error, ClientError::Api(e) if e.status() == 401 || e.status() == 403)
 }
 
 async fn register(
     client: &DaemonClient,
     options: &WorkerOptions,
     mut shutdown: watch::Receiver<bool>,
-) -> Result<(), DaemonError> {
+) -> Result<(), ClientError> {
     let body = json!({
         "runner_id": options.runner_id,
         "homeboy_version": build_info::VERSION,
@@ -216,7 +217,7 @@ async fn claim_loop(
     client: DaemonClient,
     options: Arc<WorkerOptions>,
     mut shutdown: watch::Receiver<bool>,
-) -> Result<(), DaemonError> {
+) -> Result<(), ClientError> {
     let mut backoff = Backoff::new(Duration::from_millis(200), Duration::from_secs(10));
     let body = json!({
         "runner_id": options.runner_id,
@@ -299,7 +300,7 @@ async fn run_job(
     options: &Arc<WorkerOptions>,
     job: Job,
     mut shutdown: watch::Receiver<bool>,
-) -> Result<(), DaemonError> {
+) -> Result<(), ClientError> {
     let spawned = prepare(options, &job).and_then(|(mut cmd, mask)| {
         cmd.spawn()
             .map(|child| (child, mask))
@@ -539,7 +540,7 @@ async fn beat(client: &DaemonClient, options: &WorkerOptions, job: &Job) -> Opti
     {
         Ok(data) if data["cancelled"] == true => Some(Abandon::Cancelled),
         Ok(_) => None,
-        Err(DaemonError::Api(e)) if e.status() == 409 || e.status() == 404 => {
+        Err(ClientError::Api(e)) if e.status() == 409 || e.status() == 404 => {
             Some(Abandon::ClaimLost)
         }
         // A transient failure: the next beat may get through before the lease ends.
@@ -556,7 +557,7 @@ async fn finish(
     stdout: &str,
     stderr: &str,
     shutdown: &mut watch::Receiver<bool>,
-) -> Result<(), DaemonError> {
+) -> Result<(), ClientError> {
     let mut body = claim_ref(options, job);
     body["result"] =
         json!({"exit_code": exit_code, "stdout": stdout, "stderr": stderr, "artifacts": []});
@@ -572,7 +573,7 @@ async fn finish(
         {
             Ok(_) => return Ok(()),
             Err(e) if fatal(&e) => return Err(e),
-            Err(DaemonError::Api(e)) if e.status() < 500 => {
+            Err(ClientError::Api(e)) if e.status() < 500 => {
                 eprintln!(
                     "homeboy runner {}: finish of job {} refused: {}",
                     options.runner_id, job.id, e.message
@@ -678,7 +679,7 @@ async fn send_batches(
             .await
         {
             Ok(_) => {}
-            Err(DaemonError::Api(e)) if e.status() == 409 || e.status() == 404 => {
+            Err(ClientError::Api(e)) if e.status() == 409 || e.status() == 404 => {
                 events.lost.notify_one();
                 return false;
             }

@@ -20,8 +20,7 @@ use homeboy_api::ApiError;
 use homeboy_config::Paths;
 use serde::Serialize;
 
-use crate::DaemonError;
-use crate::server::is_loopback;
+use crate::DeployError;
 
 /// The service name and unit file.
 pub const SERVICE_NAME: &str = "homeboy-broker";
@@ -113,10 +112,10 @@ pub struct TunnelExample {
 
 /// Renders the recipe. A non-loopback or port-0 listen address and names or paths that could break out of
 /// the generated configs are refused.
-pub fn render(options: &BrokerConfigOptions) -> Result<BrokerConfig, DaemonError> {
+pub fn render(options: &BrokerConfigOptions) -> Result<BrokerConfig, DeployError> {
     let listen = options.listen_addr;
-    if !is_loopback(&listen) {
-        return Err(DaemonError::NonLoopbackAddress { addr: listen });
+    if !homeboy_config::net::is_loopback_host(&listen.ip().to_string()) {
+        return Err(DeployError::NonLoopbackAddress { addr: listen });
     }
     if listen.port() == 0 {
         return Err(refused(
@@ -164,13 +163,13 @@ pub fn render(options: &BrokerConfigOptions) -> Result<BrokerConfig, DaemonError
     })
 }
 
-fn refused(field: &str, problem: impl Into<String>) -> DaemonError {
-    DaemonError::Api(ApiError::invalid_argument(field, problem))
+fn refused(field: &str, problem: impl Into<String>) -> DeployError {
+    DeployError::Refused(ApiError::invalid_argument(field, problem))
 }
 
 /// Absolute paths of plain characters: nothing systemd (`%`, `$`, quotes, `\`) or a proxy config (`;`,
 /// `{`, whitespace) would interpret.
-fn check_path(field: &str, path: &str) -> Result<(), DaemonError> {
+fn check_path(field: &str, path: &str) -> Result<(), DeployError> {
     let plain = path
         .bytes()
         .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'/' | b'.' | b'_' | b'-' | b'+'));
@@ -184,7 +183,7 @@ fn check_path(field: &str, path: &str) -> Result<(), DaemonError> {
 }
 
 /// System account names: `[a-z_][a-z0-9_-]*`, at most 32 characters.
-fn check_account(field: &str, name: &str) -> Result<(), DaemonError> {
+fn check_account(field: &str, name: &str) -> Result<(), DeployError> {
     let ok = !name.is_empty()
         && name.len() <= 32
         && (name.as_bytes()[0].is_ascii_lowercase() || name.as_bytes()[0] == b'_')
@@ -202,7 +201,7 @@ fn check_account(field: &str, name: &str) -> Result<(), DaemonError> {
 }
 
 /// A DNS name with at least two labels of letters, digits and inner hyphens.
-fn check_domain(domain: &str) -> Result<(), DaemonError> {
+fn check_domain(domain: &str) -> Result<(), DeployError> {
     let labels: Vec<&str> = domain.split('.').collect();
     let label_ok = |l: &&str| {
         !l.is_empty()
@@ -234,7 +233,7 @@ struct TlsFiles {
     explicit: bool,
 }
 
-fn tls_files(options: &BrokerConfigOptions) -> Result<TlsFiles, DaemonError> {
+fn tls_files(options: &BrokerConfigOptions) -> Result<TlsFiles, DeployError> {
     let domain = options.domain.as_deref().unwrap_or("example.com");
     match (&options.tls_certificate, &options.tls_certificate_key) {
         (Some(certificate), Some(key)) => {
@@ -717,7 +716,7 @@ mod tests {
         opts.listen_addr = "0.0.0.0:7421".parse().unwrap();
         assert!(matches!(
             render(&opts),
-            Err(DaemonError::NonLoopbackAddress { .. })
+            Err(DeployError::NonLoopbackAddress { .. })
         ));
         let mut opts = options();
         opts.listen_addr = "127.0.0.1:0".parse().unwrap();
@@ -751,7 +750,7 @@ mod tests {
             mutate(&mut opts);
             let err = render(&opts).unwrap_err();
             match &err {
-                DaemonError::Api(api) => assert_eq!(api.details["field"], field, "{err}"),
+                DeployError::Refused(api) => assert_eq!(api.details["field"], field, "{err}"),
                 other => panic!("{other}"),
             }
         }

@@ -6,7 +6,7 @@ use std::time::Duration;
 use futures_util::StreamExt;
 use serde_json::Value;
 
-use crate::DaemonError;
+use crate::ClientError;
 use crate::client::DaemonClient;
 
 /// A table of jobs: id, status, operation, runner, attempt, events, age.
@@ -130,9 +130,9 @@ pub async fn follow_events(
     job_id: &str,
     after: u64,
     mut on_event: impl FnMut(&Value),
-) -> Result<(), DaemonError> {
+) -> Result<(), ClientError> {
     let url = client.url(&format!("/jobs/{job_id}/events?follow=true&after={after}"));
-    let unreachable = |e: reqwest::Error| DaemonError::Unreachable {
+    let unreachable = |e: reqwest::Error| ClientError::Unreachable {
         url: client.base_url().to_string(),
         message: e.to_string(),
     };
@@ -155,13 +155,13 @@ pub async fn follow_events(
     let mut stream = resp.bytes_stream();
     let mut buffer = Vec::new();
     let mut searched: usize = 0;
-    let too_large = || DaemonError::Unreachable {
+    let too_large = || ClientError::Unreachable {
         url: client.base_url().to_string(),
         message: format!("the event stream sent a frame larger than {MAX_FRAME_BYTES} bytes"),
     };
     while let Some(chunk) = tokio::time::timeout(Duration::from_secs(60), stream.next())
         .await
-        .map_err(|_| DaemonError::Unreachable {
+        .map_err(|_| ClientError::Unreachable {
             url: client.base_url().to_string(),
             message: "the event stream went silent".into(),
         })?
@@ -188,8 +188,8 @@ pub async fn follow_events(
                 "end" => return Ok(()),
                 "stream_error" => {
                     return Err(match homeboy_api::decode_envelope(404, data.as_bytes()) {
-                        Err(api) => DaemonError::Api(api),
-                        Ok(_) => DaemonError::NotRunning,
+                        Err(api) => ClientError::Api(api),
+                        Ok(_) => ClientError::NotRunning,
                     });
                 }
                 _ if !data.is_empty() => {
@@ -235,7 +235,7 @@ mod tests {
         let client = DaemonClient::new(format!("http://{addr}")).unwrap();
         let result = follow_events(&client, "job", 0, |_| {}).await;
         match result {
-            Err(DaemonError::Unreachable { message, .. }) => {
+            Err(ClientError::Unreachable { message, .. }) => {
                 assert!(message.contains("larger than"), "{message}")
             }
             other => panic!("an endless frame was accepted: {other:?}"),

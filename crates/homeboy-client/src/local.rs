@@ -21,9 +21,9 @@ use homeboy_observations::owner::Owner;
 use homeboy_service::{Api, ApiError, ApiRequest, DaemonIdentity};
 use serde_json::Value;
 
-use crate::DaemonError;
-use crate::build_info;
+use crate::ClientError;
 use crate::client::DaemonClient;
+use homeboy_build as build_info;
 
 /// The transport-free handler over this machine's observation store (no job store: runs, artifacts,
 /// findings, components, rigs, stacks and tools are served; jobs are the daemon's).
@@ -34,16 +34,16 @@ pub struct LocalApi {
 
 impl LocalApi {
     /// Opens the observation store under `paths`.
-    pub fn open(paths: &Paths) -> Result<LocalApi, DaemonError> {
+    pub fn open(paths: &Paths) -> Result<LocalApi, ClientError> {
         let store = Arc::new(
             ObservationStore::open(&paths.observations_store())
-                .map_err(DaemonError::Observations)?,
+                .map_err(ClientError::Observations)?,
         );
         let identity = DaemonIdentity {
             pid: std::process::id(),
             version: build_info::VERSION.to_string(),
             build_id: build_info::BUILD_ID.to_string(),
-            started_at: build_info::now_rfc3339(),
+            started_at: homeboy_config::clock::now_rfc3339(),
         };
         let api = Api::new(identity, paths.clone()).with_observations(store.clone());
         Ok(LocalApi { api, store })
@@ -103,7 +103,7 @@ pub async fn run_via_daemon(
     client: &DaemonClient,
     request: &AnalysisRequest,
     mut on_output: impl FnMut(&str, &str),
-) -> Result<DaemonRun, DaemonError> {
+) -> Result<DaemonRun, ClientError> {
     let arguments = request.to_json()["arguments"].clone();
     let path = format!("/tools/{}/run", tool_id(request.tool));
     let submitted = client
@@ -111,7 +111,7 @@ pub async fn run_via_daemon(
         .await?;
     let job_id = submitted["job"]["id"]
         .as_str()
-        .ok_or_else(|| DaemonError::Unreachable {
+        .ok_or_else(|| ClientError::Unreachable {
             url: client.base_url().to_string(),
             message: "the daemon's answer has no job id".into(),
         })?

@@ -1,0 +1,23 @@
+//! The client side of homeboy daemons and brokers — everything the CLI does to a daemon, nothing a server
+//! needs:
+//!
+//! - [`client`]: the HTTP client (JSON in, envelope decoded into the contract's typed answers, errors in our
+//!   terms) and [`lifecycle`]: `homeboy daemon start|stop|status`.
+//! - [`runner_worker`]: `homeboy runner work` (session, claims, process groups, events, heartbeats, masking).
+//! - [`local`]: reading observations in-process through the same handler the daemon serves, and running a
+//!   tool here or as a daemon job.
+//! - [`jobs_view`], [`runs_view`], [`components_view`] and [`text_table`]: what the CLI prints for people.
+//! - [`backoff`]: capped exponential backoff with jitter, for every client that retries.
+
+pub mod backoff;
+pub mod client;
+pub mod components_view;
+mod error;
+pub mod jobs_view;
+pub mod lifecycle;
+pub mod local;
+pub mod runner_worker;
+pub mod runs_view;
+pub mod text_table;
+
+pub use error::ClientError;
