@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Args, Subcommand};
+use homeboy_api::jobs::{JobAnswer, JobDetail, JobEvent, JobEvents, JobList};
 use homeboy_client::client::DaemonClient;
 use homeboy_client::jobs_view;
 use homeboy_config::Paths;
@@ -94,11 +95,14 @@ pub(crate) fn encode(id: &str) -> String {
         .collect()
 }
 
+/// The daemon's answer as the route's wire type, for text rendering (`--format json` prints the answer as
+/// it came, so fields of a newer daemon are kept).
+fn typed<T: serde::de::DeserializeOwned>(data: Value) -> anyhow::Result<T> {
+    serde_json::from_value(data).context("the daemon's answer does not have the contract's shape")
+}
+
 fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
+    homeboy_config::clock::now_ms()
 }
 
 pub fn run(cmd: JobsCommand) -> anyhow::Result<()> {
@@ -131,13 +135,13 @@ pub fn run(cmd: JobsCommand) -> anyhow::Result<()> {
             match format {
                 Format::Json => print_json(&data),
                 Format::Text => {
-                    let jobs = data["jobs"].as_array().cloned().unwrap_or_default();
-                    if jobs.is_empty() {
+                    let page: JobList = typed(data)?;
+                    if page.jobs.is_empty() {
                         println!("no jobs");
                     } else {
-                        println!("{}", jobs_view::jobs_table(&jobs, now_ms()));
+                        println!("{}", jobs_view::jobs_table(&page.jobs, now_ms()));
                     }
-                    if let Some(next) = data["next_cursor"].as_u64() {
+                    if let Some(next) = page.next_cursor {
                         println!("more: --cursor {next}");
                     }
                     Ok(())
@@ -150,7 +154,8 @@ pub fn run(cmd: JobsCommand) -> anyhow::Result<()> {
             match format {
                 Format::Json => print_json(&data),
                 Format::Text => {
-                    println!("{}", jobs_view::job_details(&data["job"], &data["request"]));
+                    let detail: JobDetail = typed(data)?;
+                    println!("{}", jobs_view::job_details(&detail.job, &detail.request));
                     Ok(())
                 }
             }
@@ -164,8 +169,8 @@ pub fn run(cmd: JobsCommand) -> anyhow::Result<()> {
             format,
         } => {
             let client = client(&target)?;
-            let print = |event: &Value| match format {
-                Format::Json => println!("{event}"),
+            let print = |event: &JobEvent| match format {
+                Format::Json => println!("{}", serde_json::to_string(event).unwrap_or_default()),
                 Format::Text => println!("{}", jobs_view::event_line(event)),
             };
             if follow {
@@ -178,7 +183,8 @@ pub fn run(cmd: JobsCommand) -> anyhow::Result<()> {
             if format == Format::Json {
                 return print_json(&data);
             }
-            for event in data["events"].as_array().into_iter().flatten() {
+            let page: JobEvents = typed(data)?;
+            for event in &page.events {
                 print(event);
             }
             Ok(())
@@ -193,11 +199,8 @@ pub fn run(cmd: JobsCommand) -> anyhow::Result<()> {
             match format {
                 Format::Json => print_json(&data),
                 Format::Text => {
-                    println!(
-                        "job {} {}",
-                        data["job"]["id"].as_str().unwrap_or(&id),
-                        data["job"]["status"].as_str().unwrap_or("?")
-                    );
+                    let answer: JobAnswer = typed(data)?;
+                    println!("job {} {}", answer.job.id, answer.job.status.as_str());
                     Ok(())
                 }
             }

@@ -9,6 +9,7 @@
 //! HTTP stack or runtime (a tidy test checks it) — so a downstream crate can embed it to speak to a homeboy
 //! daemon, and every crate of the workspace that handles these types uses the same definitions.
 
+pub mod auth;
 mod envelope;
 mod error;
 pub mod identity;

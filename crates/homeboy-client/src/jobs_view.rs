@@ -4,58 +4,52 @@
 use std::time::Duration;
 
 use futures_util::StreamExt;
+use homeboy_api::jobs::{EventKind, Job, JobEvent};
 use serde_json::Value;
 
 use crate::ClientError;
 use crate::client::DaemonClient;
+use crate::sse::{SseError, SseParser};
+use crate::text_table::table;
 
 /// A table of jobs: id, status, operation, runner, attempt, events, age.
-pub fn jobs_table(jobs: &[Value], now_ms: u64) -> String {
-    let mut rows = vec![[
-        "ID".to_string(),
-        "STATUS".into(),
-        "OPERATION".into(),
-        "RUNNER".into(),
-        "ATTEMPT".into(),
-        "EVENTS".into(),
-        "AGE".into(),
-    ]];
-    for job in jobs {
-        let text = |k: &str| job[k].as_str().unwrap_or("-").to_string();
-        let runner = job["claimed_by_runner_id"]
-            .as_str()
-            .or_else(|| job["target_runner_id"].as_str())
-            .unwrap_or("-")
-            .to_string();
-        rows.push([
-            text("id"),
-            text("status"),
-            text("operation"),
-            runner,
-            format!("{}/{}", job["attempt"], job["max_attempts"]),
-            job["event_count"].to_string(),
-            age(job["created_at_ms"].as_u64().unwrap_or(now_ms), now_ms),
-        ]);
-    }
-    let widths: Vec<usize> = (0..7)
-        .map(|i| rows.iter().map(|r| r[i].len()).max().unwrap_or(0))
-        .collect();
-    rows.iter()
-        .map(|row| {
-            row.iter()
-                .zip(&widths)
-                .map(|(cell, w)| format!("{cell:<w$}"))
-                .collect::<Vec<_>>()
-                .join("  ")
-                .trim_end()
-                .to_string()
+pub fn jobs_table(jobs: &[Job], now_ms: u64) -> String {
+    let rows: Vec<Vec<String>> = jobs
+        .iter()
+        .map(|job| {
+            let runner = job
+                .claimed_by_runner_id
+                .as_deref()
+                .or(job.target_runner_id.as_deref())
+                .unwrap_or("-");
+            vec![
+                job.id.clone(),
+                job.status.as_str().to_string(),
+                job.operation.clone(),
+                runner.to_string(),
+                format!("{}/{}", job.attempt, job.max_attempts),
+                job.event_count.to_string(),
+                age(job.created_at_ms, now_ms),
+            ]
         })
-        .collect::<Vec<_>>()
-        .join("\n")
+        .collect();
+    table(
+        &[
+            "ID",
+            "STATUS",
+            "OPERATION",
+            "RUNNER",
+            "ATTEMPT",
+            "EVENTS",
+            "AGE",
+        ],
+        &rows,
+    )
 }
 
 /// A job's fields, one per line.
-pub fn job_details(job: &Value, request: &Value) -> String {
+pub fn job_details(job: &Job, request: &Value) -> String {
+    let job = serde_json::to_value(job).unwrap_or_default();
     let mut lines = Vec::new();
     for key in [
         "id",
@@ -91,20 +85,18 @@ pub fn job_details(job: &Value, request: &Value) -> String {
 }
 
 /// One event as a line: output verbatim, everything else tagged.
-pub fn event_line(event: &Value) -> String {
-    let seq = event["sequence"].as_u64().unwrap_or(0);
-    let kind = event["kind"].as_str().unwrap_or("?");
-    let message = event["message"].as_str().unwrap_or("");
-    match kind {
-        "stdout" => format!("{seq:>5} | {message}"),
-        "stderr" => format!("{seq:>5} ! {message}"),
-        _ => {
-            let data = if event["data"].is_null() {
-                String::new()
-            } else {
-                format!(" {}", event["data"])
+pub fn event_line(event: &JobEvent) -> String {
+    let seq = event.sequence;
+    let message = event.message.as_deref().unwrap_or("");
+    match event.kind {
+        EventKind::Stdout => format!("{seq:>5} | {message}"),
+        EventKind::Stderr => format!("{seq:>5} ! {message}"),
+        kind => {
+            let data = match &event.data {
+                None | Some(Value::Null) => String::new(),
+                Some(data) => format!(" {data}"),
             };
-            format!("{seq:>5} [{kind}] {message}{data}")
+            format!("{seq:>5} [{}] {message}{data}", kind.as_str())
         }
     }
 }
@@ -129,18 +121,14 @@ pub async fn follow_events(
     client: &DaemonClient,
     job_id: &str,
     after: u64,
-    mut on_event: impl FnMut(&Value),
+    mut on_event: impl FnMut(&JobEvent),
 ) -> Result<(), ClientError> {
     let url = client.url(&format!("/jobs/{job_id}/events?follow=true&after={after}"));
-    let unreachable = |e: reqwest::Error| ClientError::Unreachable {
-        url: client.base_url().to_string(),
-        message: e.to_string(),
-    };
     let resp = client
         .authorize(client.http().get(url))
         .send()
         .await
-        .map_err(unreachable)?;
+        .map_err(|e| client.unreachable(&e))?;
     let status = resp.status().as_u16();
     let is_stream = resp
         .headers()
@@ -148,61 +136,48 @@ pub async fn follow_events(
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.starts_with("text/event-stream"));
     if !is_stream {
-        let body = resp.bytes().await.map_err(unreachable)?;
+        let body = resp.bytes().await.map_err(|e| client.unreachable(&e))?;
         homeboy_api::decode_envelope(status, &body)?;
         return Ok(());
     }
-    let mut stream = resp.bytes_stream();
-    let mut buffer = Vec::new();
-    let mut searched: usize = 0;
-    let too_large = || ClientError::Unreachable {
+    let broken = |message: String| ClientError::Unreachable {
         url: client.base_url().to_string(),
-        message: format!("the event stream sent a frame larger than {MAX_FRAME_BYTES} bytes"),
+        message,
     };
+    let mut stream = resp.bytes_stream();
+    let mut parser = SseParser::new(MAX_FRAME_BYTES);
     while let Some(chunk) = tokio::time::timeout(Duration::from_secs(60), stream.next())
         .await
-        .map_err(|_| ClientError::Unreachable {
-            url: client.base_url().to_string(),
-            message: "the event stream went silent".into(),
-        })?
+        .map_err(|_| broken("the event stream went silent".into()))?
     {
-        buffer.extend_from_slice(&chunk.map_err(unreachable)?);
-        // Only the bytes that arrived since the last search (and the one before them) can end a frame.
-        while let Some(end) = buffer[searched.saturating_sub(1)..]
-            .windows(2)
-            .position(|w| w == b"\n\n")
-            .map(|at| at + searched.saturating_sub(1))
-        {
-            searched = 0;
-            let frame: Vec<u8> = buffer.drain(..end + 2).collect();
-            let frame = String::from_utf8_lossy(&frame);
-            let (mut name, mut data) = (String::new(), String::new());
-            for line in frame.lines() {
-                if let Some(v) = line.strip_prefix("event:") {
-                    name = v.trim().to_string();
-                } else if let Some(v) = line.strip_prefix("data:") {
-                    data.push_str(v.trim_start());
-                }
-            }
-            match name.as_str() {
+        let chunk = chunk.map_err(|e| client.unreachable(&e))?;
+        let frames = parser
+            .feed(&chunk)
+            .map_err(|SseError::FrameTooLarge { limit }| {
+                broken(format!(
+                    "the event stream sent a frame larger than {limit} bytes"
+                ))
+            })?;
+        for frame in frames {
+            match frame.event.as_str() {
                 "end" => return Ok(()),
                 "stream_error" => {
-                    return Err(match homeboy_api::decode_envelope(404, data.as_bytes()) {
-                        Err(api) => ClientError::Api(api),
-                        Ok(_) => ClientError::NotRunning,
-                    });
+                    return Err(
+                        match homeboy_api::decode_envelope(404, frame.data.as_bytes()) {
+                            Err(api) => ClientError::Api(api),
+                            Ok(_) => ClientError::NotRunning,
+                        },
+                    );
                 }
-                _ if !data.is_empty() => {
-                    if let Ok(event) = serde_json::from_str::<Value>(&data) {
-                        on_event(&event);
-                    }
+                _ => {
+                    let event: JobEvent = serde_json::from_str(&frame.data).map_err(|e| {
+                        broken(format!(
+                            "the event stream sent an event that is not a job event: {e}"
+                        ))
+                    })?;
+                    on_event(&event);
                 }
-                _ => {}
             }
-        }
-        searched = buffer.len();
-        if buffer.len() > MAX_FRAME_BYTES {
-            return Err(too_large());
         }
     }
     Ok(())
@@ -244,8 +219,10 @@ mod tests {
 
     #[test]
     fn renders_for_people() {
-        let job = json!({"id": "j1", "status": "running", "operation": "runner.exec", "claimed_by_runner_id": "lab",
-                         "attempt": 1, "max_attempts": 3, "event_count": 4, "created_at_ms": 1000});
+        let job: Job = serde_json::from_value(json!({"id": "j1", "status": "running", "operation": "runner.exec",
+            "claimed_by_runner_id": "lab", "attempt": 1, "max_attempts": 3, "event_count": 4, "created_at_ms": 1000,
+            "updated_at_ms": 1000, "executor": "runner", "last_sequence": 4}))
+        .unwrap();
         let table = jobs_table(std::slice::from_ref(&job), 61_000);
         let lines: Vec<&str> = table.lines().collect();
         assert!(lines[0].starts_with("ID"));
@@ -257,10 +234,19 @@ mod tests {
         );
         let details = job_details(&job, &json!({"command": ["echo", "hi"]}));
         assert!(details.contains("status: running") && details.contains("command: echo hi"));
+        let event = |v: Value| -> JobEvent { serde_json::from_value(v).unwrap() };
         assert_eq!(
-            event_line(&json!({"sequence": 3, "kind": "stdout", "message": "hi"})),
+            event_line(&event(
+                json!({"sequence": 3, "job_id": "j1", "kind": "stdout", "message": "hi", "timestamp_ms": 1})
+            )),
             "    3 | hi"
         );
-        assert!(event_line(&json!({"sequence": 1, "kind": "status", "message": "job queued", "data": {"status": "queued"}})).contains("[status] job queued"));
+        assert!(
+            event_line(&event(
+                json!({"sequence": 1, "job_id": "j1", "kind": "status", "message": "job queued",
+            "timestamp_ms": 1, "data": {"status": "queued"}})
+            ))
+            .contains("[status] job queued")
+        );
     }
 }

@@ -6,10 +6,9 @@
 //! - [`runner_worker`]: `homeboy runner work` (session, claims, process groups, events, heartbeats, masking).
 //! - [`local`]: reading observations in-process through the same handler the daemon serves, and running a
 //!   tool here or as a daemon job.
-//! - [`jobs_view`], [`runs_view`], [`components_view`] and [`text_table`]: what the CLI prints for people.
-//! - [`backoff`]: capped exponential backoff with jitter, for every client that retries.
+//! - [`jobs_view`], [`runs_view`], [`components_view`] and [`text_table`]: what the CLI prints for people;
+//!   [`sse`]: the bounded event-stream parser of `--follow`.
 
-pub mod backoff;
 pub mod client;
 pub mod components_view;
 mod error;
@@ -18,6 +17,7 @@ pub mod lifecycle;
 pub mod local;
 pub mod runner_worker;
 pub mod runs_view;
+pub mod sse;
 pub mod text_table;
 
 pub use error::ClientError;

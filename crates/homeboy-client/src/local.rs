@@ -9,6 +9,8 @@
 
 use std::sync::Arc;
 
+use homeboy_api::jobs::EventKind;
+use homeboy_api::tools::AnalysisJobAnswer;
 use homeboy_components::ComponentError;
 use homeboy_components::analysis::{self, Outcome, Recorder};
 use homeboy_components::command::Watcher;
@@ -106,26 +108,20 @@ pub async fn run_via_daemon(
 ) -> Result<DaemonRun, ClientError> {
     let arguments = request.to_json()["arguments"].clone();
     let path = format!("/tools/{}/run", tool_id(request.tool));
-    let submitted = client
-        .post(&path, &arguments, std::time::Duration::from_secs(30))
+    let submitted: AnalysisJobAnswer = client
+        .post_as(&path, &arguments, std::time::Duration::from_secs(30))
         .await?;
-    let job_id = submitted["job"]["id"]
-        .as_str()
-        .ok_or_else(|| ClientError::Unreachable {
-            url: client.base_url().to_string(),
-            message: "the daemon's answer has no job id".into(),
-        })?
-        .to_string();
+    let job_id = submitted.job.id;
     let mut result = None;
     let mut errors = Vec::new();
     crate::jobs_view::follow_events(client, &job_id, 0, |event| {
-        let message = event["message"].as_str().unwrap_or_default();
-        match event["kind"].as_str() {
-            Some(kind @ ("stdout" | "stderr")) => on_output(kind, message),
-            Some("result") if event["message"] == "analysis result" => {
-                result = Some(event["data"].clone());
+        let message = event.message.as_deref().unwrap_or_default();
+        match event.kind {
+            EventKind::Stdout | EventKind::Stderr => on_output(event.kind.as_str(), message),
+            EventKind::Result if message == "analysis result" => {
+                result = Some(event.data.clone().unwrap_or(Value::Null));
             }
-            Some("error") => errors.push(message.to_string()),
+            EventKind::Error => errors.push(message.to_string()),
             _ => {}
         }
     })

@@ -20,15 +20,18 @@ use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use homeboy_api::jobs::{
+    ClaimAnswer, ClaimBody, ClaimRef, EventItem, EventsBody, FinishBody, HeartbeatAnswer,
+    HeartbeatBody, JobResult, RunnerJobRequest, SessionAnswer, SessionRequest,
+};
 use homeboy_config::secrets::is_sensitive_name;
-use serde_json::{Value, json};
 use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
 use tokio::sync::{Notify, watch};
 
 use crate::ClientError;
-use crate::backoff::Backoff;
 use crate::client::DaemonClient;
 use homeboy_build as build_info;
+use homeboy_http::backoff::Backoff;
 
 /// Where secret values come from at execution time.
 pub trait SecretSource: Send + Sync {
@@ -166,23 +169,24 @@ async fn register(
     options: &WorkerOptions,
     mut shutdown: watch::Receiver<bool>,
 ) -> Result<(), ClientError> {
-    let body = json!({
-        "runner_id": options.runner_id,
-        "homeboy_version": build_info::VERSION,
-        "build_id": build_info::BUILD_ID,
-        "worker_pid": std::process::id(),
-    });
-    let mut backoff = Backoff::new(Duration::from_millis(200), Duration::from_secs(10));
+    let body = SessionRequest {
+        runner_id: options.runner_id.clone(),
+        controller_id: None,
+        homeboy_version: Some(build_info::VERSION.to_string()),
+        build_id: Some(build_info::BUILD_ID.to_string()),
+        worker_pid: Some(u64::from(std::process::id())),
+    };
+    let mut backoff = Backoff::new(Duration::from_millis(200), Duration::from_secs(10)).retries();
     loop {
         match client
-            .post("/runner/sessions", &body, Duration::from_secs(10))
+            .post_as::<SessionAnswer>("/runner/sessions", &body, Duration::from_secs(10))
             .await
         {
-            Ok(session) => {
+            Ok(answer) => {
                 eprintln!(
                     "homeboy runner {}: session {} on {}",
                     options.runner_id,
-                    session["session"]["id"].as_str().unwrap_or("?"),
+                    answer.session.id,
                     client.base_url()
                 );
                 return Ok(());
@@ -218,29 +222,35 @@ async fn claim_loop(
     options: Arc<WorkerOptions>,
     mut shutdown: watch::Receiver<bool>,
 ) -> Result<(), ClientError> {
-    let mut backoff = Backoff::new(Duration::from_millis(200), Duration::from_secs(10));
-    let body = json!({
-        "runner_id": options.runner_id,
-        "project_id": options.project_id,
-        "lease_ms": options.lease_ms,
-        "wait_ms": options.claim_wait_ms,
-    });
+    let mut backoff = Backoff::new(Duration::from_millis(200), Duration::from_secs(10)).retries();
+    let body = ClaimBody {
+        runner_id: options.runner_id.clone(),
+        project_id: options.project_id.clone(),
+        lease_ms: Some(options.lease_ms),
+        wait_ms: Some(options.claim_wait_ms),
+    };
     let timeout = Duration::from_millis(options.claim_wait_ms) + Duration::from_secs(15);
     while !*shutdown.borrow() {
         let claimed = tokio::select! {
-            result = client.post("/runner/jobs/claim", &body, timeout) => result,
+            result = client.post_as::<ClaimAnswer>("/runner/jobs/claim", &body, timeout) => result,
             _ = shutdown.changed() => break,
         };
         match claimed {
-            Ok(data) => {
+            Ok(answer) => {
                 backoff.reset();
-                if data["claim"].is_null() {
+                let Some(claim) = answer.claim else {
                     continue;
-                }
-                let job = Job::from_claim(&data["claim"]);
+                };
+                let attempt = claim.job.attempt;
+                let job = Job {
+                    id: claim.job.id,
+                    claim_id: claim.job.claim_id.unwrap_or_default(),
+                    // A request this worker cannot read runs nothing: the job fails on its empty command.
+                    request: serde_json::from_value(claim.request).unwrap_or_default(),
+                };
                 eprintln!(
-                    "homeboy runner {} [{slot}]: claimed job {} (attempt {})",
-                    options.runner_id, job.id, data["claim"]["job"]["attempt"]
+                    "homeboy runner {} [{slot}]: claimed job {} (attempt {attempt})",
+                    options.runner_id, job.id
                 );
                 run_job(&client, &options, job, shutdown.clone()).await?;
             }
@@ -263,20 +273,7 @@ async fn claim_loop(
 struct Job {
     id: String,
     claim_id: String,
-    request: Value,
-}
-
-impl Job {
-    fn from_claim(claim: &Value) -> Job {
-        Job {
-            id: claim["job"]["id"].as_str().unwrap_or_default().to_string(),
-            claim_id: claim["job"]["claim_id"]
-                .as_str()
-                .unwrap_or_default()
-                .to_string(),
-            request: claim["request"].clone(),
-        }
-    }
+    request: RunnerJobRequest,
 }
 
 /// Why a job stopped before its process exited on its own.
@@ -291,8 +288,11 @@ enum Abandon {
 }
 
 /// The claim as every claim-scoped call names it.
-fn claim_ref(options: &WorkerOptions, job: &Job) -> Value {
-    json!({"runner_id": options.runner_id, "claim_id": job.claim_id})
+fn claim_ref(options: &WorkerOptions, job: &Job) -> ClaimRef {
+    ClaimRef {
+        runner_id: options.runner_id.clone(),
+        claim_id: job.claim_id.clone(),
+    }
 }
 
 async fn run_job(
@@ -304,7 +304,7 @@ async fn run_job(
     let spawned = prepare(options, &job).and_then(|(mut cmd, mask)| {
         cmd.spawn()
             .map(|child| (child, mask))
-            .map_err(|e| format!("cannot start {:?}: {e}", job.request["command"][0]))
+            .map_err(|e| format!("cannot start {:?}: {e}", job.request.command.first()))
     });
     let (mut child, mask) = match spawned {
         Ok(spawned) => spawned,
@@ -347,7 +347,7 @@ async fn run_job(
         let job_ref = Job {
             id: job.id.clone(),
             claim_id: job.claim_id.clone(),
-            request: Value::Null,
+            request: RunnerJobRequest::default(),
         };
         let stop_rx = stop_rx.clone();
         tokio::spawn(async move { event_pump(&client, &options, &job_ref, &events, stop_rx).await })
@@ -428,33 +428,18 @@ async fn run_job(
 /// mask for the secret values it resolved.
 fn prepare(options: &WorkerOptions, job: &Job) -> Result<(tokio::process::Command, Mask), String> {
     let request = &job.request;
-    let argv: Vec<String> = request["command"]
-        .as_array()
-        .map(|a| {
-            a.iter()
-                .filter_map(|v| v.as_str().map(str::to_string))
-                .collect()
-        })
-        .unwrap_or_default();
-    let Some((program, args)) = argv.split_first() else {
+    let Some((program, args)) = request.command.split_first() else {
         return Err("the job has no command".into());
     };
-    let cwd = inside(&options.workspace, request["cwd"].as_str().unwrap_or(""))?;
+    let cwd = inside(&options.workspace, request.cwd.as_deref().unwrap_or(""))?;
     std::fs::create_dir_all(&cwd).map_err(|e| format!("cannot create the job directory: {e}"))?;
     let mut env: BTreeMap<String, String> = std::env::vars()
         .filter(|(name, _)| !is_sensitive_name(name) && Some(name) != options.token_env.as_ref())
         .collect();
     env.extend(options.runner_env.clone());
-    if let Some(job_env) = request["env"].as_object() {
-        for (name, value) in job_env {
-            if let Some(value) = value.as_str() {
-                env.insert(name.clone(), value.to_string());
-            }
-        }
-    }
+    env.extend(request.env.clone());
     let mut mask = Mask::default();
-    for name in request["secret_env_names"].as_array().into_iter().flatten() {
-        let Some(name) = name.as_str() else { continue };
+    for name in &request.secret_env_names {
         let value = options.secrets.resolve(name)?;
         mask.add(&value);
         env.insert(name.to_string(), value);
@@ -528,17 +513,19 @@ fn exit_code(status: std::process::ExitStatus) -> i32 {
 
 /// One heartbeat; `Some` when the job must stop.
 async fn beat(client: &DaemonClient, options: &WorkerOptions, job: &Job) -> Option<Abandon> {
-    let mut body = claim_ref(options, job);
-    body["lease_ms"] = options.lease_ms.into();
+    let body = HeartbeatBody {
+        claim: claim_ref(options, job),
+        lease_ms: Some(options.lease_ms),
+    };
     match client
-        .post(
+        .post_as::<HeartbeatAnswer>(
             &format!("/runner/jobs/{}/heartbeat", job.id),
             &body,
             Duration::from_secs(10),
         )
         .await
     {
-        Ok(data) if data["cancelled"] == true => Some(Abandon::Cancelled),
+        Ok(answer) if answer.cancelled => Some(Abandon::Cancelled),
         Ok(_) => None,
         Err(ClientError::Api(e)) if e.status() == 409 || e.status() == 404 => {
             Some(Abandon::ClaimLost)
@@ -558,13 +545,20 @@ async fn finish(
     stderr: &str,
     shutdown: &mut watch::Receiver<bool>,
 ) -> Result<(), ClientError> {
-    let mut body = claim_ref(options, job);
-    body["result"] =
-        json!({"exit_code": exit_code, "stdout": stdout, "stderr": stderr, "artifacts": []});
-    let mut backoff = Backoff::new(Duration::from_millis(200), Duration::from_secs(10));
+    let body = FinishBody {
+        claim: claim_ref(options, job),
+        result: JobResult {
+            exit_code,
+            stdout: Some(stdout.to_string()),
+            stderr: Some(stderr.to_string()),
+            data: None,
+            artifacts: Vec::new(),
+        },
+    };
+    let mut backoff = Backoff::new(Duration::from_millis(200), Duration::from_secs(10)).retries();
     loop {
         match client
-            .post(
+            .post_as::<serde_json::Value>(
                 &format!("/runner/jobs/{}/finish", job.id),
                 &body,
                 Duration::from_secs(15),
@@ -596,7 +590,7 @@ async fn finish(
 /// Output lines waiting to be sent, and a signal that the claim was lost while sending them.
 #[derive(Default)]
 struct EventBuffer {
-    pending: Mutex<Vec<Value>>,
+    pending: Mutex<Vec<EventItem>>,
     dropped: Mutex<u64>,
     ready: Notify,
     lost: Notify,
@@ -613,13 +607,17 @@ impl EventBuffer {
                 *dropped += 1;
             }
         }
-        pending.push(json!({"kind": kind, "message": message}));
+        pending.push(EventItem {
+            kind: kind.to_string(),
+            message: Some(message),
+            data: None,
+        });
         if pending.len() >= MAX_BATCH {
             self.ready.notify_one();
         }
     }
 
-    fn take(&self, max: usize) -> Vec<Value> {
+    fn take(&self, max: usize) -> Vec<EventItem> {
         let Ok(mut pending) = self.pending.lock() else {
             return Vec::new();
         };
@@ -627,7 +625,7 @@ impl EventBuffer {
         pending.drain(..n).collect()
     }
 
-    fn put_back(&self, batch: Vec<Value>) {
+    fn put_back(&self, batch: Vec<EventItem>) {
         if let Ok(mut pending) = self.pending.lock() {
             let rest = std::mem::take(&mut *pending);
             *pending = batch;
@@ -668,10 +666,13 @@ async fn send_batches(
         if batch.is_empty() {
             return true;
         }
-        let mut body = claim_ref(options, job);
-        body["events"] = Value::Array(batch.clone());
+        let body = EventsBody {
+            claim: claim_ref(options, job),
+            single: None,
+            events: Some(batch.clone()),
+        };
         match client
-            .post(
+            .post_as::<serde_json::Value>(
                 &format!("/runner/jobs/{}/events", job.id),
                 &body,
                 Duration::from_secs(15),
@@ -699,7 +700,7 @@ async fn flush_events(
     job: &Job,
     events: &EventBuffer,
 ) {
-    let mut backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(2));
+    let mut backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(2)).retries();
     for _ in 0..5 {
         if !send_batches(client, options, job, events).await {
             return;

@@ -3,7 +3,7 @@
 //!
 //! - [`serve`]: the accept loop (HTTP/1.1, keep-alive, upgrades, header-read timeout, bounded drain), and
 //!   [`workers`]: one single-threaded runtime per core on `SO_REUSEPORT` sockets.
-//! - [`body`]: request body caps (`payload.too_large`).
+//! - [`body`]: request body caps (`payload.too_large`); [`backoff`]: retry delays for clients.
 //! - [`host`]: `Host`/`Origin` parsing and the loopback policy.
 //! - [`response`]: the envelope as an HTTP response, with the one fallback status.
 //! - [`client`] (feature `client`): the reqwest builder and error text without URLs.
@@ -11,6 +11,7 @@
 //! Which routes a server has, and which hosts may reach them, is the server's; how bytes become a request
 //! and an envelope becomes a response is this crate's.
 
+pub mod backoff;
 pub mod body;
 #[cfg(feature = "client")]
 pub mod client;

@@ -21,6 +21,5 @@ pub mod install;
 pub mod pool;
 pub mod routes;
 pub mod signal;
-pub mod worker;
 
 pub use error::PreviewError;

@@ -1,6 +1,6 @@
 //! A pool of idle HTTP/1.1 client connections to one peer, and the plain-HTTP upstream that dials into it.
 //!
-//! [`Pools`] keeps one idle list per worker thread ([`crate::worker`]): a request takes a connection of its
+//! [`Pools`] keeps one idle list per worker thread ([`homeboy_http::workers`]): a request takes a connection of its
 //! own worker when there is one (its connection task runs on the same thread), else one of another worker.
 //!
 //! The same pool serves the ingress's direct upstream routes, the preview client's connections to its
@@ -151,7 +151,7 @@ impl Pools {
     pub fn new(max_idle: usize) -> Self {
         let returned = Arc::new(Notify::new());
         Pools {
-            pools: (0..crate::worker::count())
+            pools: (0..homeboy_http::workers::count())
                 .map(|_| Pool::with_notify(max_idle, returned.clone()))
                 .collect(),
             returned,
@@ -160,12 +160,12 @@ impl Pools {
 
     /// The calling worker's pool.
     pub fn local(&self) -> &Arc<Pool> {
-        &self.pools[crate::worker::current() % self.pools.len()]
+        &self.pools[homeboy_http::workers::current() % self.pools.len()]
     }
 
     /// A ready idle connection and the pool it belongs to: the calling worker's first, then the others'.
     pub async fn checkout(&self) -> Option<(Sender, Arc<Pool>)> {
-        let own = crate::worker::current() % self.pools.len();
+        let own = homeboy_http::workers::current() % self.pools.len();
         for k in 0..self.pools.len() {
             let pool = &self.pools[(own + k) % self.pools.len()];
             if let Some(sender) = pool.checkout().await {

@@ -100,11 +100,11 @@ impl ApiRequest {
     /// The bearer token: `Authorization: Bearer <token>`, else `x-homeboy-broker-token`.
     pub fn bearer_token(&self) -> Option<&str> {
         self.header("authorization")
-            .and_then(|v| {
-                let (scheme, token) = v.trim().split_once(' ')?;
-                scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
+            .and_then(homeboy_api::auth::bearer_token)
+            .or_else(|| {
+                self.header(homeboy_api::auth::BROKER_TOKEN_HEADER)
+                    .map(str::trim)
             })
-            .or_else(|| self.header("x-homeboy-broker-token").map(str::trim))
     }
 
     /// Query parameter `name` as a number, with a clear error when it is not one.

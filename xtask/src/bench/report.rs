@@ -1,36 +1,9 @@
 //! Printing benchmark results: one aligned table per benchmark, ratios against the baseline of the same run.
 
-/// Prints a table with a header row.
+/// Prints a Markdown table with a header row under a title.
 pub fn table(title: &str, header: &[&str], rows: &[Vec<String>]) {
     println!("\n## {title}");
-    let mut widths: Vec<usize> = header.iter().map(|h| h.len()).collect();
-    for row in rows {
-        for (i, cell) in row.iter().enumerate() {
-            if i < widths.len() {
-                widths[i] = widths[i].max(cell.len());
-            }
-        }
-    }
-    let line = |cells: Vec<String>| {
-        let padded: Vec<String> = cells
-            .iter()
-            .enumerate()
-            .map(|(i, c)| format!("{c:<w$}", w = widths.get(i).copied().unwrap_or(0)))
-            .collect();
-        println!("| {} |", padded.join(" | "));
-    };
-    line(header.iter().map(|h| h.to_string()).collect());
-    println!(
-        "|{}|",
-        widths
-            .iter()
-            .map(|w| "-".repeat(w + 2))
-            .collect::<Vec<_>>()
-            .join("|")
-    );
-    for row in rows {
-        line(row.clone());
-    }
+    println!("{}", homeboy_client::text_table::markdown(header, rows));
 }
 
 /// The columns of a load result: name, req/s, p50 ms, p99 ms, errors, and req/s as a ratio to `baseline`.

@@ -3,7 +3,6 @@
 //! "unreachable" (the network or a 5xx: retry with backoff). The token lives only in the request header;
 //! no error message carries it.
 
-use std::sync::Once;
 use std::time::Duration;
 
 use homeboy_api::decode_envelope;
@@ -46,19 +45,10 @@ impl CallError {
     }
 }
 
-/// Installs the TLS crypto provider reqwest needs, once per process.
-fn install_crypto_provider() {
-    static ONCE: Once = Once::new();
-    ONCE.call_once(|| {
-        let _ = rustls::crypto::ring::default_provider().install_default();
-    });
-}
-
-/// A reqwest client with the preview client's defaults.
-pub fn http_client() -> Result<reqwest::Client, String> {
-    install_crypto_provider();
-    reqwest::Client::builder()
-        .connect_timeout(Duration::from_secs(5))
+/// A reqwest client with the preview client's defaults (the shared builder, plus a connection pool sized
+/// for many requests in flight to one ingress).
+pub fn http_client(ingress: &str) -> Result<reqwest::Client, String> {
+    homeboy_http::client::http_client_builder(ingress)
         .tcp_nodelay(true)
         .pool_max_idle_per_host(64)
         .user_agent(concat!(
@@ -66,7 +56,7 @@ pub fn http_client() -> Result<reqwest::Client, String> {
             env!("CARGO_PKG_VERSION")
         ))
         .build()
-        .map_err(|e| format!("cannot build the HTTP client: {e}"))
+        .map_err(|e| format!("cannot build the HTTP client: {}", describe(&e)))
 }
 
 /// The channel API of one ingress, for one public host.
@@ -182,24 +172,4 @@ impl IngressApi {
 }
 
 /// A reqwest error as one line: what failed and the deepest cause, never the URL's query or headers.
-pub fn describe(e: &reqwest::Error) -> String {
-    let kind = if e.is_timeout() {
-        "timed out"
-    } else if e.is_connect() {
-        "connection failed"
-    } else if e.is_body() || e.is_decode() {
-        "reading the response failed"
-    } else {
-        "request failed"
-    };
-    let mut source = std::error::Error::source(e);
-    let mut deepest = None;
-    while let Some(s) = source {
-        deepest = Some(s.to_string());
-        source = s.source();
-    }
-    match deepest {
-        Some(cause) => format!("{kind}: {cause}"),
-        None => kind.to_string(),
-    }
-}
+pub use homeboy_http::client::describe_error as describe;

@@ -9,7 +9,6 @@
 //! The token is sent only in the `Authorization` header; no event or error carries it.
 
 mod api;
-mod backoff;
 mod local;
 mod long_poll;
 mod reverse_http;
@@ -24,7 +23,7 @@ use tokio::sync::{Notify, mpsc, watch};
 use tokio::task::JoinSet;
 
 pub use api::CallError;
-pub use backoff::Backoff;
+pub use homeboy_http::backoff::Backoff;
 
 use crate::PreviewError;
 use crate::auth::check_local_origin;
@@ -249,7 +248,8 @@ pub async fn run(
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), PreviewError> {
     options.validate()?;
-    let http = api::http_client().map_err(|m| PreviewError::Unreachable { message: m })?;
+    let http =
+        api::http_client(&options.ingress).map_err(|m| PreviewError::Unreachable { message: m })?;
     let api = IngressApi::new(
         &options.ingress,
         http.clone(),

@@ -265,11 +265,7 @@ fn exchange_error(e: ExchangeError) -> ApiError {
 /// `Authorization: Bearer <token>`.
 pub fn bearer(headers: &HeaderMap) -> Option<String> {
     let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
-    let (scheme, token) = value.trim().split_once(' ')?;
-    scheme
-        .eq_ignore_ascii_case("bearer")
-        .then(|| token.trim().to_string())
-        .filter(|t| !t.is_empty())
+    homeboy_api::auth::bearer_token(value).map(str::to_string)
 }
 
 async fn read_json<T: DeserializeOwned>(req: Request<Incoming>) -> Result<T, ApiError> {
@@ -298,45 +294,13 @@ async fn read_json<T: DeserializeOwned>(req: Request<Incoming>) -> Result<T, Api
 }
 
 fn ok(data: Value) -> Response<ProxyBody> {
-    json_response(200, &homeboy_api::success_body(data))
+    homeboy_http::success_response(&data).map(body::boxed)
 }
 
-/// An error envelope as a response. A 405 names the allowed methods in `Allow`; a 413 closes the
-/// connection (the rest of the body was never read).
+/// An error envelope as a response, through the shared edge (a 405 names the allowed methods in `Allow`, a
+/// 413 closes the connection).
 pub fn error_response(error: &ApiError) -> Response<ProxyBody> {
-    let body = homeboy_api::error_body(error);
-    let mut response = json_response(error.status(), &body);
-    match error.status() {
-        405 => {
-            let allowed: Vec<&str> = body["error"]["details"]["allowed"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .filter_map(Value::as_str)
-                .collect();
-            if let Ok(value) = HeaderValue::from_str(&allowed.join(", ")) {
-                response.headers_mut().insert(header::ALLOW, value);
-            }
-        }
-        413 => {
-            response
-                .headers_mut()
-                .insert(header::CONNECTION, HeaderValue::from_static("close"));
-        }
-        _ => {}
-    }
-    response
-}
-
-fn json_response(status: u16, doc: &Value) -> Response<ProxyBody> {
-    let mut response = Response::new(body::full(serde_json::to_vec(doc).unwrap_or_default()));
-    *response.status_mut() =
-        StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    response.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
-    response
+    homeboy_http::error_response(error).map(body::boxed)
 }
 
 #[cfg(test)]

@@ -17,7 +17,6 @@ mod route_cache;
 mod status;
 
 use std::collections::{HashMap, VecDeque};
-use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
@@ -25,10 +24,10 @@ use std::time::Duration;
 
 use homeboy_config::Paths;
 use homeboy_config::net::is_loopback_host;
+use homeboy_http::ConnOptions;
+use homeboy_http::host::RequestHost;
 use hyper::body::Incoming;
-use hyper::service::service_fn;
 use hyper::{Request, Response};
-use hyper_util::rt::{TokioIo, TokioTimer};
 use serde::Serialize;
 use tokio::sync::Notify;
 
@@ -38,7 +37,7 @@ pub use status::STATUS_PATH;
 
 use crate::body::ProxyBody;
 use crate::channel::ChannelSession;
-use crate::host::{host_of_header, normalize_host, normalize_pattern};
+use crate::host::{normalize_host, normalize_pattern};
 use crate::routes::RouteStore;
 use crate::{PreviewError, clock};
 
@@ -203,13 +202,10 @@ impl Ingress {
         req: Request<Incoming>,
         peer: SocketAddr,
     ) -> Response<ProxyBody> {
-        let host = req
-            .headers()
-            .get(hyper::header::HOST)
-            .and_then(|v| v.to_str().ok())
-            .or_else(|| req.uri().host())
-            .map(host_of_header)
-            .unwrap_or_default();
+        let host = match homeboy_http::host::request_host(req.headers(), req.uri()) {
+            Ok(named) => named.map(|h: RequestHost| h.host).unwrap_or_default(),
+            Err(refusal) => return control::error_response(&refusal),
+        };
         let path = req.uri().path();
         if path == status::STATUS_PATH {
             return status::respond(&self, &host);
@@ -269,9 +265,9 @@ impl Drop for InFlight {
     }
 }
 
-/// A bound ingress that has not started answering yet.
+/// A bound ingress that has not started answering yet: one listening socket per worker.
 pub struct BoundIngress {
-    listener: std::net::TcpListener,
+    listeners: Vec<std::net::TcpListener>,
     ingress: Arc<Ingress>,
 }
 
@@ -303,16 +299,17 @@ pub fn bind(options: IngressOptions, log: AccessLog) -> Result<BoundIngress, Pre
         action: "create the routes directory",
         source,
     })?;
-    let listener = std::net::TcpListener::bind(options.bind)
-        .and_then(|l| l.set_nonblocking(true).map(|()| l))
+    let listeners = homeboy_http::workers::reuseport_listeners(options.bind, options.threads)
         .map_err(|source| PreviewError::Bind {
             addr: options.bind,
             source,
         })?;
-    let addr = listener.local_addr().map_err(|source| PreviewError::Io {
-        action: "read the bound address",
-        source,
-    })?;
+    let addr = listeners[0]
+        .local_addr()
+        .map_err(|source| PreviewError::Io {
+            action: "read the bound address",
+            source,
+        })?;
     let id_prefix = homeboy_config::secrets::random_hex(4).unwrap_or_else(|_| "req".into());
     let routes = RouteCache::new(store, options.connect_timeout);
     let ingress = Arc::new(Ingress {
@@ -334,7 +331,7 @@ pub fn bind(options: IngressOptions, log: AccessLog) -> Result<BoundIngress, Pre
         started_at: clock::rfc3339(clock::now()),
         addr,
     });
-    Ok(BoundIngress { listener, ingress })
+    Ok(BoundIngress { listeners, ingress })
 }
 
 impl BoundIngress {
@@ -352,24 +349,18 @@ impl BoundIngress {
     /// requests get 503, preview clients may still answer the requests they hold, and the call returns once
     /// nothing is in flight (or the drain timeout passed).
     pub fn run(self) -> Result<(), PreviewError> {
-        let threads = self.ingress.options.threads;
+        let threads = self.listeners.len();
         let ingress = self.ingress;
-        let listener = self.listener;
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
         let stop_tx = Arc::new(stop_tx);
-        let mut listeners = Vec::new();
-        for _ in 0..threads.max(1) {
-            listeners.push(Mutex::new(Some(listener.try_clone().map_err(
-                |source| PreviewError::Io {
-                    action: "share the listening socket",
-                    source,
-                },
-            )?)));
-        }
-        let listeners = Arc::new(listeners);
-        crate::worker::run(threads, move |i| {
-            let (ingress, stop_tx, mut stop_rx) =
-                (ingress.clone(), stop_tx.clone(), stop_rx.clone());
+        let listeners: Arc<Vec<Mutex<Option<std::net::TcpListener>>>> = Arc::new(
+            self.listeners
+                .into_iter()
+                .map(|l| Mutex::new(Some(l)))
+                .collect(),
+        );
+        homeboy_http::workers::run(threads, move |i| {
+            let (ingress, stop_tx, stop_rx) = (ingress.clone(), stop_tx.clone(), stop_rx.clone());
             let listener = listeners[i]
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
@@ -380,7 +371,11 @@ impl BoundIngress {
                 else {
                     return;
                 };
-                let accept = tokio::spawn(accept_loop(listener, ingress.clone()));
+                let mut stopped = stop_rx.clone();
+                let stop = async move {
+                    let _ = stopped.wait_for(|stop| *stop).await;
+                };
+                let serving = tokio::spawn(serve_on(listener, ingress.clone(), stop));
                 if i == 0 {
                     crate::signal::terminate().await;
                     ingress.start_draining();
@@ -392,10 +387,8 @@ impl BoundIngress {
                     let _ = stop_tx.send(true);
                     ingress.log.write(&serde_json::json!({"event": "stopped"}));
                     ingress.log.flush();
-                } else {
-                    let _ = stop_rx.wait_for(|stop| *stop).await;
                 }
-                accept.abort();
+                let _ = serving.await;
             }
         })
         .map_err(|source| PreviewError::Io {
@@ -415,31 +408,22 @@ pub fn serve(
     bound.run()
 }
 
-async fn accept_loop(listener: tokio::net::TcpListener, ingress: Arc<Ingress>) {
+/// One worker's connections on the shared edge, until `stop` (after the ingress drained).
+async fn serve_on(
+    listener: tokio::net::TcpListener,
+    ingress: Arc<Ingress>,
+    stop: impl std::future::Future<Output = ()>,
+) {
     let public_bind = !is_loopback_host(&ingress.addr.ip().to_string());
-    let mut builder = hyper::server::conn::http1::Builder::new();
-    builder.timer(TokioTimer::new()).keep_alive(true);
-    // Slow-client protection belongs to the TLS proxy in front; a public bind has none, so arm it here.
-    builder.header_read_timeout(public_bind.then_some(Duration::from_secs(30)));
-    loop {
-        let (stream, peer) = match listener.accept().await {
-            Ok(accepted) => accepted,
-            Err(_) => {
-                tokio::time::sleep(Duration::from_millis(20)).await;
-                continue;
-            }
-        };
-        let _ = stream.set_nodelay(true);
+    let options = ConnOptions {
+        // Slow-client protection belongs to the TLS proxy in front; a public bind has none, so arm it here.
+        header_read_timeout: public_bind.then_some(Duration::from_secs(30)),
+        // Requests in flight were already given the drain timeout; what is left is closed promptly.
+        drain_timeout: Duration::from_millis(200),
+    };
+    let service = move |req: Request<Incoming>, peer: SocketAddr| {
         let ingress = ingress.clone();
-        let service = service_fn(move |req: Request<Incoming>| {
-            let ingress = ingress.clone();
-            async move { Ok::<_, Infallible>(ingress.handle(req, peer).await) }
-        });
-        let conn = builder
-            .serve_connection(TokioIo::new(stream), service)
-            .with_upgrades();
-        tokio::spawn(async move {
-            let _ = conn.await;
-        });
-    }
+        async move { ingress.handle(req, peer).await }
+    };
+    homeboy_http::serve(listener, options, service, stop).await;
 }

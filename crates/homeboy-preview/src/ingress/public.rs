@@ -12,7 +12,7 @@ use std::time::Instant;
 
 use hyper::body::Incoming;
 use hyper::header::{self, HeaderValue};
-use hyper::{Method, Request, Response, StatusCode, Uri};
+use hyper::{Method, Request, Response, Uri};
 use serde_json::json;
 
 use super::access_log::RequestLine;
@@ -226,14 +226,10 @@ impl Exchange {
             doc["session_id"] = json!(session_id);
         }
         let bytes = serde_json::to_vec(&doc).unwrap_or_default();
-        let mut response = Response::new(body::full(bytes));
-        *response.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_GATEWAY);
-        let h = response.headers_mut();
-        h.insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("application/json"),
-        );
-        h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        let mut response = homeboy_http::json_response(status, bytes).map(body::boxed);
+        response
+            .headers_mut()
+            .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
         self.finish_own(response, classification, in_flight)
     }
 

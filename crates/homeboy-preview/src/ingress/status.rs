@@ -10,8 +10,8 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use homeboy_config::net::is_loopback_host;
+use hyper::Response;
 use hyper::header::{self, HeaderValue};
-use hyper::{Response, StatusCode};
 use serde_json::{Value, json};
 
 use super::Ingress;
@@ -28,15 +28,10 @@ pub fn respond(ingress: &Arc<Ingress>, host: &str) -> Response<ProxyBody> {
     } else {
         host_status(ingress, host)
     };
-    let bytes = serde_json::to_vec(&homeboy_api::success_body(data)).unwrap_or_default();
-    let mut response = Response::new(body::full(bytes));
-    *response.status_mut() = StatusCode::OK;
-    let h = response.headers_mut();
-    h.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
-    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    let mut response = homeboy_http::success_response(&data).map(body::boxed);
+    response
+        .headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     response
 }
 

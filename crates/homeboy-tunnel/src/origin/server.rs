@@ -1,22 +1,20 @@
 //! `artifact-origin serve`: bind (loopback unless `--allow-public-bind`), then answer HTTP/1.1 with
 //! keep-alive until the shutdown future resolves, letting in-flight responses finish for a bounded time.
 //!
-//! Threading: one worker thread per core, each with its own single-threaded tokio runtime and its own
-//! `SO_REUSEPORT` listening socket on the same address, so the kernel spreads connections over the workers
-//! and a request never hops between threads (the nginx worker model). The calling thread only waits for
-//! the shutdown future and then tells the workers to drain.
+//! Threading: the shared edge's workers (`homeboy_http::workers`) — one single-threaded runtime per core, each
+//! with its own `SO_REUSEPORT` socket and accept loop (`homeboy_http::serve`), so a request never hops
+//! between threads (the nginx worker model). The calling thread only waits for the shutdown future and then
+//! tells the workers to drain.
 
 use std::future::Future;
 use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 use std::time::Duration;
 
 use homeboy_config::net::is_loopback_host;
+use homeboy_http::ConnOptions;
 use hyper::body::Incoming;
-use hyper::service::service_fn;
-use hyper_util::rt::TokioIo;
-use hyper_util::server::graceful::GracefulShutdown;
-use rustix::net::{AddressFamily, SocketFlags, SocketType, sockopt};
 use tokio::sync::watch;
 use tower::ServiceExt;
 
@@ -66,41 +64,25 @@ pub fn bind(config: &OriginConfig, options: &ServeOptions) -> Result<BoundOrigin
         .workers
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
         .max(1);
-    let bind_error =
-        |addr: SocketAddr| move |e: std::io::Error| TunnelError::Bind { addr, source: e };
-    // The first socket resolves port 0; the others join it on the same address.
-    let first = reuseport_listener(options.bind).map_err(bind_error(options.bind))?;
-    let addr = first.local_addr().map_err(bind_error(options.bind))?;
-    let mut listeners = vec![first];
-    for _ in 1..workers {
-        listeners.push(reuseport_listener(addr).map_err(bind_error(addr))?);
-    }
+    let listeners =
+        homeboy_http::workers::reuseport_listeners(options.bind, workers).map_err(|source| {
+            TunnelError::Bind {
+                addr: options.bind,
+                source,
+            }
+        })?;
+    let addr = listeners[0]
+        .local_addr()
+        .map_err(|source| TunnelError::Bind {
+            addr: options.bind,
+            source,
+        })?;
     Ok(BoundOrigin {
         listeners,
         addr,
         root,
         backend,
     })
-}
-
-/// A non-blocking listening socket with `SO_REUSEPORT` (and `SO_REUSEADDR`, for quick restarts).
-fn reuseport_listener(addr: SocketAddr) -> std::io::Result<TcpListener> {
-    let family = if addr.is_ipv4() {
-        AddressFamily::INET
-    } else {
-        AddressFamily::INET6
-    };
-    let socket = rustix::net::socket_with(
-        family,
-        SocketType::STREAM,
-        SocketFlags::CLOEXEC | SocketFlags::NONBLOCK,
-        None,
-    )?;
-    sockopt::set_socket_reuseaddr(&socket, true)?;
-    sockopt::set_socket_reuseport(&socket, true)?;
-    rustix::net::bind(&socket, &addr)?;
-    rustix::net::listen(&socket, 1024)?;
-    Ok(TcpListener::from(socket))
 }
 
 impl BoundOrigin {
@@ -118,20 +100,35 @@ impl BoundOrigin {
     /// then drains them.
     pub fn run(self, shutdown: impl Future<Output = ()>) -> Result<(), TunnelError> {
         let (stop_tx, stop_rx) = watch::channel(false);
-        let mut workers = Vec::new();
-        for (i, listener) in self.listeners.into_iter().enumerate() {
-            let stop = stop_rx.clone();
-            let root = self.root.clone();
-            let backend = self.backend.clone();
-            let worker = std::thread::Builder::new()
-                .name(format!("origin-{i}"))
-                .spawn(move || worker(listener, root, backend, stop))
-                .map_err(|source| TunnelError::Spawn {
-                    what: "an origin worker thread".into(),
-                    source,
-                })?;
-            workers.push(worker);
-        }
+        let count = self.listeners.len();
+        let listeners: Vec<Mutex<Option<TcpListener>>> = self
+            .listeners
+            .into_iter()
+            .map(|l| Mutex::new(Some(l)))
+            .collect();
+        let (root, backend) = (self.root, self.backend);
+        let workers = std::thread::Builder::new()
+            .name("origin-workers".into())
+            .spawn(move || {
+                homeboy_http::workers::run(count, move |i| {
+                    let listener = listeners[i]
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .take();
+                    let (root, backend, stop) = (root.clone(), backend.clone(), stop_rx.clone());
+                    async move {
+                        if let Some(listener) =
+                            listener.and_then(|l| tokio::net::TcpListener::from_std(l).ok())
+                        {
+                            accept_loop(listener, root, backend, stop).await;
+                        }
+                    }
+                })
+            })
+            .map_err(|source| TunnelError::Spawn {
+                what: "the origin's worker threads".into(),
+                source,
+            })?;
         let waiter = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
@@ -141,32 +138,9 @@ impl BoundOrigin {
             })?;
         waiter.block_on(shutdown);
         let _ = stop_tx.send(true);
-        for worker in workers {
-            let _ = worker.join();
-        }
+        let _ = workers.join();
         Ok(())
     }
-}
-
-/// One worker: a single-threaded runtime serving its own listener until told to stop.
-fn worker(
-    listener: TcpListener,
-    root: PathBuf,
-    backend: RootedBackend,
-    stop: watch::Receiver<bool>,
-) {
-    let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    else {
-        return;
-    };
-    runtime.block_on(async move {
-        let Ok(listener) = tokio::net::TcpListener::from_std(listener) else {
-            return;
-        };
-        accept_loop(listener, root, backend, stop).await;
-    });
 }
 
 async fn accept_loop(
@@ -176,34 +150,21 @@ async fn accept_loop(
     mut stop: watch::Receiver<bool>,
 ) {
     let service = origin_service(root, backend);
-    let graceful = GracefulShutdown::new();
-    let mut builder = hyper::server::conn::http1::Builder::new();
-    builder.keep_alive(true);
-    loop {
-        let stream = tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok((stream, _peer)) => stream,
-                Err(_) => {
-                    // Out of descriptors or a reset before accept: back off briefly.
-                    tokio::time::sleep(Duration::from_millis(20)).await;
-                    continue;
-                }
-            },
-            _ = stop.wait_for(|stopped| *stopped) => break,
-        };
-        let _ = stream.set_nodelay(true);
+    let options = ConnOptions {
+        header_read_timeout: None,
+        drain_timeout: DRAIN_TIMEOUT,
+    };
+    let answer = move |request: hyper::Request<Incoming>, _peer| {
         let service = service.clone();
-        let hyper_service =
-            service_fn(move |request: hyper::Request<Incoming>| service.clone().oneshot(request));
-        let connection =
-            graceful.watch(builder.serve_connection(TokioIo::new(stream), hyper_service));
-        tokio::spawn(async move {
-            let _ = connection.await;
-        });
-    }
-    drop(listener);
-    tokio::select! {
-        () = graceful.shutdown() => {}
-        () = tokio::time::sleep(DRAIN_TIMEOUT) => {}
-    }
+        async move {
+            match service.oneshot(request).await {
+                Ok(response) => response,
+                Err(never) => match never {},
+            }
+        }
+    };
+    let stop = async move {
+        let _ = stop.wait_for(|stopped| *stopped).await;
+    };
+    homeboy_http::serve(listener, options, answer, stop).await;
 }
