@@ -1,4 +1,5 @@
-//! `cargo xtask ci`: the gate every change passes — formatting, clippy with warnings denied, all tests.
+//! `cargo xtask ci`: the gate every change passes — formatting, clippy with warnings denied, cargo-deny's
+//! bans/licenses/sources checks, all tests.
 
 use std::process::Command;
 
@@ -16,6 +17,8 @@ pub fn run() -> anyhow::Result<()> {
         "-D",
         "warnings",
     ])?;
+    // Licences, sources and bans of every dependency (advisories need the network: left to operators).
+    cargo(&["deny", "check", "bans", "licenses", "sources"])?;
     cargo(&["test", "--workspace", "--no-fail-fast"])?;
     println!("xtask ci: all green");
     Ok(())

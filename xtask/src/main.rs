@@ -23,7 +23,7 @@ fn main() -> ExitCode {
         Some("bench") => bench::run(&args[1..]),
         // Internal: the optimised half of `bench`, run from target/release.
         Some("bench-exec") => bench::exec(&args[1..]),
-        Some("bench-hello") => bench::hello::serve(),
+        Some("bench-hello") => bench::hello::serve(&args[1..]),
         _ => {
             eprintln!("usage: cargo xtask <ci | bench [daemon|jobs|origin|preview|all]>");
             return ExitCode::from(2);

@@ -105,6 +105,193 @@ fn normal_closure(meta: &Value, root_name: &str) -> BTreeSet<String> {
     seen
 }
 
+/// The layers of docs/ARCHITECTURE.md's code map, bottom up: `(rank, crate names)`. The code map's first
+/// table has a row `| <rank> | <layer> | `crate`, `crate` | ... |` per layer.
+fn layers_from_doc() -> Vec<(u32, Vec<String>)> {
+    let doc = std::fs::read_to_string(workspace_root().join("docs/ARCHITECTURE.md"))
+        .expect("docs/ARCHITECTURE.md exists");
+    let mut layers = Vec::new();
+    for line in doc.lines() {
+        let cells: Vec<&str> = line.split('|').map(str::trim).collect();
+        if cells.len() < 4 {
+            continue;
+        }
+        let Ok(rank) = cells[1].parse::<u32>() else {
+            continue;
+        };
+        let crates = cells[3]
+            .split(',')
+            .map(|c| c.trim().trim_matches('`').to_string())
+            .filter(|c| !c.is_empty())
+            .collect();
+        layers.push((rank, crates));
+    }
+    layers
+}
+
+/// `name → [(dependency name, kinds)]` for every workspace member, normal and build dependencies only.
+fn workspace_edges(meta: &Value) -> Vec<(String, String)> {
+    let members: BTreeSet<&str> = meta["workspace_members"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m.as_str().unwrap())
+        .collect();
+    let names: HashMap<&str, &str> = meta["packages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| (p["id"].as_str().unwrap(), p["name"].as_str().unwrap()))
+        .collect();
+    let mut edges = Vec::new();
+    for node in meta["resolve"]["nodes"].as_array().unwrap() {
+        let id = node["id"].as_str().unwrap();
+        if !members.contains(id) {
+            continue;
+        }
+        for dep in node["deps"].as_array().unwrap() {
+            let pkg = dep["pkg"].as_str().unwrap();
+            if !members.contains(pkg) {
+                continue;
+            }
+            let runtime = dep["dep_kinds"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|k| k["kind"].is_null() || k["kind"] == "build");
+            if runtime {
+                edges.push((names[id].to_string(), names[pkg].to_string()));
+            }
+        }
+    }
+    edges
+}
+
+#[test]
+fn dependencies_point_down_the_layers_of_the_architecture_doc() {
+    let layers = layers_from_doc();
+    assert!(
+        layers.len() >= 6,
+        "docs/ARCHITECTURE.md has no layer table: {layers:?}"
+    );
+    let rank: HashMap<&str, u32> = layers
+        .iter()
+        .flat_map(|(r, crates)| crates.iter().map(move |c| (c.as_str(), *r)))
+        .collect();
+    let meta = metadata();
+    let members: Vec<&str> = meta["packages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|p| {
+            meta["workspace_members"]
+                .as_array()
+                .unwrap()
+                .contains(&p["id"])
+        })
+        .map(|p| p["name"].as_str().unwrap())
+        .collect();
+    let unplaced: Vec<&&str> = members.iter().filter(|m| !rank.contains_key(**m)).collect();
+    assert!(
+        unplaced.is_empty(),
+        "workspace members missing from the layer table of docs/ARCHITECTURE.md: {unplaced:?}"
+    );
+    let edges = workspace_edges(&meta);
+    assert!(edges.len() > 10, "edges look wrong: {edges:?}");
+    let upward: Vec<String> = edges
+        .iter()
+        .filter(|(from, to)| rank[from.as_str()] <= rank[to.as_str()])
+        .map(|(from, to)| {
+            format!(
+                "{from} (layer {}) -> {to} (layer {})",
+                rank[from.as_str()],
+                rank[to.as_str()]
+            )
+        })
+        .collect();
+    assert!(
+        upward.is_empty(),
+        "dependencies must point to a lower layer: {upward:#?}"
+    );
+}
+
+/// The contract crate's own dependencies: serde, serde_json, thiserror (and time, if a wire type needs it).
+const CONTRACT_ALLOWED: &[&str] = &["serde", "serde_json", "thiserror", "time"];
+
+#[test]
+fn the_contract_crate_depends_only_on_its_allowed_set() {
+    let meta = metadata();
+    let api = meta["packages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == "homeboy-api")
+        .expect("homeboy-api");
+    let outside: Vec<&str> = api["dependencies"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|d| d["kind"].is_null())
+        .map(|d| d["name"].as_str().unwrap())
+        .filter(|name| !CONTRACT_ALLOWED.contains(name))
+        .collect();
+    assert!(
+        outside.is_empty(),
+        "homeboy-api may depend on {CONTRACT_ALLOWED:?} only, found {outside:?}"
+    );
+}
+
+/// Package names in `cargo tree -p <package> -e normal`: what that binary or library actually links.
+fn linked(package: &str) -> BTreeSet<String> {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let out = Command::new(cargo)
+        .args([
+            "tree", "-p", package, "-e", "normal", "--prefix", "none", "--format", "{p}",
+        ])
+        .current_dir(workspace_root())
+        .output()
+        .expect("run cargo tree");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|line| line.split_whitespace().next())
+        .map(str::to_string)
+        .collect()
+}
+
+#[test]
+fn each_binary_links_only_what_it_uses() {
+    let checks: [(&str, &[&str]); 3] = [
+        ("homeboy-ingress", &["redb", "quick-xml", "homeboy-jobs"]),
+        ("homeboy-broker", &["reqwest"]),
+        (
+            "homeboy-api",
+            &["tokio", "hyper", "axum", "reqwest", "redb", "tower"],
+        ),
+    ];
+    for (package, forbidden) in checks {
+        let tree = linked(package);
+        assert!(
+            tree.contains(package) && tree.len() > 1,
+            "cargo tree -p {package} looks wrong: {tree:?}"
+        );
+        let found: Vec<&&str> = forbidden.iter().filter(|f| tree.contains(**f)).collect();
+        assert!(found.is_empty(), "{package} links {found:?}");
+    }
+    let homeboy_in_api: Vec<String> = linked("homeboy-api")
+        .into_iter()
+        .filter(|p| p.starts_with("homeboy-") && p != "homeboy-api")
+        .collect();
+    assert!(
+        homeboy_in_api.is_empty(),
+        "homeboy-api depends on {homeboy_in_api:?}"
+    );
+}
+
 #[test]
 fn the_contract_crate_has_no_transport_dependencies() {
     let meta = metadata();

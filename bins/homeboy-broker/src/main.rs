@@ -49,6 +49,7 @@ fn main() -> ExitCode {
 }
 
 fn run(cli: Cli) -> anyhow::Result<()> {
+    cli.serve.init_logging();
     let options = cli.serve.options(Paths::from_env()?, BROKER_ADDR);
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()

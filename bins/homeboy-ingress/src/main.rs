@@ -55,6 +55,7 @@ fn run(command: Command) -> Result<(), PreviewError> {
     let store = RouteStore::new(&paths);
     match command {
         Command::Serve(flags) => {
+            flags.init_logging();
             let format = flags.format;
             ingress::serve(flags.options(paths)?, |addr, patterns| {
                 println!("{}", listening_line(format, addr, patterns));

@@ -102,6 +102,7 @@ pub fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 }
 
 fn serve(paths: Paths, flags: ServeFlags) -> anyhow::Result<()> {
+    flags.init_logging();
     let options = flags.options(paths, SocketAddr::from(([127, 0, 0, 1], 0)));
     runtime()?.block_on(async {
         let bound = server::bind(options).await.map_err(refusal)?;

@@ -6,6 +6,7 @@ use std::path::PathBuf;
 
 use clap::Args;
 use homeboy_config::Paths;
+use homeboy_http::logging::LogFormat;
 use homeboy_jobs::{PrunePolicy, StoreOptions};
 use homeboy_service::RunnerAuth;
 
@@ -45,9 +46,17 @@ pub struct ServeFlags {
     /// Log file of a background daemon, recorded in the state file
     #[arg(long, hide = true)]
     pub log_path: Option<PathBuf>,
+    /// Log line format on stderr: text or json (filter with HOMEBOY_LOG, e.g. `debug`)
+    #[arg(long, value_name = "FORMAT", default_value = "text")]
+    pub log_format: LogFormat,
 }
 
 impl ServeFlags {
+    /// Installs the server log in the chosen format.
+    pub fn init_logging(&self) {
+        homeboy_http::logging::init(self.log_format);
+    }
+
     /// The serve options these flags describe, listening on `default_addr` unless `--addr` was given.
     pub fn options(&self, paths: Paths, default_addr: SocketAddr) -> ServeOptions {
         let mut options = ServeOptions::new(paths);

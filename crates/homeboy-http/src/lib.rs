@@ -5,7 +5,7 @@
 //!   [`workers`]: one single-threaded runtime per core on `SO_REUSEPORT` sockets.
 //! - [`body`]: request body caps (`payload.too_large`); [`backoff`]: retry delays for clients.
 //! - [`host`]: `Host`/`Origin` parsing and the loopback policy.
-//! - [`response`]: the envelope as an HTTP response, with the one fallback status.
+//! - [`response`]: the envelope as an HTTP response, with the one fallback status; [`logging`]: server logs.
 //! - [`client`] (feature `client`): the reqwest builder and error text without URLs.
 //!
 //! Which routes a server has, and which hosts may reach them, is the server's; how bytes become a request
@@ -16,6 +16,7 @@ pub mod body;
 #[cfg(feature = "client")]
 pub mod client;
 pub mod host;
+pub mod logging;
 pub mod response;
 pub mod serve;
 pub mod workers;

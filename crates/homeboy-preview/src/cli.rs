@@ -63,9 +63,18 @@ pub struct IngressServeFlags {
     /// How the listening line on stdout is printed
     #[arg(long, value_enum, default_value_t)]
     pub format: LineFormat,
+    /// Log line format on stderr: text or json (filter with HOMEBOY_LOG, e.g. `debug`; the per-request
+    /// access log is always JSON lines)
+    #[arg(long, value_name = "FORMAT", default_value = "text")]
+    pub log_format: homeboy_http::logging::LogFormat,
 }
 
 impl IngressServeFlags {
+    /// Installs the server log in the chosen format.
+    pub fn init_logging(&self) {
+        homeboy_http::logging::init(self.log_format);
+    }
+
     /// The ingress options these flags describe (refused input names the flag).
     pub fn options(&self, paths: Paths) -> Result<IngressOptions, PreviewError> {
         let mut options = IngressOptions::new(self.domain.clone(), paths);

@@ -1,5 +1,7 @@
-//! The ceiling for HTTP benchmarks: a minimal hyper server answering every request with a small body.
-//! Started as its own process (`xtask bench-hello`) so it competes for the CPU exactly like the daemon does.
+//! The ceiling for HTTP benchmarks: a minimal hyper server answering every request with the same body —
+//! `hello`, or the bytes of a file (`xtask bench-hello --body FILE`, served as JSON, so a read route can be
+//! compared with a server that only writes the same response bytes). Started as its own process so it
+//! competes for the CPU exactly like the daemon does.
 
 use std::convert::Infallible;
 
@@ -10,7 +12,12 @@ use hyper::{Request, Response};
 use hyper_util::rt::TokioIo;
 
 /// Serves on `127.0.0.1:0`, printing `port=<n>` on stdout once listening.
-pub fn serve() -> anyhow::Result<()> {
+pub fn serve(args: &[String]) -> anyhow::Result<()> {
+    let body: Option<Bytes> = match args {
+        [flag, file] if flag == "--body" => Some(Bytes::from(std::fs::read(file)?)),
+        [] => None,
+        _ => anyhow::bail!("usage: xtask bench-hello [--body FILE]"),
+    };
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
@@ -20,9 +27,21 @@ pub fn serve() -> anyhow::Result<()> {
         loop {
             let (stream, _) = listener.accept().await?;
             let _ = stream.set_nodelay(true);
+            let body = body.clone();
             tokio::spawn(async move {
-                let service = service_fn(|_req: Request<hyper::body::Incoming>| async {
-                    Ok::<_, Infallible>(Response::new(Full::new(Bytes::from_static(b"hello"))))
+                let service = service_fn(move |_req: Request<hyper::body::Incoming>| {
+                    let answer = match &body {
+                        Some(bytes) => {
+                            let mut answer = Response::new(Full::new(bytes.clone()));
+                            answer.headers_mut().insert(
+                                hyper::header::CONTENT_TYPE,
+                                hyper::header::HeaderValue::from_static("application/json"),
+                            );
+                            answer
+                        }
+                        None => Response::new(Full::new(Bytes::from_static(b"hello"))),
+                    };
+                    async move { Ok::<_, Infallible>(answer) }
                 });
                 let _ = hyper::server::conn::http1::Builder::new()
                     .serve_connection(TokioIo::new(stream), service)

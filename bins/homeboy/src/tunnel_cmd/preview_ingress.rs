@@ -166,6 +166,7 @@ pub fn run(cmd: PreviewIngressCommand) -> anyhow::Result<()> {
 }
 
 fn serve(paths: Paths, flags: IngressServeFlags) -> anyhow::Result<()> {
+    flags.init_logging();
     let options = flags.options(paths).map_err(preview_error)?;
     let format = flags.format;
     ingress::serve(options, |addr, patterns| {
