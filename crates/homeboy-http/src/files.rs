@@ -6,7 +6,8 @@
 //! - **Preconditions**, in the order of RFC 9110 §13.2.2: `If-Match` (strong comparison) or else
 //!   `If-Unmodified-Since` → 412; `If-None-Match` (weak comparison) or else `If-Modified-Since` → 304 with
 //!   the validators.
-//! - **Ranges** (`GET` only, §14): `If-Range` with a strong entity tag or an exact date, else the whole file;
+//! - **Ranges** (`GET` only, §14): `If-Range` with a strong entity tag or the exact date of a file unchanged
+//!   for a second (a strong date), else the whole file;
 //!   the range unit is case-insensitive and an unknown unit or a malformed set is ignored (200 with the whole
 //!   file); single, open-ended and suffix ranges (a suffix longer than the file is the whole file); several
 //!   ranges are sorted and coalesced where they overlap or touch, and answered as `multipart/byteranges`
@@ -48,6 +49,9 @@ pub struct FileEntity {
     file: File,
     len: u64,
     last_modified: Option<SystemTime>,
+    /// Whether `last_modified` is a strong validator: the file was last changed at least a second ago, so no
+    /// other change can share the date (RFC 9110 §8.8.2.2). Only a strong date may satisfy `If-Range`.
+    date_is_strong: bool,
     content_type: HeaderValue,
     /// The opaque part of the strong entity tag (between the quotes).
     etag: String,
@@ -69,14 +73,17 @@ impl FileEntity {
             None => format!("{len:x}"),
         };
         // Last-Modified is whole seconds and never in the future (RFC 9110 §8.8.2.1).
+        let now = SystemTime::now();
         let last_modified = since_epoch.map(|d| {
             let at = UNIX_EPOCH + Duration::from_secs(d.as_secs());
-            at.min(SystemTime::now())
+            at.min(now)
         });
+        let date_is_strong = modified.is_some_and(|m| m + Duration::from_secs(1) <= now);
         FileEntity {
             file,
             len,
             last_modified,
+            date_is_strong,
             content_type,
             etag,
             headers: HeaderMap::new(),
@@ -303,7 +310,8 @@ fn preconditions(request: &HeaderMap, entity: &FileEntity) -> Precondition {
 }
 
 /// Whether a `Range` may be honoured: no `If-Range`, or one that matches (a strong entity tag, or exactly
-/// the `Last-Modified` date). A weak or malformed validator never matches.
+/// the `Last-Modified` date of a file unchanged for at least a second). A weak or malformed validator never
+/// matches.
 fn if_range_holds(request: &HeaderMap, entity: &FileEntity) -> bool {
     let Some(value) = request.get(header::IF_RANGE) else {
         return true;
@@ -319,7 +327,7 @@ fn if_range_holds(request: &HeaderMap, entity: &FileEntity) -> bool {
         );
     }
     match (httpdate::parse_http_date(value), entity.last_modified) {
-        (Ok(at), Some(modified)) => at == modified,
+        (Ok(at), Some(modified)) => entity.date_is_strong && at == modified,
         _ => false,
     }
 }
@@ -617,6 +625,13 @@ mod tests {
             let dir = tempfile::tempdir().unwrap();
             let path = dir.path().join("f.txt");
             std::fs::write(&path, content).unwrap();
+            // An hour old, so its Last-Modified date is a strong validator.
+            File::options()
+                .write(true)
+                .open(&path)
+                .unwrap()
+                .set_modified(SystemTime::now() - Duration::from_secs(3600))
+                .unwrap();
             Fixture { _dir: dir, path }
         }
 
@@ -951,6 +966,16 @@ mod tests {
             let a = f.get(&[("range", "bytes=0-1"), ("if-range", if_range)]);
             assert_eq!((a.status, a.body.as_slice()), (200, TEXT), "{if_range}");
         }
+        // A date within the second the file last changed cannot tell two versions apart: weak, no range.
+        let fresh = Fixture::with(TEXT);
+        let file = File::options().write(true).open(&fresh.path).unwrap();
+        file.set_modified(SystemTime::now()).unwrap();
+        let date = httpdate::fmt_http_date(SystemTime::now());
+        let a = fresh.get(&[("range", "bytes=0-1"), ("if-range", &date)]);
+        assert_eq!(
+            a.status, 200,
+            "a weak date validator never satisfies If-Range"
+        );
         // A failed If-Range also cancels a 416: the client gets the current file.
         let a = f.get(&[("range", "bytes=500-"), ("if-range", "\"other\"")]);
         assert_eq!(a.status, 200);

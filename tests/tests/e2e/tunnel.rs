@@ -1121,6 +1121,14 @@ fn artifact_origin_answers_ranges_conditions_and_odd_paths_per_rfc_9110() {
     let bundle = publish_bundle(&root);
     std::fs::write(bundle.join("empty.txt"), "").unwrap();
     std::fs::write(bundle.join("digits.txt"), "0123456789").unwrap();
+    // An hour old: a Last-Modified date is a strong validator (one If-Range may use) only once the file
+    // has been unchanged for a second.
+    std::fs::File::options()
+        .write(true)
+        .open(bundle.join("digits.txt"))
+        .unwrap()
+        .set_modified(std::time::SystemTime::now() - Duration::from_secs(3600))
+        .unwrap();
     std::fs::write(root.join(".env"), "API_TOKEN=TOP-SECRET").unwrap();
     std::fs::create_dir_all(bundle.join(".git")).unwrap();
     std::fs::write(bundle.join(".git/config"), "TOP-SECRET").unwrap();
