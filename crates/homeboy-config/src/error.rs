@@ -100,3 +100,31 @@ pub enum SecretError {
     #[error("secret {name}: cannot expand `~` in {{\"file\": \"{file}\"}}: HOME is not set")]
     NoHome { name: String, file: String },
 }
+
+/// Why [`crate::beneath::RootDir::open_beneath`] opened nothing. `path` is the root-relative path asked
+/// for, never the root's own location.
+#[derive(Debug, thiserror::Error)]
+pub enum BeneathError {
+    /// The path resolves (through `..`, an absolute path or a symlink) to somewhere outside the root.
+    #[error("{} leads out of its root directory", path.display())]
+    Escapes { path: PathBuf },
+    /// Nothing is there (or a component is not a directory, the name is too long, symlinks loop).
+    #[error("{} does not exist", path.display())]
+    Missing { path: PathBuf },
+    /// A regular file was asked for and the path is a directory.
+    #[error("{} is a directory", path.display())]
+    Directory { path: PathBuf },
+    /// A regular file was asked for and the path is a FIFO, socket or device.
+    #[error("{} is not a regular file", path.display())]
+    NotAFile { path: PathBuf },
+    /// The file exists but this process may not open it.
+    #[error("{} may not be read (permission denied)", path.display())]
+    Denied { path: PathBuf },
+    /// Any other failure of the open.
+    #[error("open {}: {source}", path.display())]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}

@@ -6,9 +6,11 @@
 //! ([`secrets`]), server declarations with their runner capability ([`servers`]) and the execution-time
 //! resolution of `runner.secret_env` references ([`secret_env`]), and the component, rig and stack
 //! declarations ([`components`], [`rigs`], [`stacks`]), the daemon's state file ([`daemon_state`]), advisory
-//! file locks ([`lock`]) and how timestamps are written ([`clock`]). It knows nothing about HTTP, jobs or processes.
+//! file locks ([`lock`]), how timestamps are written ([`clock`]) and the one path-safe opener ([`beneath`]: a
+//! file opened beneath a root directory, never outside it). It knows nothing about HTTP, jobs or processes.
 
 mod atomic;
+pub mod beneath;
 pub mod broker_auth;
 pub mod clock;
 pub mod components;
@@ -29,6 +31,7 @@ pub mod tunnel_services;
 pub use atomic::{
     read_json, read_json_opt, remove_file_durable, write_bytes_atomic, write_json_atomic,
 };
+pub use beneath::RootDir;
 pub use declarations::{Declaration, DeclarationDir, FieldError};
-pub use error::{ConfigError, SecretError};
+pub use error::{BeneathError, ConfigError, SecretError};
 pub use paths::Paths;

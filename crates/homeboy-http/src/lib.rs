@@ -6,6 +6,7 @@
 //! - [`body`]: request body caps (`payload.too_large`); [`backoff`]: retry delays for clients.
 //! - [`host`]: `Host`/`Origin` parsing and the loopback policy.
 //! - [`response`]: the envelope as an HTTP response, with the one fallback status; [`logging`]: server logs.
+//! - [`files`]: a file as an HTTP response (validators, conditional requests, ranges) per RFC 9110.
 //! - [`client`] (feature `client`): the reqwest builder and error text without URLs.
 //!
 //! Which routes a server has, and which hosts may reach them, is the server's; how bytes become a request
@@ -15,6 +16,7 @@ pub mod backoff;
 pub mod body;
 #[cfg(feature = "client")]
 pub mod client;
+pub mod files;
 pub mod host;
 pub mod logging;
 pub mod response;

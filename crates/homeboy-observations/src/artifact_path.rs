@@ -2,17 +2,17 @@
 //! inlines them as base64) and by the daemon's HTTP layer (which streams them), so both refuse the same paths.
 //!
 //! A recorded path must be a plain relative path (no `..` segment, not absolute, no NUL, no backslash, no
-//! empty segment) and must resolve inside the artifact root: the file is opened with
-//! `openat2(RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS)` relative to the root, so the kernel refuses any
-//! symlink (or `..`) that would leave it. Kernels without `openat2` fall back to a canonical-prefix check
-//! before opening. Only regular files open: the open itself is non-blocking, so a FIFO or a device put
-//! where a file was expected is refused as [`ArtifactAccess::NotAFile`] instead of blocking its reader.
+//! empty segment) and must resolve inside the artifact root: the file is opened with the workspace's one
+//! path-safe opener (`homeboy_config::beneath`: `openat2(RESOLVE_BENEATH)` relative to the root, or its
+//! fallback walk), so no symlink (or `..`) can lead out of it. Only regular files open: the open itself is
+//! non-blocking, so a FIFO or a device put where a file was expected is refused as
+//! [`ArtifactAccess::NotAFile`] instead of blocking its reader.
 
-use std::fs::File;
-use std::path::{Path, PathBuf};
+use std::fs::{File, Metadata};
+use std::path::Path;
+use std::time::SystemTime;
 
-use rustix::fs::{Mode, OFlags, ResolveFlags};
-use rustix::io::Errno;
+use homeboy_config::{BeneathError, RootDir};
 
 use crate::error::ArtifactAccess;
 use crate::model::StoredArtifact;
@@ -22,6 +22,8 @@ use crate::model::StoredArtifact;
 pub struct OpenedArtifact {
     pub file: File,
     pub size_bytes: u64,
+    /// The file's modification time (for `Last-Modified`).
+    pub modified: Option<SystemTime>,
     pub mime: String,
     /// The artifact's file name (for `Content-Disposition`).
     pub file_name: String,
@@ -68,18 +70,16 @@ pub fn open_artifact(
             artifact_id: artifact.id.clone(),
         });
     };
-    let file = open_beneath(root, relative).map_err(|e| match e {
+    let (file, metadata) = open_regular(root, relative).map_err(|e| match e {
         ArtifactAccess::Missing { .. } => ArtifactAccess::Missing {
             artifact_id: artifact.id.clone(),
         },
         other => other,
     })?;
-    let metadata = file.metadata().map_err(|_| ArtifactAccess::Missing {
-        artifact_id: artifact.id.clone(),
-    })?;
     Ok(OpenedArtifact {
         file,
         size_bytes: metadata.len(),
+        modified: metadata.modified().ok(),
         mime: artifact.mime.clone(),
         file_name: artifact
             .name
@@ -91,90 +91,36 @@ pub fn open_artifact(
 }
 
 /// Opens the regular file `relative` for reading strictly beneath `root` (anything else, such as a
-/// directory or a FIFO, is [`ArtifactAccess::NotAFile`]).
+/// directory or a FIFO, is [`ArtifactAccess::NotAFile`]), with the one path-safe opener.
 pub fn open_beneath(root: &Path, relative: &str) -> Result<File, ArtifactAccess> {
-    let file = open_beneath_nonblocking(root, relative)?;
-    regular_file(file, relative)
+    open_regular(root, relative).map(|(file, _)| file)
 }
 
-/// The file opened non-blocking (so opening a FIFO does not wait for a writer), checked to be a regular
-/// file, and switched back to blocking reads.
-fn regular_file(file: File, relative: &str) -> Result<File, ArtifactAccess> {
-    let not_a_file = || ArtifactAccess::NotAFile {
-        path: relative.to_string(),
-    };
-    match file.metadata() {
-        Ok(metadata) if metadata.is_file() => {}
-        Ok(_) => return Err(not_a_file()),
-        Err(_) => {
-            return Err(ArtifactAccess::Missing {
-                artifact_id: relative.to_string(),
-            });
-        }
-    }
-    let flags = rustix::fs::fcntl_getfl(&file).map_err(|_| not_a_file())?;
-    rustix::fs::fcntl_setfl(&file, flags - OFlags::NONBLOCK).map_err(|_| not_a_file())?;
-    Ok(file)
-}
-
-fn open_beneath_nonblocking(root: &Path, relative: &str) -> Result<File, ArtifactAccess> {
+fn open_regular(root: &Path, relative: &str) -> Result<(File, Metadata), ArtifactAccess> {
     check_relative(relative)?;
-    let escapes = || ArtifactAccess::Escapes {
-        path: relative.to_string(),
-    };
     let missing = || ArtifactAccess::Missing {
         artifact_id: relative.to_string(),
     };
-    let root_dir = match rustix::fs::open(
-        root,
-        OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
-        Mode::empty(),
-    ) {
-        Ok(fd) => fd,
-        Err(_) => return Err(missing()),
-    };
-    match rustix::fs::openat2(
-        &root_dir,
-        relative,
-        OFlags::RDONLY | OFlags::CLOEXEC | OFlags::NOCTTY | OFlags::NONBLOCK,
-        Mode::empty(),
-        ResolveFlags::BENEATH | ResolveFlags::NO_MAGICLINKS,
-    ) {
-        Ok(fd) => Ok(File::from(fd)),
-        Err(Errno::XDEV | Errno::LOOP) => Err(escapes()),
-        Err(Errno::NOENT | Errno::NOTDIR) => Err(missing()),
-        Err(Errno::NOSYS | Errno::PERM) => open_by_prefix(root, relative),
-        Err(_) => Err(missing()),
-    }
-}
-
-/// The fallback without `openat2`: canonicalise, check the prefix, open.
-fn open_by_prefix(root: &Path, relative: &str) -> Result<File, ArtifactAccess> {
-    let root: PathBuf = std::fs::canonicalize(root).map_err(|_| ArtifactAccess::Missing {
-        artifact_id: relative.to_string(),
-    })?;
-    let resolved =
-        std::fs::canonicalize(root.join(relative)).map_err(|_| ArtifactAccess::Missing {
-            artifact_id: relative.to_string(),
-        })?;
-    if !resolved.starts_with(&root) {
-        return Err(ArtifactAccess::Escapes {
+    let root = RootDir::open(root).map_err(|_| missing())?;
+    root.open_regular(relative).map_err(|e| match e {
+        BeneathError::Escapes { .. } => ArtifactAccess::Escapes {
             path: relative.to_string(),
-        });
-    }
-    use std::os::unix::fs::OpenOptionsExt;
-    std::fs::OpenOptions::new()
-        .read(true)
-        .custom_flags((OFlags::NOCTTY | OFlags::NONBLOCK).bits() as i32)
-        .open(&resolved)
-        .map_err(|_| ArtifactAccess::Missing {
-            artifact_id: relative.to_string(),
-        })
+        },
+        BeneathError::Directory { .. } | BeneathError::NotAFile { .. } => {
+            ArtifactAccess::NotAFile {
+                path: relative.to_string(),
+            }
+        }
+        BeneathError::Missing { .. } | BeneathError::Denied { .. } | BeneathError::Io { .. } => {
+            missing()
+        }
+    })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use rustix::fs::{Mode, OFlags};
     use std::io::Read;
 
     fn artifact(path: Option<&str>) -> StoredArtifact {

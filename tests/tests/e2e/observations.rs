@@ -374,6 +374,99 @@ fn lint_through_the_daemon_records_a_run_with_findings_and_artifacts() {
     assert_eq!(via_cli["run"], local["run"]);
 }
 
+/// Issue 16 item 6 on the daemon's artifact byte route: validators and conditional requests, answered by
+/// the same responder as the artifact origin (the route used to ignore If-None-Match and If-Range).
+#[test]
+fn the_artifact_byte_route_answers_conditional_and_multi_range_requests() {
+    let p = Project::new();
+    let base = p.home.start_daemon();
+    let out = p.home.homeboy(&["lint", "app", "--format", "json"]);
+    let result: Value =
+        serde_json::from_slice(&out.stdout).unwrap_or_else(|_| panic!("{}", describe(&out)));
+    let artifact = result["artifacts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["kind"] == "file")
+        .unwrap_or_else(|| panic!("no file artifact in {result}"))
+        .clone();
+    let url = format!("{base}{}", artifact["content_url"].as_str().unwrap());
+    let request =
+        |method: &str, headers: &[(&str, &str)]| p.http.request(method, &url, headers, None);
+
+    let whole = request("GET", &[]);
+    assert_eq!((whole.status, whole.body.len()), (200, 70_000));
+    let etag = format!("\"{}\"", sha256(&blob()));
+    assert_eq!(
+        whole.header("etag"),
+        Some(etag.as_str()),
+        "the ETag is the artifact's SHA-256"
+    );
+    assert_eq!(
+        whole.header("content-disposition"),
+        Some("inline; filename=\"blob.bin\"")
+    );
+    assert_eq!(whole.header("accept-ranges"), Some("bytes"));
+    let last_modified = whole
+        .header("last-modified")
+        .expect("last-modified")
+        .to_string();
+
+    // If-None-Match (and If-Modified-Since) → 304 with the validators and no body, for GET and HEAD.
+    for method in ["GET", "HEAD"] {
+        for condition in [
+            ("if-none-match", etag.as_str()),
+            ("if-modified-since", last_modified.as_str()),
+        ] {
+            let r = request(method, &[condition]);
+            assert_eq!((r.status, r.body.len()), (304, 0), "{method} {condition:?}");
+            assert_eq!(r.header("etag"), Some(etag.as_str()));
+        }
+    }
+    let changed = request("GET", &[("if-none-match", "\"0000\"")]);
+    assert_eq!((changed.status, changed.body.len()), (200, 70_000));
+
+    // If-Range: the range while the validator matches, else the whole file.
+    let part = request("GET", &[("range", "bytes=10-19"), ("if-range", &etag)]);
+    assert_eq!((part.status, part.body.as_slice()), (206, &blob()[10..20]));
+    let stale = request("GET", &[("range", "bytes=10-19"), ("if-range", "\"0000\"")]);
+    assert_eq!(stale.status, 200);
+    assert_eq!(stale.body, blob());
+
+    // If-Match → 412 unless it names this content.
+    assert_eq!(request("GET", &[("if-match", "\"0000\"")]).status, 412);
+    assert_eq!(request("GET", &[("if-match", &etag)]).status, 200);
+
+    // Several ranges: multipart/byteranges; a suffix; the unit in capitals.
+    let multi = request("GET", &[("range", "bytes=0-3,69996-")]);
+    assert_eq!(multi.status, 206);
+    let content_type = multi.header("content-type").unwrap().to_string();
+    let boundary = content_type
+        .strip_prefix("multipart/byteranges; boundary=")
+        .unwrap();
+    let mut expected = Vec::new();
+    for (start, end) in [(0usize, 3usize), (69_996, 69_999)] {
+        expected.extend_from_slice(
+            format!(
+                "\r\n--{boundary}\r\nContent-Type: application/octet-stream\r\nContent-Range: bytes {start}-{end}/70000\r\n\r\n"
+            )
+            .as_bytes(),
+        );
+        expected.extend_from_slice(&blob()[start..=end]);
+    }
+    expected.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
+    assert_eq!(multi.body, expected);
+    let suffix = request("GET", &[("range", "BYTES=-5")]);
+    assert_eq!(
+        (suffix.status, suffix.body.as_slice()),
+        (206, &blob()[69_995..])
+    );
+    assert_eq!(
+        suffix.header("content-range"),
+        Some("bytes 69995-69999/70000")
+    );
+}
+
 #[test]
 fn test_audit_bench_and_compare() {
     let p = Project::new();

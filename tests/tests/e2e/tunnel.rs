@@ -1113,6 +1113,120 @@ fn artifact_origin_refuses_every_traversal_form() {
     assert!(line.contains("--allow-public-bind"), "{line}");
 }
 
+/// Issue 16 item 6, through the real origin: the HTTP details a hostile-input review found wrong.
+#[test]
+fn artifact_origin_answers_ranges_conditions_and_odd_paths_per_rfc_9110() {
+    let t = TunnelHome::new();
+    let root = t.data().join("artifacts");
+    let bundle = publish_bundle(&root);
+    std::fs::write(bundle.join("empty.txt"), "").unwrap();
+    std::fs::write(bundle.join("digits.txt"), "0123456789").unwrap();
+    // An hour old: a Last-Modified date is a strong validator (one If-Range may use) only once the file
+    // has been unchanged for a second.
+    std::fs::File::options()
+        .write(true)
+        .open(bundle.join("digits.txt"))
+        .unwrap()
+        .set_modified(std::time::SystemTime::now() - Duration::from_secs(3600))
+        .unwrap();
+    std::fs::write(root.join(".env"), "API_TOKEN=TOP-SECRET").unwrap();
+    std::fs::create_dir_all(bundle.join(".git")).unwrap();
+    std::fs::write(bundle.join(".git/config"), "TOP-SECRET").unwrap();
+    let origin = Origin::start(&t);
+    let addr = origin.addr();
+    let http = Http::new();
+    let url = |path: &str| format!("{}/workflow-bench/sample-bundle/{path}", origin.base);
+    let get = |path: &str, headers: &[(&str, &str)]| http.request("GET", &url(path), headers, None);
+
+    // Odd paths: never 500, never the file.
+    let long_segment = format!("/workflow-bench/{}", "n".repeat(256));
+    let long_path = format!("/{}", "a/".repeat(4096));
+    for (target, want) in [
+        (long_segment.as_str(), 404),
+        (long_path.as_str(), 414),
+        ("/.env", 404),
+        ("/%2eenv", 404),
+        ("/workflow-bench/sample-bundle/.git/config", 404),
+    ] {
+        let (status, text) = raw_get(&addr, target);
+        assert_eq!(status, want, "{target:.80}\n{text:.400}");
+        assert!(!text.contains("TOP-SECRET"), "{target:.80} leaked");
+    }
+
+    // An empty file has no byte 0: 416 with the size, never `206 bytes 0-0/0`.
+    let empty = get("empty.txt", &[("range", "bytes=0-0")]);
+    assert_eq!(empty.status, 416);
+    assert_eq!(empty.header("content-range"), Some("bytes */0"));
+
+    // The unit is case-insensitive; an unknown unit is ignored (the whole file, 200).
+    let upper = get("digits.txt", &[("range", "BYTES=2-4")]);
+    assert_eq!((upper.status, upper.body.as_slice()), (206, &b"234"[..]));
+    assert_eq!(upper.header("content-range"), Some("bytes 2-4/10"));
+    let unknown = get("digits.txt", &[("range", "items=2-4")]);
+    assert_eq!(
+        (unknown.status, unknown.body.as_slice()),
+        (200, &b"0123456789"[..])
+    );
+
+    // Satisfiable multi-ranges: multipart/byteranges with each part; overlapping ones coalesce.
+    let multi = get("digits.txt", &[("range", "bytes=0-1, 7-8")]);
+    assert_eq!(multi.status, 206);
+    let content_type = multi.header("content-type").unwrap().to_string();
+    let boundary = content_type
+        .strip_prefix("multipart/byteranges; boundary=")
+        .unwrap_or_else(|| panic!("{content_type}"));
+    let text = String::from_utf8(multi.body.clone()).unwrap();
+    assert_eq!(
+        text,
+        format!(
+            "\r\n--{boundary}\r\nContent-Type: text/plain\r\nContent-Range: bytes 0-1/10\r\n\r\n01\
+             \r\n--{boundary}\r\nContent-Type: text/plain\r\nContent-Range: bytes 7-8/10\r\n\r\n78\
+             \r\n--{boundary}--\r\n"
+        )
+    );
+    let merged = get("digits.txt", &[("range", "bytes=0-5,3-8")]);
+    assert_eq!(
+        (merged.status, merged.body.as_slice()),
+        (206, &b"012345678"[..])
+    );
+
+    // If-Range: the range only while the validator still matches, else the whole current file.
+    let whole = get("digits.txt", &[]);
+    let etag = whole.header("etag").unwrap().to_string();
+    let last_modified = whole.header("last-modified").unwrap().to_string();
+    for validator in [etag.as_str(), last_modified.as_str()] {
+        let part = get(
+            "digits.txt",
+            &[("range", "bytes=0-1"), ("if-range", validator)],
+        );
+        assert_eq!(
+            (part.status, part.body.as_slice()),
+            (206, &b"01"[..]),
+            "{validator}"
+        );
+    }
+    for validator in ["\"stale\"", "Thu, 01 Jan 1970 00:00:00 GMT"] {
+        let full = get(
+            "digits.txt",
+            &[("range", "bytes=0-1"), ("if-range", validator)],
+        );
+        assert_eq!(
+            (full.status, full.body.as_slice()),
+            (200, &b"0123456789"[..]),
+            "{validator}"
+        );
+    }
+
+    // If-Match / If-Unmodified-Since.
+    assert_eq!(get("digits.txt", &[("if-match", "\"stale\"")]).status, 412);
+    assert_eq!(get("digits.txt", &[("if-match", &etag)]).status, 200);
+    let old = "Thu, 01 Jan 1970 00:00:00 GMT";
+    assert_eq!(
+        get("digits.txt", &[("if-unmodified-since", old)]).status,
+        412
+    );
+}
+
 #[test]
 fn artifact_origin_status_and_inspect_show_the_mapping() {
     let t = TunnelHome::new();

@@ -13,8 +13,9 @@ pub mod server;
 
 use std::path::{Path, PathBuf};
 
-use homeboy_config::Paths;
+use homeboy_config::{BeneathError, Paths, RootDir};
 use percent_encoding::{AsciiSet, CONTROLS, utf8_percent_encode};
+use rustix::fs::OFlags;
 use serde::Serialize;
 
 use crate::TunnelError;
@@ -124,23 +125,19 @@ pub struct Inspection {
     pub public_url: Option<String>,
 }
 
-/// Inspects one root-relative path with the origin's own rules: traversal and symlinks out of the root
-/// are refused.
+/// Inspects one root-relative path with the origin's own rules: traversal, symlinks out of the root and
+/// paths the origin does not serve (dotfiles, over-long names) are refused.
 pub fn inspect(config: &OriginConfig, raw: &str) -> Result<Inspection, TunnelError> {
     let refused = |problem: &str| TunnelError::PathRefused {
         path: raw.to_string(),
         problem: problem.to_string(),
     };
     let relative = path_guard::relative_path(raw).map_err(|r| refused(r.0))?;
+    path_guard::served(&relative).map_err(|r| refused(r.0))?;
     let file_path = config.root.join(&relative);
-    if let Ok(root) = std::fs::canonicalize(&config.root)
-        && path_guard::escapes_root(&root, &relative)
-    {
-        return Err(refused("leads out of the artifact root through a symlink"));
-    }
     let public_url = config.public_url(&relative);
     let mut inspection = Inspection {
-        path: relative,
+        path: relative.clone(),
         file_path: file_path.clone(),
         exists: false,
         kind: "missing",
@@ -149,9 +146,23 @@ pub fn inspect(config: &OriginConfig, raw: &str) -> Result<Inspection, TunnelErr
         index_html: None,
         public_url,
     };
-    match std::fs::metadata(&file_path) {
+    // The same opener the origin serves through; `O_PATH` opens without reading (or blocking on a FIFO).
+    let Ok(root) = RootDir::open(&config.root) else {
+        return Ok(inspection);
+    };
+    let metadata = |relative: &str| {
+        root.open_beneath(relative, OFlags::PATH).and_then(|file| {
+            file.metadata().map_err(|source| BeneathError::Io {
+                path: relative.into(),
+                source,
+            })
+        })
+    };
+    match metadata(&relative) {
         Ok(meta) if meta.is_dir() => {
-            let index = std::fs::metadata(file_path.join("index.html")).ok();
+            let index = metadata(&format!("{relative}/index.html"))
+                .ok()
+                .filter(std::fs::Metadata::is_file);
             inspection.exists = true;
             inspection.kind = "directory";
             inspection.index_html = Some(index.is_some());
@@ -164,12 +175,15 @@ pub fn inspect(config: &OriginConfig, raw: &str) -> Result<Inspection, TunnelErr
             inspection.size_bytes = Some(meta.len());
             inspection.content_type = Some(content_type(&file_path));
         }
+        Err(BeneathError::Escapes { .. }) => {
+            return Err(refused("leads out of the artifact root through a symlink"));
+        }
         Err(_) => {}
     }
     Ok(inspection)
 }
 
-/// The content type the origin serves `path` with (tower-http guesses from the extension the same way).
+/// The content type the origin serves `path` with, guessed from its extension.
 pub fn content_type(path: &Path) -> String {
     mime_guess::from_path(path)
         .first_raw()
@@ -222,7 +236,14 @@ mod tests {
         std::fs::write(dir.path().join("outside.txt"), "secret").unwrap();
         std::os::unix::fs::symlink(dir.path().join("outside.txt"), config.root.join("leak"))
             .unwrap();
-        for bad in ["leak", "../x", "/etc/passwd"] {
+        std::fs::write(config.root.join(".env"), "SECRET=1").unwrap();
+        for bad in [
+            "leak",
+            "../x",
+            "/etc/passwd",
+            ".env",
+            "workflow-bench/.git/config",
+        ] {
             assert!(
                 inspect(&config, bad).unwrap_err().is_refused_input(),
                 "{bad}"

@@ -3,12 +3,21 @@
 //!
 //! Lexical rules (on the decoded path): no `..` segment, not absolute (`/etc/passwd`, `//etc/passwd` in a
 //! URL), no backslash, no NUL byte, no empty segment except a trailing slash. URL paths are
-//! percent-decoded once first, so `%2e%2e`, `%2E%2e%2f` and friends are caught the same way. Symlinks
-//! that lead out of the root are a separate, filesystem-level check ([`escapes_root`]); the origin's file
-//! backend additionally opens every file with `RESOLVE_BENEATH`, so no symlink can be followed out.
+//! percent-decoded once first, so `%2e%2e`, `%2E%2e%2f` and friends are caught the same way.
+//!
+//! Some paths pass those rules and are still not served ([`served`]): a dotfile or dot-directory
+//! (`.env`, `.git/config`) — artifacts are published reports, and a dotfile in a bundle is a leftover, not
+//! content — and a segment longer than a file name can be (`NAME_MAX`, 255 bytes). Symlinks that lead out
+//! of the root are the path-safe opener's to refuse (`homeboy_config::beneath`), when the file is opened.
 
 use std::borrow::Cow;
-use std::path::Path;
+
+/// The longest file name a segment can be (Linux `NAME_MAX`).
+pub const MAX_SEGMENT_BYTES: usize = 255;
+
+/// The longest request path (as sent, percent-encoded) the origin reads: a longer one is 414. Linux
+/// `PATH_MAX`; no file under the root has a longer path.
+pub const MAX_URL_PATH_BYTES: usize = 4096;
 
 /// Why a path was refused (for the one-line error and the HTTP 4xx body).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -68,13 +77,20 @@ fn check_segments(path: &str) -> Result<(), Refused> {
     Ok(())
 }
 
-/// Whether `relative` exists under `canonical_root` but resolves (through a symlink) to somewhere outside
-/// it. A path that does not exist does not escape.
-pub fn escapes_root(canonical_root: &Path, relative: &str) -> bool {
-    match std::fs::canonicalize(canonical_root.join(relative)) {
-        Ok(resolved) => !resolved.starts_with(canonical_root),
-        Err(_) => false,
+/// Whether a checked root-relative path is one the origin serves at all (see the module docs); the refusal
+/// says why not.
+pub fn served(relative: &str) -> Result<(), Refused> {
+    for segment in relative.split('/') {
+        if segment.starts_with('.') {
+            return Err(Refused(
+                "names a dotfile or dot-directory, which the origin does not serve",
+            ));
+        }
+        if segment.len() > MAX_SEGMENT_BYTES {
+            return Err(Refused("has a segment longer than a file name can be"));
+        }
     }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -118,18 +134,18 @@ mod tests {
     }
 
     #[test]
-    fn symlinks_out_of_the_root() {
-        let dir = tempfile::tempdir().unwrap();
-        let root = dir.path().join("root");
-        std::fs::create_dir_all(root.join("inner")).unwrap();
-        std::fs::write(dir.path().join("secret.txt"), "s").unwrap();
-        std::fs::write(root.join("inner/ok.txt"), "ok").unwrap();
-        std::os::unix::fs::symlink(dir.path().join("secret.txt"), root.join("leak.txt")).unwrap();
-        std::os::unix::fs::symlink(root.join("inner/ok.txt"), root.join("alias.txt")).unwrap();
-        let root = std::fs::canonicalize(&root).unwrap();
-        assert!(escapes_root(&root, "leak.txt"));
-        assert!(!escapes_root(&root, "alias.txt"));
-        assert!(!escapes_root(&root, "inner/ok.txt"));
-        assert!(!escapes_root(&root, "missing.txt"));
+    fn dotfiles_and_overlong_segments_are_not_served() {
+        for ok in ["", "a/b.html", "dir/", "a.b/c..d", &"n".repeat(255)] {
+            assert_eq!(served(ok), Ok(()), "{ok}");
+        }
+        for hidden in [
+            ".env",
+            "a/.git/config",
+            ".well-known/x",
+            "a/.",
+            &"n".repeat(256),
+        ] {
+            assert!(served(hidden).is_err(), "{hidden}");
+        }
     }
 }
