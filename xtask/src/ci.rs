@@ -18,10 +18,24 @@ pub fn run() -> anyhow::Result<()> {
         "warnings",
     ])?;
     // Licences, sources and bans of every dependency (advisories need the network: left to operators).
+    ensure_cargo_deny()?;
     cargo(&["deny", "check", "bans", "licenses", "sources"])?;
     cargo(&["test", "--workspace", "--no-fail-fast"])?;
     println!("xtask ci: all green");
     Ok(())
+}
+
+/// Installs cargo-deny from crates.io when this machine does not have it (a fresh clone must pass `ci`).
+fn ensure_cargo_deny() -> anyhow::Result<()> {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_string());
+    let present = Command::new(&cargo)
+        .args(["deny", "--version"])
+        .output()
+        .is_ok_and(|out| out.status.success());
+    if present {
+        return Ok(());
+    }
+    cargo(&["install", "cargo-deny", "--locked", "--quiet"])
 }
 
 fn cargo(args: &[&str]) -> anyhow::Result<()> {
