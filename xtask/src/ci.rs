@@ -27,8 +27,8 @@ pub fn run() -> anyhow::Result<()> {
 
 /// Installs cargo-deny from crates.io when this machine does not have it (a fresh clone must pass `ci`).
 fn ensure_cargo_deny() -> anyhow::Result<()> {
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_string());
-    let present = Command::new(&cargo)
+    let program = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_string());
+    let present = Command::new(&program)
         .args(["deny", "--version"])
         .output()
         .is_ok_and(|out| out.status.success());
