@@ -6,7 +6,7 @@
 //! (`response.map(Body::new)` and the like).
 
 use bytes::Bytes;
-use homeboy_api::{ApiError, error_body, success_bytes};
+use homeboy_api::{ApiError, ErrorKind, error_body, success_bytes};
 use http::header::{self, HeaderValue};
 use http::{Response, StatusCode};
 use http_body_util::Full;
@@ -32,8 +32,23 @@ pub fn success_response(data: &Value) -> Response<JsonBody> {
     json_response(200, success_bytes(&data))
 }
 
-/// The error envelope of `error`, with the headers HTTP requires for its status.
+/// The error envelope of `error`, with the headers HTTP requires for its status. An internal error that has
+/// no error id yet gets one, and its detail is logged under it: the client sees `internal` and the id only.
 pub fn error_response(error: &ApiError) -> Response<JsonBody> {
+    let identified;
+    let error = if error.kind == ErrorKind::Internal && error.error_id().is_none() {
+        let id = homeboy_config::secrets::error_id();
+        tracing::error!(
+            error_id = %id,
+            code = %error.code,
+            "internal error: {}",
+            error.internal_detail.as_deref().unwrap_or(&error.message)
+        );
+        identified = error.clone().with_error_id(id);
+        &identified
+    } else {
+        error
+    };
     let body = serde_json::to_vec(&error_body(error)).unwrap_or_else(|_| {
         br#"{"success":false,"error":{"code":"internal","message":"response serialisation failed","details":{},"hints":[]}}"#.to_vec()
     });
@@ -98,5 +113,12 @@ mod tests {
             serde_json::json!({"success": true, "data": {"a": 1}})
         );
         assert_eq!(json_response(42, "{}").status(), 500, "the one fallback");
+        let r = error_response(
+            &ApiError::internal("writing failed").with_internal_detail("/srv/secret/path: EIO"),
+        );
+        assert_eq!(r.status(), 500);
+        let body = body_json(r).await;
+        assert!(body["error"]["details"]["error_id"].as_str().unwrap().starts_with('e'));
+        assert!(!body.to_string().contains("/srv/secret"));
     }
 }
