@@ -8,6 +8,8 @@
 
 mod engine;
 mod error;
+#[cfg(test)]
+mod lease_tests;
 pub mod model;
 mod store;
 mod tables;

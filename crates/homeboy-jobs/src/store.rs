@@ -17,6 +17,12 @@ use crate::model::*;
 use crate::tables::{Table, created_value, event_key, lease_job_id, lease_key, read_u64, u64_key};
 
 /// The operations of a job queue. A second backend implements this trait; callers never see redb.
+///
+/// **Lease boundary.** A runner's lease is live while `now < claim_expires_at_ms` and has expired from the
+/// millisecond `now == claim_expires_at_ms` on: from then every claim-scoped call (heartbeat, events,
+/// finish) is refused as `ClaimExpired`, and the next sweep (or claim) requeues or fails the job. A
+/// heartbeat answered before that millisecond moves the expiry to `now + lease_ms`, and the old expiry
+/// no longer means anything.
 pub trait JobStore: Send + Sync {
     /// Adds a queued job (or returns the existing one for a repeated submission key).
     fn enqueue(&self, job: NewJob) -> Result<Enqueued, JobError>;

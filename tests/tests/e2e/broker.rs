@@ -264,7 +264,9 @@ fn stale_claims_are_refused_and_jobs_requeued() {
         .as_str()
         .unwrap()
         .to_string();
-    std::thread::sleep(Duration::from_millis(600));
+    // The sweeper puts the job back once the lease has passed.
+    let requeued = wait_until(Duration::from_secs(15), || s.job(&id)["status"] == "queued");
+    assert!(requeued, "the expired claim was not swept: {}", s.job(&id));
     let finish = s.http.post_auth(
         &format!("{}/runner/jobs/{id}/finish", s.broker.url),
         &s.work,
@@ -272,7 +274,7 @@ fn stale_claims_are_refused_and_jobs_requeued() {
     );
     assert_eq!(finish.status, 409);
     assert_eq!(finish.json()["error"]["code"], "broker.claim_expired");
-    // The sweeper (or the next claim) puts the job back; a new claim is attempt 2.
+    // A new claim is attempt 2.
     let second = claim(&s.work, "lab", 30_000).json();
     assert_eq!(second["data"]["claim"]["job"]["id"], id.as_str());
     assert_eq!(second["data"]["claim"]["job"]["attempt"], 2);
@@ -282,6 +284,73 @@ fn stale_claims_are_refused_and_jobs_requeued() {
             .iter()
             .any(|e| e["data"]["reason"] == "claim_expired"),
         "{events:?}"
+    );
+}
+
+/// The background sweeper alone requeues an expired claim (no claim traffic at all, only reads), and a
+/// heartbeat keeps its job across the expiry it replaced.
+#[test]
+fn the_sweeper_requeues_expired_claims_and_heartbeats_keep_theirs() {
+    let s = setup(&[]);
+    let kept = s.submit(&["true"]);
+    let dropped = s.submit(&["true"]);
+    let claim = |lease: u64| {
+        let r = s.http.post_auth(
+            &format!("{}/runner/jobs/claim", s.broker.url),
+            &s.work,
+            &json!({"runner_id": "lab", "lease_ms": lease}),
+        );
+        assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+        r.json()["data"]["claim"]["job"].clone()
+    };
+    // `kept` is claimed first and its lease extended at once; `dropped` is claimed after it, so its expiry
+    // comes after `kept`'s old one. When a sweep has requeued `dropped`, that sweep ran after `kept`'s old
+    // expiry too.
+    let first = claim(2_000);
+    assert_eq!(first["id"], kept.as_str());
+    let beat = s.http.post_auth(
+        &format!("{}/runner/jobs/{kept}/heartbeat", s.broker.url),
+        &s.work,
+        &json!({"runner_id": "lab", "claim_id": first["claim_id"], "lease_ms": 120_000}),
+    );
+    assert_eq!(beat.status, 200, "{}", String::from_utf8_lossy(&beat.body));
+    let extended_to = beat.json()["data"]["job"]["claim_expires_at_ms"].clone();
+    assert!(
+        extended_to.as_u64().unwrap() > first["claim_expires_at_ms"].as_u64().unwrap() + 60_000,
+        "{beat:?}"
+    );
+    let second = claim(2_000);
+    assert_eq!(second["id"], dropped.as_str());
+    assert!(second["claim_expires_at_ms"].as_u64() > first["claim_expires_at_ms"].as_u64());
+
+    // From here on only reads: the sweeper has to do it alone.
+    let mut job = Value::Null;
+    let swept = wait_until(Duration::from_secs(20), || {
+        job = s.job(&dropped);
+        job["status"] == "queued"
+    });
+    assert!(swept, "the sweeper never requeued the expired claim: {job}");
+    assert!(
+        job["claim_id"].is_null() && job["claim_expires_at_ms"].is_null(),
+        "{job}"
+    );
+    assert!(
+        s.events(&dropped)
+            .iter()
+            .any(|e| e["data"]["reason"] == "claim_expired"),
+        "{:?}",
+        s.events(&dropped)
+    );
+    let kept_job = s.job(&kept);
+    assert_eq!(kept_job["status"], "running", "{kept_job}");
+    assert_eq!(kept_job["claim_id"], first["claim_id"]);
+    assert_eq!(kept_job["claim_expires_at_ms"], extended_to);
+    assert!(
+        !s.events(&kept)
+            .iter()
+            .any(|e| e["data"]["reason"] == "claim_expired"),
+        "{:?}",
+        s.events(&kept)
     );
 }
 
