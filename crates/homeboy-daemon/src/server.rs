@@ -187,11 +187,16 @@ pub async fn bind(options: ServeOptions) -> Result<BoundDaemon, DaemonError> {
             .await
             .map_err(|e| DaemonError::io("open the job store", std::io::Error::other(e)))?
             .map_err(DaemonError::JobStore)?;
-    if recovery.replayed_records > 0 || !recovery.failed_stale.is_empty() {
+    if recovery.replayed_records > 0
+        || !recovery.failed_stale.is_empty()
+        || recovery.running_claims > 0
+    {
         eprintln!(
-            "homeboy daemon: job store recovered ({} log records replayed, {} running daemon jobs failed as stale)",
+            "homeboy daemon: job store recovered ({} log records replayed, {} running daemon jobs failed as stale, {} runner claims kept; the log has wrapped {} times)",
             recovery.replayed_records,
-            recovery.failed_stale.len()
+            recovery.failed_stale.len(),
+            recovery.running_claims,
+            recovery.log_wraps
         );
     }
     let store = Arc::new(store);

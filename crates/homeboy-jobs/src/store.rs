@@ -99,20 +99,29 @@ impl RedbJobStore {
         options: StoreOptions,
         clock: Clock,
     ) -> Result<(RedbJobStore, Recovery), JobError> {
-        let engine = Engine::open(path, clock)?;
+        Self::start(Engine::open(path, clock)?, options)
+    }
+
+    /// Runs recovery on an opened engine.
+    pub(crate) fn start(
+        engine: Engine,
+        options: StoreOptions,
+    ) -> Result<(RedbJobStore, Recovery), JobError> {
         let store = RedbJobStore { engine, options };
-        let failed_stale = store.engine.write(fail_stale_daemon_jobs)?;
-        Ok((
-            store,
-            Recovery {
-                replayed_records: 0,
-                failed_stale,
-            },
-        ))
-        .map(|(store, mut recovery)| {
-            recovery.replayed_records = store.engine.replayed;
-            (store, recovery)
-        })
+        let (failed_stale, running_claims) = store.engine.write(fail_stale_daemon_jobs)?;
+        let recovery = Recovery {
+            replayed_records: store.engine.replayed,
+            failed_stale,
+            log_wraps: store.engine.log_wraps,
+            running_claims,
+        };
+        Ok((store, recovery))
+    }
+
+    /// The engine, for the crash tests.
+    #[cfg(test)]
+    pub(crate) fn engine(&self) -> &Engine {
+        &self.engine
     }
 
     /// Flushes and stops the writer (also done on drop).
@@ -633,8 +642,9 @@ fn expire(tx: &mut Tx<'_, '_>) -> Result<Vec<Job>, JobError> {
     Ok(changed)
 }
 
-/// On open: daemon-executed jobs that were running belonged to a process that is gone.
-fn fail_stale_daemon_jobs(tx: &mut Tx<'_, '_>) -> Result<Vec<String>, JobError> {
+/// On open: daemon-executed jobs that were running belonged to a process that is gone. Also counts the
+/// runner claims that are kept.
+fn fail_stale_daemon_jobs(tx: &mut Tx<'_, '_>) -> Result<(Vec<String>, u64), JobError> {
     let running: Vec<String> = tx
         .collect(Table::Created, &[], None)?
         .iter()
@@ -643,9 +653,11 @@ fn fail_stale_daemon_jobs(tx: &mut Tx<'_, '_>) -> Result<Vec<String>, JobError> 
         .map(|(_, _, id)| id)
         .collect();
     let mut failed = Vec::new();
+    let mut claims = 0;
     for id in running {
         let mut record = require(tx, &id)?;
         if record.job.executor != Executor::Daemon {
+            claims += 1;
             continue; // Runner claims keep their lease until it expires.
         }
         set_status(tx, &mut record, JobStatus::Failed)?;
@@ -662,7 +674,7 @@ fn fail_stale_daemon_jobs(tx: &mut Tx<'_, '_>) -> Result<Vec<String>, JobError> 
         save(tx, &record)?;
         failed.push(id);
     }
-    Ok(failed)
+    Ok((failed, claims))
 }
 
 fn prune_some(tx: &mut Tx<'_, '_>, policy: &PrunePolicy, max: usize) -> Result<usize, JobError> {
