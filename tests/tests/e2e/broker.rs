@@ -540,13 +540,61 @@ fn unauthenticated_loopback_is_explicit_and_not_for_proxies() {
     );
 }
 
-/// 4 runners, 2,000 jobs, the broker killed with SIGKILL three times mid-run and restarted on the same store.
+/// How many jobs have `status`, counted through every page of the listing (`None` while the broker is
+/// down).
+fn count_jobs(s: &Setup, status: &str) -> Option<usize> {
+    let mut total = 0;
+    let mut cursor = String::new();
+    loop {
+        let r = s.http.get(&format!(
+            "{}/jobs?status={status}&limit=500{cursor}",
+            s.broker.url
+        ));
+        if r.status != 200 {
+            return None;
+        }
+        let data = &r.json()["data"];
+        total += data["jobs"].as_array().map_or(0, Vec::len);
+        match data["next_cursor"].as_u64() {
+            Some(next) => cursor = format!("&cursor={next}"),
+            None => return Some(total),
+        }
+    }
+}
+
+/// `(runner claims kept, log wraps so far)` of every job store recovery the broker logged.
+fn recoveries(log: &std::path::Path) -> Vec<(u64, u64)> {
+    let text = std::fs::read_to_string(log).expect("the broker log");
+    text.lines()
+        .filter(|l| l.contains("job store recovered"))
+        .map(|l| {
+            let number_before = |marker: &str| -> u64 {
+                let head = &l[..l
+                    .find(marker)
+                    .unwrap_or_else(|| panic!("{marker:?} in {l}"))];
+                head.rsplit(|c: char| !c.is_ascii_digit())
+                    .find(|w| !w.is_empty())
+                    .and_then(|w| w.parse().ok())
+                    .unwrap_or_else(|| panic!("no number before {marker:?} in {l}"))
+            };
+            (
+                number_before(" runner claims kept"),
+                number_before(" times)"),
+            )
+        })
+        .collect()
+}
+
+/// 4 runners, 2,000 jobs, the broker killed with SIGKILL three times mid-run — each time while runners hold
+/// claims — and restarted on the same store; the log wraps between the kills.
 #[test]
 fn crash_torture_loses_nothing() {
     let mut s = setup(&[]);
     let mut acknowledged = Vec::new();
+    // Each job logs a few KiB (request, output, result), so the 1 MiB log wraps between the kills.
+    let padding = "x".repeat(1500);
     for i in 0..2000 {
-        acknowledged.push(s.submit(&["echo", &format!("job-{i}")]));
+        acknowledged.push(s.submit(&["echo", &format!("job-{i}"), &padding]));
     }
     let runners: Vec<Runner> = (0..4)
         .map(|_| {
@@ -559,30 +607,45 @@ fn crash_torture_loses_nothing() {
             )
         })
         .collect();
-    let count = |s: &Setup, status: &str| -> usize {
-        let r = s
-            .http
-            .get(&format!("{}/jobs?status={status}&limit=1000", s.broker.url));
-        if r.status != 200 {
-            return usize::MAX;
-        }
-        r.json()["data"]["jobs"].as_array().map_or(0, Vec::len)
-    };
-    for threshold in [300usize, 900, 1500] {
+    for (kill, threshold) in [300usize, 900, 1500].into_iter().enumerate() {
+        let mut queued = None;
         assert!(
             wait_until(Duration::from_secs(120), || {
-                let queued = count(&s, "queued");
-                queued != usize::MAX && queued <= 2000 - threshold
+                queued = count_jobs(&s, "queued");
+                queued.is_some_and(|q| q <= 2000 - threshold)
             }),
-            "progress stalled before {threshold} jobs"
+            "progress stalled before {threshold} jobs ({queued:?} queued)"
+        );
+        assert!(
+            queued.unwrap() > 0,
+            "kill {kill} came after the queue ran dry"
+        );
+        // Kill while the runners hold claims: the restarted store reports them kept.
+        assert!(
+            wait_until(Duration::from_secs(30), || count_jobs(&s, "running")
+                .is_some_and(|r| r > 0)),
+            "no job was running before kill {kill}"
         );
         s.broker.crash();
-        std::thread::sleep(Duration::from_millis(300));
         s.broker.restart(&s.home);
+        let logged = recoveries(&s.broker.log);
+        assert_eq!(logged.len(), kill + 1, "{logged:?}");
+        assert!(
+            logged[kill].0 > 0,
+            "kill {kill} landed while no runner held a claim: {logged:?}"
+        );
     }
+    // The log filled and restarted between the kills, so each recovery replayed a log that had wrapped.
+    let logged = recoveries(&s.broker.log);
+    assert!(logged[0].1 > 0, "the log never wrapped: {logged:?}");
     assert!(
-        wait_until(Duration::from_secs(180), || count(&s, "queued") == 0
-            && count(&s, "running") == 0),
+        logged.windows(2).all(|w| w[1].1 > w[0].1),
+        "the log did not wrap between kills: {logged:?}"
+    );
+    assert!(
+        wait_until(Duration::from_secs(180), || count_jobs(&s, "queued")
+            == Some(0)
+            && count_jobs(&s, "running") == Some(0)),
         "jobs were left unfinished"
     );
     drop(runners);
