@@ -247,6 +247,10 @@ pub async fn bind(options: ServeOptions) -> Result<BoundDaemon, DaemonError> {
         .with_runner_auth(options.runner_auth);
     let app = App::new(Arc::new(api), local.port(), &options.http, Some(jobs));
     state::write(&paths, &state)?;
+    eprintln!(
+        "homeboy daemon: serving on {} (pid {}, build {})",
+        state.addr, state.pid, state.build_id
+    );
     Ok(BoundDaemon {
         listener,
         state,

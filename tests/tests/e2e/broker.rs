@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use homeboy_e2e::{Broker, Home, Http, Runner, pid_alive, wait_until};
+use homeboy_e2e::{Bounded, Broker, Home, Http, Runner, haystack, pid_alive, wait_until};
 use serde_json::{Value, json};
 
 struct Setup {
@@ -41,20 +41,39 @@ impl Setup {
     }
 
     fn job(&self, id: &str) -> Value {
-        self.http
-            .get(&format!("{}/jobs/{id}", self.broker.url))
-            .json()["data"]["job"]
-            .clone()
+        let r = self.http.get(&format!("{}/jobs/{id}", self.broker.url));
+        assert_eq!(
+            r.status,
+            200,
+            "GET /jobs/{id}: {}",
+            String::from_utf8_lossy(&r.body)
+        );
+        r.json()["data"]["job"].clone()
     }
 
     fn events(&self, id: &str) -> Vec<Value> {
         let r = self
             .http
             .get(&format!("{}/jobs/{id}/events?limit=1000", self.broker.url));
+        assert_eq!(
+            r.status,
+            200,
+            "GET /jobs/{id}/events: {}",
+            String::from_utf8_lossy(&r.body)
+        );
         r.json()["data"]["events"]
             .as_array()
             .cloned()
-            .unwrap_or_default()
+            .expect("an events array")
+    }
+
+    /// Claim long polls parked in the broker right now.
+    fn claim_waiters(&self) -> u64 {
+        let r = self.http.get(&format!("{}/runtime/jobs", self.broker.url));
+        assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+        r.json()["data"]["claim_waiters"]
+            .as_u64()
+            .expect("claim_waiters")
     }
 
     fn wait_terminal(&self, id: &str, timeout: Duration) -> Value {
@@ -370,6 +389,7 @@ fn claims_long_poll_until_work_arrives() {
     );
 
     let (work, poll_url) = (s.work.clone(), url.clone());
+    assert_eq!(s.claim_waiters(), 0);
     let waiter = std::thread::spawn(move || {
         let began = Instant::now();
         let r = Http::new().post_auth(
@@ -379,7 +399,11 @@ fn claims_long_poll_until_work_arrives() {
         );
         (r.json(), began.elapsed())
     });
-    std::thread::sleep(Duration::from_millis(300));
+    // Enqueue only once the waiter is parked, so it is the wake-up that answers it.
+    assert!(
+        wait_until(Duration::from_secs(10), || s.claim_waiters() == 1),
+        "the long poll never parked"
+    );
     let id = s.submit(&["true"]);
     let (claimed, waited) = waiter.join().unwrap();
     assert_eq!(claimed["data"]["claim"]["job"]["id"], id.as_str());
@@ -387,6 +411,7 @@ fn claims_long_poll_until_work_arrives() {
         waited < Duration::from_secs(5),
         "the waiter was not woken: {waited:?}"
     );
+    assert_eq!(s.claim_waiters(), 0, "the woken waiter still counts");
     let too_long = s.http.post_auth(
         &url,
         &s.work,
@@ -408,7 +433,7 @@ fn events_follow_streams_until_the_job_ends() {
         .home
         .command("homeboy")
         .args(["jobs", "events", &id, "--follow", "--daemon", &s.broker.url])
-        .output()
+        .output_bounded()
         .unwrap();
     assert!(out.status.success(), "{}", homeboy_e2e::describe(&out));
     let text = String::from_utf8_lossy(&out.stdout);
@@ -501,10 +526,9 @@ fn broker_auth_refusals_and_no_token_leaks() {
         "config/daemon/jobs.redb",
         "config/daemon/jobs.redb.wal",
     ] {
-        let bytes = std::fs::read(s.home.root().join(file)).unwrap_or_default();
-        haystacks.push(String::from_utf8_lossy(&bytes).into_owned());
+        haystacks.push(haystack(&s.home.root().join(file)));
     }
-    haystacks.push(std::fs::read_to_string(&s.broker.log).unwrap_or_default());
+    haystacks.push(haystack(&s.broker.log));
     for token in [&s.work, &s.submit, &other, &revoked] {
         for hay in &haystacks {
             assert!(!hay.contains(token.as_str()), "a token leaked");
@@ -530,7 +554,7 @@ fn unauthenticated_loopback_is_explicit_and_not_for_proxies() {
             "--allowed-host",
             "broker.example.com",
         ])
-        .output()
+        .output_bounded()
         .unwrap();
     assert_eq!(
         out.status.code(),
@@ -802,11 +826,10 @@ fn runner_secrets_resolve_at_execution_and_never_leak() {
     );
 
     let (mut child, log) = runner;
-    let _ = child.kill();
-    let _ = child.wait();
+    homeboy_e2e::reap(&mut child);
     let mut outputs = vec![
-        std::fs::read_to_string(&log).unwrap(),
-        std::fs::read_to_string(&s.broker.log).unwrap_or_default(),
+        haystack(&log),
+        haystack(&s.broker.log),
         serde_json::to_string(&events).unwrap(),
         s.http
             .get(&format!("{}/jobs/{ok}", s.broker.url))
@@ -817,10 +840,7 @@ fn runner_secrets_resolve_at_execution_and_never_leak() {
             .homeboy_ok(&["jobs", "events", &ok, "--daemon", &s.broker.url]),
     ];
     for file in ["config/daemon/jobs.redb", "config/daemon/jobs.redb.wal"] {
-        outputs.push(
-            String::from_utf8_lossy(&std::fs::read(s.home.root().join(file)).unwrap_or_default())
-                .into_owned(),
-        );
+        outputs.push(haystack(&s.home.root().join(file)));
     }
     for out in &outputs {
         assert!(
