@@ -302,6 +302,108 @@ impl FaultFile {
     fn lock(&self) -> MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
+
+    /// A call that cannot tear (a length change, a sync): `apply` does it unless the hook says otherwise.
+    fn whole_call(
+        &self,
+        io: Io,
+        apply: impl FnOnce(&mut Tracked) -> io::Result<()>,
+    ) -> io::Result<()> {
+        let mut state = self.lock();
+        let action = state.decide(self.index, io)?;
+        match action {
+            Action::Proceed | Action::PowerLossAfter => {
+                apply(&mut state.files[self.index])?;
+                if action == Action::PowerLossAfter {
+                    state.power_loss();
+                }
+                Ok(())
+            }
+            Action::Fail | Action::Tear(_) => Err(eio()),
+            Action::PowerLoss | Action::TearThenPowerLoss(_) => {
+                state.power_loss();
+                Err(power_off())
+            }
+        }
+    }
+}
+
+/// A hook that answers `action` to the first call `matches` picks (it sees every call until then), and lets
+/// every other call proceed.
+pub fn once(
+    mut matches: impl FnMut(&Event<'_>) -> bool + Send + 'static,
+    action: Action,
+) -> impl FnMut(&Event<'_>) -> Action + Send + 'static {
+    let mut fired = false;
+    move |event| {
+        if !fired && matches(event) {
+            fired = true;
+            action
+        } else {
+            Action::Proceed
+        }
+    }
+}
+
+/// Seeds of a randomized crash loop: `default`, or `HOMEBOY_CRASH_SEEDS` for a longer hunt.
+pub fn seeds(default: u64) -> u64 {
+    std::env::var("HOMEBOY_CRASH_SEEDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(default)
+}
+
+/// One seeded fault of a randomized crash loop: what goes wrong at which call, and how the process ends.
+#[derive(Debug, Clone, Copy)]
+pub struct Fault {
+    /// The call, counted from when the fault is armed, that goes wrong.
+    pub at: u64,
+    pub action: Action,
+    /// How the process ends afterwards: the power fails with this loss, or (`None`) it is simply dropped.
+    pub ending: Option<Loss>,
+}
+
+impl Fault {
+    /// A fault at one of the first `calls` calls; tears keep up to `tear_bytes` bytes.
+    pub fn random(seed: u64, calls: u64, tear_bytes: usize) -> Fault {
+        let mut rng = SplitMix(seed.wrapping_mul(0x2545_f491_4f6c_dd1d));
+        let tear = (rng.next() % (tear_bytes as u64 + 1)) as usize;
+        let action = match rng.next() % 6 {
+            0 => Action::PowerLoss,
+            1 => Action::PowerLossAfter,
+            2 => Action::TearThenPowerLoss(tear),
+            3 => Action::Tear(tear),
+            _ => Action::Fail,
+        };
+        let ending = match rng.next() % 4 {
+            0 => Some(Loss::DropUnsynced),
+            1 => Some(Loss::Scramble(seed)),
+            2 => Some(Loss::KeepUnsynced),
+            _ => None,
+        };
+        Fault {
+            at: rng.next() % calls.max(1),
+            action,
+            ending,
+        }
+    }
+
+    /// Arms the fault on `disk`, counting calls from now.
+    pub fn arm(&self, disk: &Disk) {
+        let (at, action) = (disk.calls() + self.at, self.action);
+        disk.set_hook(move |e| if e.seq == at { action } else { Action::Proceed });
+    }
+
+    /// Ends the process as the fault says: the power fails, or the disk simply works again.
+    pub fn end(&self, disk: &Disk) {
+        match self.ending {
+            Some(loss) => {
+                disk.set_loss(loss);
+                disk.power_loss();
+            }
+            None => disk.clear_hook(),
+        }
+    }
 }
 
 impl StorageBackend for FaultFile {
@@ -320,50 +422,25 @@ impl StorageBackend for FaultFile {
     }
 
     fn set_len(&self, len: u64) -> Result<(), io::Error> {
-        let mut state = self.lock();
-        let action = state.decide(self.index, Io::SetLen(len))?;
-        match action {
-            Action::Proceed | Action::PowerLossAfter => {
-                self.backend.set_len(len)?;
-                state.files[self.index].unsynced.push(Unsynced::SetLen(len));
-                if action == Action::PowerLossAfter {
-                    state.power_loss();
-                }
-                Ok(())
-            }
-            Action::Fail | Action::Tear(_) => Err(eio()),
-            Action::PowerLoss | Action::TearThenPowerLoss(_) => {
-                state.power_loss();
-                Err(power_off())
-            }
-        }
+        self.whole_call(Io::SetLen(len), |tracked| {
+            self.backend.set_len(len)?;
+            tracked.unsynced.push(Unsynced::SetLen(len));
+            Ok(())
+        })
     }
 
     fn sync_data(&self) -> Result<(), io::Error> {
-        let mut state = self.lock();
-        let action = state.decide(self.index, Io::Sync)?;
-        match action {
-            Action::Proceed | Action::PowerLossAfter => {
-                let tracked = &mut state.files[self.index];
-                for unsynced in std::mem::take(&mut tracked.unsynced) {
-                    match unsynced {
-                        Unsynced::Write { offset, data } => {
-                            apply_write(&mut tracked.durable, offset, &data)
-                        }
-                        Unsynced::SetLen(len) => tracked.durable.resize(len as usize, 0),
+        self.whole_call(Io::Sync, |tracked| {
+            for unsynced in std::mem::take(&mut tracked.unsynced) {
+                match unsynced {
+                    Unsynced::Write { offset, data } => {
+                        apply_write(&mut tracked.durable, offset, &data)
                     }
+                    Unsynced::SetLen(len) => tracked.durable.resize(len as usize, 0),
                 }
-                if action == Action::PowerLossAfter {
-                    state.power_loss();
-                }
-                Ok(())
             }
-            Action::Fail | Action::Tear(_) => Err(eio()),
-            Action::PowerLoss | Action::TearThenPowerLoss(_) => {
-                state.power_loss();
-                Err(power_off())
-            }
-        }
+            Ok(())
+        })
     }
 
     fn write(&self, offset: u64, data: &[u8]) -> Result<(), io::Error> {

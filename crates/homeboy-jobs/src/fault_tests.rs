@@ -17,7 +17,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use homeboy_faultfs::{Action, Disk, Io, Loss};
+use homeboy_faultfs::{Action, Disk, Fault, Io, Loss, once, seeds};
 use serde_json::{Value, json};
 
 use crate::engine::{Engine, StoreFiles};
@@ -587,6 +587,30 @@ fn crash_and_recover(pair: Lockstep, place: &Place) -> (RedbJobStore, Recovery) 
     place.open_real(&now)
 }
 
+/// After an operation failed: the store refuses everything; then (with or without a power loss) a reopen
+/// finds exactly the `acknowledged` state, and works.
+fn assert_exactly_acknowledged(
+    pair: Lockstep,
+    disk: &Disk,
+    place: &Place,
+    power_loss: bool,
+    acknowledged: &[Value],
+    context: &str,
+) {
+    assert_poisoned(&pair.faulted.store);
+    if power_loss {
+        disk.power_loss();
+    }
+    let (recovered, _) = crash_and_recover(pair, place);
+    invariants(&recovered);
+    assert_eq!(
+        dump(&recovered).unwrap(),
+        acknowledged,
+        "{context}, power loss {power_loss}: not exactly the acknowledged work"
+    );
+    recovered.enqueue(job(778, None)).unwrap();
+}
+
 // ---- the named scenarios ----------------------------------------------------------------------------
 
 #[test]
@@ -597,34 +621,23 @@ fn a_failed_sync_poisons_the_store_and_a_reopen_recovers_exactly_what_was_acknow
         assert!(matches!(pair.run(&mut rng, 40), Ended::Clean(_)));
         let acknowledged = dump(&pair.healthy.store).unwrap();
         // The next flush of the log fails; the disk is healthy again afterwards.
-        let mut failed = false;
-        disk.set_hook(move |e| match (e.file, e.io) {
-            ("jobs.redb.wal", Io::Sync) if !failed => {
-                failed = true;
-                Action::Fail
-            }
-            _ => Action::Proceed,
+        disk.set_hook(once(
+            |e| (e.file, e.io) == ("jobs.redb.wal", Io::Sync),
+            Action::Fail,
+        ));
+        let failed = pair.faulted.run(&Op::Enqueue {
+            marker: 777,
+            key: Some("poisoned".into()),
         });
-        let ended = pair
-            .step(Op::Enqueue {
-                marker: 777,
-                key: Some("poisoned".into()),
-            })
-            .expect("the enqueue fails with its flush");
-        assert_poisoned(&pair.faulted.store);
-        if power_loss {
-            disk.power_loss();
-        }
-        let (recovered, _) = crash_and_recover(pair, &place);
-        invariants(&recovered);
-        assert_eq!(
-            dump(&recovered).unwrap(),
-            acknowledged,
-            "power loss {power_loss}: not exactly the acknowledged work"
+        assert!(is_storage(&failed), "{failed:?}");
+        assert_exactly_acknowledged(
+            pair,
+            &disk,
+            &place,
+            power_loss,
+            &acknowledged,
+            "failed sync",
         );
-        assert!(matches!(ended, Ended::InFlight { .. }));
-        // And the store works again.
-        recovered.enqueue(job(778, None)).unwrap();
     }
 }
 
@@ -635,30 +648,23 @@ fn a_torn_log_write_aborts_its_batch_and_nothing_builds_on_it() {
         let mut rng = fastrand::Rng::with_seed(5);
         assert!(matches!(pair.run(&mut rng, 30), Ended::Clean(_)));
         let acknowledged = dump(&pair.healthy.store).unwrap();
-        let mut torn = false;
-        disk.set_hook(move |e| match (e.file, e.io) {
-            ("jobs.redb.wal", Io::Write { .. }) if !torn => {
-                torn = true;
-                Action::Tear(tear_at)
-            }
-            _ => Action::Proceed,
-        });
+        disk.set_hook(once(
+            |e| e.file == "jobs.redb.wal" && matches!(e.io, Io::Write { .. }),
+            Action::Tear(tear_at),
+        ));
         let failed = pair.faulted.run(&Op::Enqueue {
             marker: 555,
             key: None,
         });
         assert!(is_storage(&failed), "{failed:?}");
         // The aborted job must not be claimable, listed, or built on.
-        assert_poisoned(&pair.faulted.store);
-        if power_loss {
-            disk.power_loss();
-        }
-        let (recovered, _) = crash_and_recover(pair, &place);
-        invariants(&recovered);
-        assert_eq!(
-            dump(&recovered).unwrap(),
-            acknowledged,
-            "torn at {tear_at}, power loss {power_loss}"
+        assert_exactly_acknowledged(
+            pair,
+            &disk,
+            &place,
+            power_loss,
+            &acknowledged,
+            &format!("torn at {tear_at}"),
         );
     }
 }
@@ -756,61 +762,14 @@ fn a_log_that_wrapped_before_the_crash_replays_only_its_new_cycle() {
 
 // ---- the randomized loop ----------------------------------------------------------------------------
 
-/// What goes wrong in one seed of the loop.
-#[derive(Debug, Clone, Copy)]
-struct Fault {
-    /// The call (counted from after the open) it hits.
-    at: u64,
-    action: Action,
-    /// How the process ends afterwards: lose the power with this `Loss`, or (`None`) a plain drop.
-    ending: Option<Loss>,
-}
-
-fn fault_for(seed: u64, rng: &mut fastrand::Rng) -> Fault {
-    let action = match rng.u32(0..6) {
-        0 => Action::PowerLoss,
-        1 => Action::PowerLossAfter,
-        2 => Action::TearThenPowerLoss(rng.usize(0..600)),
-        3 => Action::Tear(rng.usize(0..600)),
-        _ => Action::Fail,
-    };
-    let ending = match rng.u32(0..4) {
-        0 => Some(Loss::DropUnsynced),
-        1 => Some(Loss::Scramble(seed)),
-        2 => Some(Loss::KeepUnsynced),
-        _ => None,
-    };
-    Fault {
-        at: rng.u64(0..160),
-        action,
-        ending,
-    }
-}
-
-/// Seeds of the loop (`HOMEBOY_CRASH_SEEDS` overrides, for a longer hunt).
-fn seeds() -> u64 {
-    std::env::var("HOMEBOY_CRASH_SEEDS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(300)
-}
-
 #[test]
 fn randomized_crashes_keep_every_acknowledged_operation_and_nothing_half_done() {
-    for seed in 0..seeds() {
+    for seed in 0..seeds(300) {
         let mut rng = fastrand::Rng::with_seed(seed);
         let capacity = [4 * 1024, 8 * 1024, 32 * 1024][rng.usize(..3)];
-        let fault = fault_for(seed, &mut rng);
+        let fault = Fault::random(seed, 160, 600);
         let (mut pair, disk, place, _healthy) = lockstep(capacity);
-        let armed_at = disk.calls();
-        let Fault { at, action, ending } = fault;
-        disk.set_hook(move |e| {
-            if e.seq == armed_at + at {
-                action
-            } else {
-                Action::Proceed
-            }
-        });
+        fault.arm(&disk);
         let ended = pair.run(&mut rng, 80);
         let context = format!("seed {seed}: {fault:?}, log {capacity} bytes");
         if let Ended::InFlight { .. } = ended
@@ -828,13 +787,7 @@ fn randomized_crashes_keep_every_acknowledged_operation_and_nothing_half_done() 
             }
             assert_poisoned(&pair.faulted.store);
         }
-        match ending {
-            Some(loss) => {
-                disk.set_loss(loss);
-                disk.power_loss();
-            }
-            None => disk.clear_hook(),
-        }
+        fault.end(&disk);
         let (recovered, _) = crash_and_recover(pair, &place);
         assert_recovered(&recovered, &ended, &context);
     }

@@ -11,7 +11,7 @@
 
 use std::path::PathBuf;
 
-use homeboy_faultfs::{Action, Disk, Io, Loss};
+use homeboy_faultfs::{Action, Disk, Fault, Io, Loss, once, seeds};
 use serde_json::{Value, json};
 
 use crate::model::{Completion, NewFinding, Run, RunFilter, RunStatus, StoredArtifact};
@@ -35,6 +35,44 @@ impl Place {
     }
     fn open_real(&self) -> ObservationStore {
         ObservationStore::open(&self.path()).unwrap()
+    }
+}
+
+/// A store on a disk under test and one on a healthy disk, for writes in lockstep.
+struct Pair {
+    faulted: ObservationStore,
+    healthy: ObservationStore,
+    disk: Disk,
+    place: Place,
+    _healthy_place: Place,
+}
+
+impl Pair {
+    fn new() -> Pair {
+        let (place, healthy_place, disk) = (Place::new(), Place::new(), Disk::new());
+        Pair {
+            faulted: place.open_on(&disk),
+            healthy: healthy_place.open_on(&Disk::new()),
+            disk,
+            place,
+            _healthy_place: healthy_place,
+        }
+    }
+
+    /// Writes `count` generated writes to both stores, all acknowledged.
+    fn settle(&self, seed: u64, count: usize) -> fastrand::Rng {
+        let mut rng = fastrand::Rng::with_seed(seed);
+        assert!(matches!(
+            lockstep(&self.faulted, &self.healthy, &mut rng, count),
+            Ended::Clean(_)
+        ));
+        rng
+    }
+
+    /// Drops the faulted store (after whatever the disk went through) and opens its file for real.
+    fn recover(self) -> ObservationStore {
+        drop(self.faulted);
+        self.place.open_real()
     }
 }
 
@@ -366,37 +404,24 @@ fn assert_stopped(store: &ObservationStore) {
 #[test]
 fn a_failed_sync_stops_the_store_and_a_reopen_finds_every_acknowledged_write() {
     for (nth_sync, power_loss) in [(1, false), (1, true), (2, false), (2, true)] {
-        let (faulted_place, healthy_place, disk) = (Place::new(), Place::new(), Disk::new());
-        let (faulted, healthy) = (
-            faulted_place.open_on(&disk),
-            healthy_place.open_on(&Disk::new()),
-        );
-        let mut rng = fastrand::Rng::with_seed(21);
-        assert!(matches!(
-            lockstep(&faulted, &healthy, &mut rng, 30),
-            Ended::Clean(_)
-        ));
+        let pair = Pair::new();
+        let mut rng = pair.settle(21, 30);
         // A sync of the next commit fails (its first or its second); the disk works again afterwards.
         let mut syncs = 0;
-        disk.set_hook(move |e| {
-            if e.io == Io::Sync {
-                syncs += 1;
-                if syncs == nth_sync {
-                    return Action::Fail;
-                }
-            }
-            Action::Proceed
-        });
-        let ended = lockstep(&faulted, &healthy, &mut rng, 5);
+        pair.disk.set_hook(once(
+            move |e| {
+                syncs += u32::from(e.io == Io::Sync);
+                syncs == nth_sync && e.io == Io::Sync
+            },
+            Action::Fail,
+        ));
+        let ended = lockstep(&pair.faulted, &pair.healthy, &mut rng, 5);
         assert!(matches!(ended, Ended::InFlight { .. }), "no write failed");
-        assert_stopped(&faulted);
+        assert_stopped(&pair.faulted);
         if power_loss {
-            disk.power_loss();
-        } else {
-            disk.clear_hook();
+            pair.disk.power_loss();
         }
-        drop(faulted);
-        let recovered = faulted_place.open_real();
+        let recovered = pair.recover();
         assert_recovered(
             &recovered,
             &ended,
@@ -411,37 +436,27 @@ fn a_failed_sync_stops_the_store_and_a_reopen_finds_every_acknowledged_write() {
 #[test]
 fn a_commit_torn_part_way_leaves_the_store_as_before_it() {
     for (nth_write, tear_at, power_loss) in [(1, 0, false), (2, 100, false), (3, 4000, true)] {
-        let (faulted_place, healthy_place, disk) = (Place::new(), Place::new(), Disk::new());
-        let (faulted, healthy) = (
-            faulted_place.open_on(&disk),
-            healthy_place.open_on(&Disk::new()),
-        );
-        let mut rng = fastrand::Rng::with_seed(23);
-        assert!(matches!(
-            lockstep(&faulted, &healthy, &mut rng, 20),
-            Ended::Clean(_)
-        ));
-        let before = dump(&healthy).unwrap();
+        let pair = Pair::new();
+        pair.settle(23, 20);
+        let before = dump(&pair.healthy).unwrap();
         let mut writes = 0;
-        disk.set_hook(move |e| {
-            if let Io::Write { .. } = e.io {
-                writes += 1;
-                if writes == nth_write {
-                    return Action::Tear(tear_at);
-                }
-            }
-            Action::Proceed
-        });
-        let failed = faulted.complete_run(completion(7_000, RunStatus::Fail, 2, 60));
+        pair.disk.set_hook(once(
+            move |e| {
+                let write = matches!(e.io, Io::Write { .. });
+                writes += u32::from(write);
+                write && writes == nth_write
+            },
+            Action::Tear(tear_at),
+        ));
+        let failed = pair
+            .faulted
+            .complete_run(completion(7_000, RunStatus::Fail, 2, 60));
         assert!(is_storage(&failed), "{failed:?}");
-        assert_stopped(&faulted);
+        assert_stopped(&pair.faulted);
         if power_loss {
-            disk.power_loss();
-        } else {
-            disk.clear_hook();
+            pair.disk.power_loss();
         }
-        drop(faulted);
-        let recovered = faulted_place.open_real();
+        let recovered = pair.recover();
         assert_eq!(
             dump(&recovered).unwrap(),
             before,
@@ -457,72 +472,28 @@ fn a_crash_just_after_a_commit_loses_nothing() {
         (8, Loss::Scramble(4)),
         (12, Loss::KeepUnsynced),
     ] {
-        let (faulted_place, healthy_place, disk) = (Place::new(), Place::new(), Disk::new());
-        let (faulted, healthy) = (
-            faulted_place.open_on(&disk),
-            healthy_place.open_on(&Disk::new()),
-        );
-        let mut rng = fastrand::Rng::with_seed(29);
-        assert!(matches!(
-            lockstep(&faulted, &healthy, &mut rng, commits),
-            Ended::Clean(_)
-        ));
-        let expected = Ended::Clean(dump(&healthy).unwrap());
-        disk.set_loss(loss);
-        disk.power_loss();
-        drop(faulted);
-        assert_recovered(&faulted_place.open_real(), &expected, &format!("{loss:?}"));
+        let pair = Pair::new();
+        pair.settle(29, commits);
+        let expected = Ended::Clean(dump(&pair.healthy).unwrap());
+        pair.disk.set_loss(loss);
+        pair.disk.power_loss();
+        assert_recovered(&pair.recover(), &expected, &format!("{loss:?}"));
     }
 }
 
 #[test]
 fn randomized_crashes_keep_every_acknowledged_write_and_nothing_half_done() {
-    let seeds = std::env::var("HOMEBOY_CRASH_SEEDS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(200u64);
-    for seed in 0..seeds {
+    for seed in 0..seeds(200) {
         let mut rng = fastrand::Rng::with_seed(seed);
-        let action = match rng.u32(0..5) {
-            0 => Action::PowerLoss,
-            1 => Action::PowerLossAfter,
-            2 => Action::TearThenPowerLoss(rng.usize(0..5000)),
-            3 => Action::Tear(rng.usize(0..5000)),
-            _ => Action::Fail,
-        };
-        let ending = match rng.u32(0..4) {
-            0 => Some(Loss::DropUnsynced),
-            1 => Some(Loss::Scramble(seed)),
-            2 => Some(Loss::KeepUnsynced),
-            _ => None,
-        };
-        let at = rng.u64(0..200);
-        let (faulted_place, healthy_place, disk) = (Place::new(), Place::new(), Disk::new());
-        let (faulted, healthy) = (
-            faulted_place.open_on(&disk),
-            healthy_place.open_on(&Disk::new()),
-        );
-        let armed_at = disk.calls();
-        disk.set_hook(move |e| {
-            if e.seq == armed_at + at {
-                action
-            } else {
-                Action::Proceed
-            }
-        });
-        let ended = lockstep(&faulted, &healthy, &mut rng, 40);
-        let context = format!("seed {seed}: {action:?} at call {at}, then {ending:?}");
-        if matches!(ended, Ended::InFlight { .. }) && disk.powered() {
-            assert_stopped(&faulted);
+        let fault = Fault::random(seed, 200, 5000);
+        let pair = Pair::new();
+        fault.arm(&pair.disk);
+        let ended = lockstep(&pair.faulted, &pair.healthy, &mut rng, 40);
+        let context = format!("seed {seed}: {fault:?}");
+        if matches!(ended, Ended::InFlight { .. }) && pair.disk.powered() {
+            assert_stopped(&pair.faulted);
         }
-        match ending {
-            Some(loss) => {
-                disk.set_loss(loss);
-                disk.power_loss();
-            }
-            None => disk.clear_hook(),
-        }
-        drop(faulted);
-        assert_recovered(&faulted_place.open_real(), &ended, &context);
+        fault.end(&pair.disk);
+        assert_recovered(&pair.recover(), &ended, &context);
     }
 }
