@@ -67,7 +67,7 @@ fn bounds(table: Table, start: &[u8], end: Option<&[u8]>) -> (Vec<u8>, Vec<u8>) 
 use crate::wal::{LogFile, Mutation, RECORD_HEADER, Wal, encode_payload, payload_len};
 
 /// Bytes of the write-ahead log: a checkpoint (one durable redb commit) happens each time it fills.
-pub(crate) const WAL_CAPACITY: u64 = 1024 * 1024;
+const WAL_CAPACITY: u64 = 1024 * 1024;
 /// Most operations in one batch.
 const MAX_BATCH: usize = 512;
 
