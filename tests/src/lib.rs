@@ -1,12 +1,16 @@
 //! The end-to-end test harness: a throwaway homeboy home (config and data dirs in a temp dir), the real
 //! binaries from this build, and a plain HTTP client for talking to them on loopback.
 //!
-//! Everything here runs real processes on real sockets; nothing is mocked.
+//! Everything here runs real processes on real sockets; nothing is mocked. Nothing here passes vacuously:
+//! a body that cannot be read is an error (never an empty body), every wait on a process is bounded
+//! ([`banner`], [`wait_exit`], [`reap`]), and a leak scan reads its files through [`haystack`], which
+//! first proves they exist and hold something.
 
 pub mod origin;
 
+use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
@@ -75,11 +79,11 @@ impl Home {
         cmd
     }
 
-    /// Runs `homeboy <args>` to completion.
+    /// Runs `homeboy <args>` to completion (bounded).
     pub fn homeboy(&self, args: &[&str]) -> Output {
         self.command("homeboy")
             .args(args)
-            .output()
+            .output_bounded()
             .expect("run homeboy")
     }
 
@@ -146,6 +150,127 @@ pub fn pid_alive(pid: u64) -> bool {
     }
 }
 
+/// The first line `child` prints on stdout (its banner), read within `limit`; panics naming `what`
+/// otherwise (after killing the child). The rest of its stdout is drained, so it never blocks on a full pipe.
+pub fn banner(child: &mut Child, limit: Duration, what: &str) -> String {
+    let stdout = child.stdout.take().expect("the child's stdout is piped");
+    let (sender, receiver) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut reader = BufReader::new(stdout);
+        let mut line = String::new();
+        let read = reader.read_line(&mut line).map(|_| line);
+        let _ = sender.send(read);
+        let _ = std::io::copy(&mut reader, &mut std::io::sink());
+    });
+    match receiver.recv_timeout(limit) {
+        Ok(Ok(line)) => line,
+        Ok(Err(e)) => panic!("{what}: reading its banner failed: {e}"),
+        Err(_) => {
+            reap(child);
+            panic!("{what} printed no banner within {limit:?}")
+        }
+    }
+}
+
+/// Waits for `child` to exit within `limit`; kills it and panics otherwise.
+pub fn wait_exit(child: &mut Child, limit: Duration) -> ExitStatus {
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(status) = child.try_wait().expect("try_wait") {
+            return status;
+        }
+        if Instant::now() >= deadline {
+            reap(child);
+            panic!("process {} did not exit within {limit:?}", child.id());
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// How long a command run through [`Bounded::output_bounded`] may take.
+pub const COMMAND_LIMIT: Duration = Duration::from_secs(120);
+
+/// `Command::output` with a bound: the command is killed, and the test fails, if it has not exited and
+/// closed its output within [`COMMAND_LIMIT`].
+pub trait Bounded {
+    fn output_bounded(&mut self) -> std::io::Result<Output> {
+        self.output_within(COMMAND_LIMIT)
+    }
+    /// Like `output_bounded`, with another bound.
+    fn output_within(&mut self, limit: Duration) -> std::io::Result<Output>;
+}
+
+impl Bounded for Command {
+    fn output_within(&mut self, limit: Duration) -> std::io::Result<Output> {
+        let mut child = self
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()?;
+        let collect = |pipe: Option<Box<dyn Read + Send>>| {
+            let (sender, receiver) = std::sync::mpsc::channel();
+            std::thread::spawn(move || {
+                let mut bytes = Vec::new();
+                if let Some(mut pipe) = pipe {
+                    let _ = pipe.read_to_end(&mut bytes);
+                }
+                let _ = sender.send(bytes);
+            });
+            receiver
+        };
+        let stdout = collect(
+            child
+                .stdout
+                .take()
+                .map(|p| Box::new(p) as Box<dyn Read + Send>),
+        );
+        let stderr = collect(
+            child
+                .stderr
+                .take()
+                .map(|p| Box::new(p) as Box<dyn Read + Send>),
+        );
+        let deadline = Instant::now() + limit;
+        let status = wait_exit(&mut child, limit);
+        let read = |receiver: std::sync::mpsc::Receiver<Vec<u8>>, name: &str| {
+            receiver
+                .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+                .unwrap_or_else(|_| panic!("the command exited but its {name} stayed open"))
+        };
+        Ok(Output {
+            status,
+            stdout: read(stdout, "stdout"),
+            stderr: read(stderr, "stderr"),
+        })
+    }
+}
+
+/// Kills `child` if it still runs and collects it, waiting at most 10 s (for drop paths: never panics).
+pub fn reap(child: &mut Child) {
+    let _ = child.kill();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < deadline {
+        if !matches!(child.try_wait(), Ok(None)) {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    eprintln!("process {} could not be reaped within 10 s", child.id());
+}
+
+/// The content of a file a leak scan searches, after proving the haystack is real: the file exists and
+/// is not empty (a scan of a missing or empty file would pass whatever leaked).
+pub fn haystack(path: &Path) -> String {
+    let bytes = std::fs::read(path)
+        .unwrap_or_else(|e| panic!("leak scan: {} cannot be read: {e}", path.display()));
+    assert!(
+        !bytes.is_empty(),
+        "leak scan: {} is empty, so scanning it proves nothing",
+        path.display()
+    );
+    String::from_utf8_lossy(&bytes).into_owned()
+}
+
 /// Polls `cond` every 20 ms until it holds or `timeout` passes.
 pub fn wait_until(timeout: Duration, mut cond: impl FnMut() -> bool) -> bool {
     let deadline = Instant::now() + timeout;
@@ -209,7 +334,8 @@ impl Http {
         }
     }
 
-    /// Sends a request with optional extra headers and body.
+    /// Sends a request with optional extra headers and body. A failure to connect, send, or read the whole
+    /// body fails the test.
     pub fn request(
         &self,
         method: &str,
@@ -217,6 +343,18 @@ impl Http {
         headers: &[(&str, &str)],
         body: Option<&[u8]>,
     ) -> Response {
+        self.try_request(method, url, headers, body)
+            .unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// Like [`Http::request`], with transport failures (including a body cut short) as an error.
+    pub fn try_request(
+        &self,
+        method: &str,
+        url: &str,
+        headers: &[(&str, &str)],
+        body: Option<&[u8]>,
+    ) -> Result<Response, String> {
         let mut builder = ureq::http::Request::builder().method(method).uri(url);
         for (k, v) in headers {
             builder = builder.header(*k, *v);
@@ -227,7 +365,7 @@ impl Http {
                 .run(builder.body(bytes.to_vec()).expect("request")),
             None => self.agent.run(builder.body(()).expect("request")),
         };
-        let mut resp = result.unwrap_or_else(|e| panic!("{method} {url}: {e}"));
+        let mut resp = result.map_err(|e| format!("{method} {url}: {e}"))?;
         let status = resp.status().as_u16();
         let headers = resp
             .headers()
@@ -239,12 +377,14 @@ impl Http {
             .with_config()
             .limit(u64::MAX)
             .read_to_vec()
-            .unwrap_or_default();
-        Response {
+            .map_err(|e| {
+                format!("{method} {url}: reading the body of the {status} response: {e}")
+            })?;
+        Ok(Response {
             status,
             headers,
             body,
-        }
+        })
     }
 
     pub fn get(&self, url: &str) -> Response {
@@ -287,7 +427,6 @@ impl Broker {
     }
 
     fn start_on(home: &Home, addr: &str, extra_args: Vec<String>) -> Broker {
-        use std::io::{BufRead, BufReader};
         let log = home
             .root()
             .join(format!("broker-{}.log", std::process::id()));
@@ -305,10 +444,7 @@ impl Broker {
             .stderr(stderr)
             .spawn()
             .expect("start homeboy-broker");
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().expect("stdout"))
-            .read_line(&mut line)
-            .expect("broker banner");
+        let line = banner(&mut child, Duration::from_secs(60), "homeboy-broker");
         let url = line
             .split_whitespace()
             .find(|w| w.starts_with("http://"))
@@ -332,8 +468,7 @@ impl Broker {
     /// `kill -9` the broker (no shutdown work at all).
     pub fn crash(&mut self) {
         if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
+            reap(&mut child);
         }
     }
 
@@ -413,12 +548,10 @@ impl Drop for Runner {
             .args(["-TERM", &self.child.id().to_string()])
             .stderr(std::process::Stdio::null())
             .status();
-        if !wait_until(Duration::from_secs(5), || {
+        let _ = wait_until(Duration::from_secs(5), || {
             self.child.try_wait().ok().flatten().is_some()
-        }) {
-            let _ = self.child.kill();
-        }
-        let _ = self.child.wait();
+        });
+        reap(&mut self.child);
     }
 }
 
@@ -499,7 +632,7 @@ impl GitRepo {
             .args(args)
             .env("GIT_CONFIG_NOSYSTEM", "1")
             .env("HOME", &self.home)
-            .output()
+            .output_bounded()
             .expect("git is installed (apt-get install git)");
         assert!(out.status.success(), "git {args:?}: {}", describe(&out));
         String::from_utf8_lossy(&out.stdout).trim().to_string()

@@ -103,6 +103,8 @@ pub struct Job {
     pub claimed_by_runner_id: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub claimed_at_ms: Option<u64>,
+    /// When the runner's lease ends. The lease is live while `now < claim_expires_at_ms`; at
+    /// `now == claim_expires_at_ms` it has expired.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub claim_expires_at_ms: Option<u64>,
     #[serde(default)]

@@ -42,7 +42,7 @@ impl Default for HttpOptions {
 ///
 /// Contract routes go straight from hyper to [`Api`] (no router in between: the handler routes). The two
 /// routes that need the transport itself — the claim long poll and the event stream — are served by
-/// [`JobsRuntime`] around the same handler.
+/// [`JobsRuntime`] around the same handler, which also answers `GET /runtime/jobs` (its parked waiters).
 #[derive(Clone)]
 pub struct App {
     api: Arc<Api>,
@@ -120,6 +120,9 @@ impl App {
             .await;
         }
         if let Some(jobs) = &self.jobs {
+            if api_req.method == Method::Get && api_req.path == "/runtime/jobs" {
+                return answer_response(&ApiResponse::ok(jobs.runtime_view()));
+            }
             if api_req.method == Method::Post && api_req.path == "/runner/jobs/claim" {
                 return self.log(
                     &api_req,

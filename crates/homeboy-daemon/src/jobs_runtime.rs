@@ -10,9 +10,13 @@
 //! Stream frames (axum's `Sse`): each job event is `id: <sequence>`, `event: <kind>` (status, stdout, ...),
 //! `data: <event JSON>`; the stream ends with `event: end`, or `event: stream_error` carrying an error
 //! envelope; a `: keep-alive` comment every 15 s keeps proxies from closing an idle stream.
+//!
+//! `GET /runtime/jobs` reports how many claim long polls are parked (registered for a wake-up), so a
+//! caller can know that an enqueue from now on wakes them rather than sleep and hope.
 
 use std::convert::Infallible;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use axum::http::HeaderValue;
@@ -40,6 +44,24 @@ pub struct JobsRuntime {
     queue: Arc<Notify>,
     changed: broadcast::Sender<Arc<Vec<String>>>,
     shutdown: watch::Receiver<bool>,
+    /// Claim long polls waiting for the queue to grow.
+    parked_claims: Arc<AtomicUsize>,
+}
+
+/// Counts one parked claim long poll while it lives (a dropped request future counts out too).
+struct Parked(Arc<AtomicUsize>);
+
+impl Parked {
+    fn enter(count: &Arc<AtomicUsize>) -> Parked {
+        count.fetch_add(1, Ordering::SeqCst);
+        Parked(count.clone())
+    }
+}
+
+impl Drop for Parked {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 impl JobsRuntime {
@@ -63,7 +85,14 @@ impl JobsRuntime {
             queue,
             changed,
             shutdown,
+            parked_claims: Arc::new(AtomicUsize::new(0)),
         }
+    }
+
+    /// `GET /runtime/jobs`: `{claim_waiters}`, the claim long polls parked right now. A waiter counts only
+    /// once it is registered for the queue's wake-up, so a job enqueued after it is counted wakes it.
+    pub fn runtime_view(&self) -> serde_json::Value {
+        serde_json::json!({"claim_waiters": self.parked_claims.load(Ordering::SeqCst)})
     }
 
     /// Notified whenever the queue grows (a job was enqueued or requeued): the analysis executor's wake-up.
@@ -121,6 +150,7 @@ impl JobsRuntime {
             if !empty || Instant::now() >= deadline || *shutdown.borrow() {
                 return answer;
             }
+            let _parked = Parked::enter(&self.parked_claims);
             tokio::select! {
                 () = &mut notified => {}
                 () = tokio::time::sleep_until(deadline) => {}

@@ -156,13 +156,16 @@ pub async fn bind(options: ServeOptions) -> Result<BoundDaemon, DaemonError> {
             .await
             .map_err(|e| DaemonError::io("open the job store", std::io::Error::other(e)))?
             .map_err(DaemonError::JobStore)?;
-    if recovery.replayed_records > 0 || !recovery.failed_stale.is_empty() {
+    if recovery.replayed_records > 0
+        || !recovery.failed_stale.is_empty()
+        || recovery.running_claims > 0
+    {
         tracing::info!(
-            replayed_records = recovery.replayed_records,
-            failed_stale = recovery.failed_stale.len(),
-            "job store recovered ({} log records replayed, {} running daemon jobs failed as stale)",
+            "job store recovered ({} log records replayed, {} running daemon jobs failed as stale, {} runner claims kept; the log has wrapped {} times)",
             recovery.replayed_records,
-            recovery.failed_stale.len()
+            recovery.failed_stale.len(),
+            recovery.running_claims,
+            recovery.log_wraps
         );
     }
     let store = Arc::new(store);
@@ -213,6 +216,12 @@ pub async fn bind(options: ServeOptions) -> Result<BoundDaemon, DaemonError> {
         .with_runner_auth(options.runner_auth);
     let app = App::new(Arc::new(api), local.port(), &options.http, Some(jobs));
     state::write(&paths, &state)?;
+    tracing::info!(
+        "homeboy daemon: serving on {} (pid {}, build {})",
+        state.addr,
+        state.pid,
+        state.build_id
+    );
     Ok(BoundDaemon {
         listener,
         state,

@@ -118,7 +118,12 @@ mod tests {
         );
         assert_eq!(r.status(), 500);
         let body = body_json(r).await;
-        assert!(body["error"]["details"]["error_id"].as_str().unwrap().starts_with('e'));
+        assert!(
+            body["error"]["details"]["error_id"]
+                .as_str()
+                .unwrap()
+                .starts_with('e')
+        );
         assert!(!body.to_string().contains("/srv/secret"));
     }
 }

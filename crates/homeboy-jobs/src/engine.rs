@@ -11,21 +11,36 @@
 //! overlaps I/O.
 //!
 //! Reads never take the writer lock: they use the latest durable snapshot, so nobody observes a change before
-//! it is on disk, and a caller that got its answer always reads its own write. A failed flush poisons the
-//! engine: redb already holds changes that are not durable, so every later call fails until the process
-//! restarts and recovery runs (fail-stop, as databases do on fsync errors).
+//! it is on disk, and a caller that got its answer always reads its own write.
+//!
+//! **Poisoning.** Once redb holds a batch that its log record does not (a failed flush, a failed or torn
+//! log write, a failed commit), nothing may build on it: the engine is poisoned and every later call —
+//! reads included — fails until the process restarts and recovery runs (fail-stop, as databases do on fsync
+//! errors). Poisoning also fences redb's file (every later write to it fails, so closing the database cannot
+//! make the unacknowledged batch durable) and erases the first log record no caller was answered for, so
+//! a restart recovers exactly what was acknowledged. (If the disk refuses even that erasure, a batch nobody
+//! was answered for may come back whole, never in part.)
+//!
+//! Both files are reached through redb's `StorageBackend` trait: [`Engine::open`] uses the real files,
+//! crash tests pass files that fail on cue ([`StoreFiles`]).
 
 use std::any::Any;
-use std::fs::File;
+use std::collections::VecDeque;
+use std::fs::OpenOptions;
+use std::ops::Bound;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, RwLock};
 use std::time::Duration;
 
-use redb::{Database, Durability, ReadableDatabase, ReadableTable, TableDefinition};
+use redb::backends::FileBackend;
+use redb::{
+    BackendError, Database, Durability, ReadableDatabase, ReadableTable, StorageBackend,
+    TableDefinition,
+};
 
 use crate::JobError;
-use crate::tables::{META_CHECKPOINT_LSN, Table, read_u64, u64_key};
+use crate::tables::{META_CHECKPOINT_LSN, META_LOG_WRAPS, Table, read_u64, u64_key};
 
 /// Every logical table lives in this one redb table under a one-byte prefix: a batch then dirties one
 /// B-tree, which keeps non-durable commits cheap.
@@ -49,7 +64,7 @@ fn bounds(table: Table, start: &[u8], end: Option<&[u8]>) -> (Vec<u8>, Vec<u8>) 
     };
     (lower, upper)
 }
-use crate::wal::{Mutation, RECORD_HEADER, Wal, encode_payload, payload_len};
+use crate::wal::{LogFile, Mutation, RECORD_HEADER, Wal, encode_payload, payload_len};
 
 /// Bytes of the write-ahead log: a checkpoint (one durable redb commit) happens each time it fills.
 const WAL_CAPACITY: u64 = 1024 * 1024;
@@ -290,11 +305,89 @@ impl Snapshot {
     }
 }
 
+/// The files an engine runs on, behind redb's `StorageBackend` trait.
+#[cfg(test)]
+pub(crate) struct StoreFiles {
+    /// The redb database.
+    pub db: Box<dyn StorageBackend>,
+    /// The write-ahead log (zero-filled to `wal_capacity` on open).
+    pub wal: LogFile,
+    pub wal_capacity: u64,
+}
+
+/// The database file as redb sees it: every call goes to `inner` until the engine is poisoned; from then
+/// on writes, length changes and syncs fail, so nothing (not even redb's own close) can make a batch
+/// durable that the log does not hold.
+#[derive(Debug)]
+struct Fenced {
+    inner: Box<dyn StorageBackend>,
+    poisoned: Arc<AtomicBool>,
+}
+
+impl Fenced {
+    fn check(&self) -> std::io::Result<()> {
+        if self.poisoned.load(Ordering::SeqCst) {
+            return Err(std::io::Error::other(
+                "the job store is poisoned; nothing more is written",
+            ));
+        }
+        Ok(())
+    }
+}
+
+impl StorageBackend for Fenced {
+    fn len(&self) -> std::io::Result<u64> {
+        self.inner.len()
+    }
+    fn read(&self, offset: u64, out: &mut [u8]) -> std::io::Result<()> {
+        self.inner.read(offset, out)
+    }
+    fn set_len(&self, len: u64) -> std::io::Result<()> {
+        self.check()?;
+        self.inner.set_len(len)
+    }
+    fn sync_data(&self) -> std::io::Result<()> {
+        self.check()?;
+        self.inner.sync_data()
+    }
+    fn write(&self, offset: u64, data: &[u8]) -> std::io::Result<()> {
+        self.check()?;
+        self.inner.write(offset, data)
+    }
+    fn close(&self) -> std::io::Result<()> {
+        self.inner.close()
+    }
+    fn try_lock_range(&self, start: Bound<u64>, end: Bound<u64>) -> Result<bool, BackendError> {
+        self.inner.try_lock_range(start, end)
+    }
+    fn try_lock_shared_range(
+        &self,
+        start: Bound<u64>,
+        end: Bound<u64>,
+    ) -> Result<bool, BackendError> {
+        self.inner.try_lock_shared_range(start, end)
+    }
+    fn lock_range(&self, start: Bound<u64>, end: Bound<u64>) -> Result<(), BackendError> {
+        self.inner.lock_range(start, end)
+    }
+    fn lock_shared_range(&self, start: Bound<u64>, end: Bound<u64>) -> Result<(), BackendError> {
+        self.inner.lock_shared_range(start, end)
+    }
+    fn unlock_range(&self, start: Bound<u64>, end: Bound<u64>) -> Result<(), BackendError> {
+        self.inner.unlock_range(start, end)
+    }
+    fn query_lock_range(&self, start: Bound<u64>, end: Bound<u64>) -> Result<bool, BackendError> {
+        self.inner.query_lock_range(start, end)
+    }
+}
+
 /// The engine: a redb database, its log, and the group-commit state shared by all callers.
 pub struct Engine {
     shared: Arc<Shared>,
     /// Log records replayed when the engine was opened.
     pub replayed: u64,
+    /// Times the log had filled and restarted (since the store was created) when the engine was opened.
+    pub log_wraps: u64,
 }
 
 struct Shared {
@@ -303,7 +396,7 @@ struct Shared {
     /// Held by the leader while it runs a batch and writes its log record.
     writer: Mutex<Writer>,
     /// The log file, for flushing without holding the writer lock.
-    log_file: File,
+    log_file: LogFile,
     /// Held while flushing, so concurrent leaders wait and then find their record already flushed.
     flush: Mutex<()>,
     /// The newest batch whose log record has been written (not necessarily flushed).
@@ -313,7 +406,8 @@ struct Shared {
     /// The newest durable state and the batch number it belongs to.
     durable: RwLock<(u64, Arc<ReadTable>)>,
     observer: RwLock<Option<Observer>>,
-    poisoned: AtomicBool,
+    /// Set (under the flush lock) once the engine is poisoned; also fences redb's file.
+    poisoned: Arc<AtomicBool>,
     closed: AtomicBool,
     clock: Clock,
 }
@@ -327,25 +421,60 @@ impl Engine {
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir).map_err(JobError::storage)?;
         }
-        let db = Database::create(path).map_err(|e| match e {
-            redb::DatabaseError::DatabaseAlreadyOpen => JobError::Storage(format!(
-                "{} is in use by another process (is another daemon serving this config dir?)",
-                path.display()
-            )),
-            other => JobError::storage(other),
-        })?;
+        // What `Database::create` does, with the file in our hands so it can be fenced.
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(path)
+            .map_err(JobError::storage)?;
+        let db = FileBackend::new(file).map_err(JobError::storage)?;
         let mut wal_path = path.as_os_str().to_owned();
         wal_path.push(".wal");
-        let mut wal = Wal::open(Path::new(&wal_path), WAL_CAPACITY).map_err(JobError::storage)?;
-        let (replayed, next_seq) = replay(&db, &mut wal)?;
-        let log_file = wal.file_handle().map_err(JobError::storage)?;
+        let wal = Wal::open(Path::new(&wal_path), WAL_CAPACITY).map_err(JobError::storage)?;
+        let name = path.display().to_string();
+        Self::start(Box::new(db), wal, WAL_CAPACITY, clock, &name)
+    }
+
+    /// Opens the engine on `files` (crash tests pass files that fail on cue).
+    #[cfg(test)]
+    pub(crate) fn open_files(files: StoreFiles, clock: Clock) -> Result<Engine, JobError> {
+        let wal = Wal::on(files.wal, files.wal_capacity).map_err(JobError::storage)?;
+        Self::start(files.db, wal, files.wal_capacity, clock, "the job store")
+    }
+
+    fn start(
+        db: Box<dyn StorageBackend>,
+        mut wal: Wal,
+        wal_capacity: u64,
+        clock: Clock,
+        name: &str,
+    ) -> Result<Engine, JobError> {
+        let poisoned = Arc::new(AtomicBool::new(false));
+        let db = Database::builder()
+            .create_with_backend(Fenced {
+                inner: db,
+                poisoned: poisoned.clone(),
+            })
+            .map_err(|e| match e {
+                redb::DatabaseError::DatabaseAlreadyOpen => JobError::Storage(format!(
+                    "{name} is in use by another process (is another daemon serving this config dir?)"
+                )),
+                other => JobError::storage(other),
+            })?;
+        let replayed = replay(&db, &mut wal)?;
+        let log_file = wal.file_handle();
         let durable = RwLock::new((0, Arc::new(read_table(&db)?)));
         let writer = Writer {
-            next_seq,
+            next_seq: replayed.next_seq,
             next_lsn: wal.next_lsn(),
             log_used: 0,
-            log_capacity: WAL_CAPACITY,
+            log_capacity: wal_capacity,
+            log_wraps: replayed.log_wraps,
             batch: 0,
+            unflushed: VecDeque::new(),
+            erased: false,
             db,
             wal,
         };
@@ -359,12 +488,23 @@ impl Engine {
                 flushed: AtomicU64::new(0),
                 durable,
                 observer: RwLock::new(None),
-                poisoned: AtomicBool::new(false),
+                poisoned,
                 closed: AtomicBool::new(false),
                 clock,
             }),
-            replayed,
+            replayed: replayed.records,
+            log_wraps: replayed.log_wraps,
         })
+    }
+
+    /// Times the log has filled and restarted since the store was created.
+    #[cfg(test)]
+    pub(crate) fn log_wraps(&self) -> u64 {
+        self.shared
+            .writer
+            .lock()
+            .map(|w| w.log_wraps)
+            .unwrap_or_default()
     }
 
     /// Runs `op` in the next batch and returns its result once the batch is durable.
@@ -404,6 +544,9 @@ impl Engine {
 
     /// The durable state as of the last acknowledged batch.
     pub fn snapshot(&self) -> Result<Snapshot, JobError> {
+        if self.shared.poisoned.load(Ordering::SeqCst) {
+            return Err(poisoned_error());
+        }
         let table = self
             .shared
             .durable
@@ -469,14 +612,13 @@ impl Shared {
         let done = if self.poisoned.load(Ordering::SeqCst) {
             refuse(batch, &poisoned_error())
         } else {
-            writer.run_batch(batch, (self.clock)())
+            writer.run_batch(batch, (self.clock)(), self)
         };
+        if done.poison {
+            self.poison(&mut writer);
+        }
         if done.needs_flush {
             self.written.fetch_max(done.batch, Ordering::SeqCst);
-        } else if done.snapshot.is_some() {
-            // A durable checkpoint commit covers every batch before it.
-            self.written.fetch_max(done.batch, Ordering::SeqCst);
-            self.flushed.fetch_max(done.batch, Ordering::SeqCst);
         }
         drop(writer); // The next leader may start while this batch flushes...
         self.wake_next_leader(); // ...so wake whoever waits first in line.
@@ -495,8 +637,10 @@ impl Shared {
     }
 
     /// Makes sure batch `number`'s record is on disk. One flush covers every record written before it
-    /// starts, so leaders that queue behind a flush usually find theirs done.
-    fn flush_through(&self, number: u64) -> std::io::Result<()> {
+    /// starts, so leaders that queue behind a flush usually find theirs done. A failed flush poisons the
+    /// engine before the flush lock is released, so no later flush can acknowledge a batch built on the
+    /// failed one.
+    fn flush_through(&self, number: u64) -> Result<(), JobError> {
         if self.flushed.load(Ordering::SeqCst) >= number {
             return Ok(());
         }
@@ -504,20 +648,40 @@ impl Shared {
         if self.flushed.load(Ordering::SeqCst) >= number {
             return Ok(());
         }
+        if self.poisoned.load(Ordering::SeqCst) {
+            return Err(poisoned_error());
+        }
         let covered = self.written.load(Ordering::SeqCst);
-        self.log_file.sync_data()?;
+        if let Err(e) = self.log_file.sync_data() {
+            self.poisoned.store(true, Ordering::SeqCst);
+            return Err(JobError::Storage(format!(
+                "flushing the job store log failed: {e}"
+            )));
+        }
         self.flushed.fetch_max(covered, Ordering::SeqCst);
         Ok(())
+    }
+
+    /// Poisons the engine (see the module doc): fences redb's file and erases the first log record whose
+    /// batch was not acknowledged. Called with the writer lock held.
+    fn poison(&self, writer: &mut Writer) {
+        let _flushing = self.flush.lock().unwrap_or_else(|e| e.into_inner());
+        self.poisoned.store(true, Ordering::SeqCst);
+        if !writer.erased {
+            writer.erased = true;
+            writer.erase_unacknowledged(self.flushed.load(Ordering::SeqCst));
+        }
     }
 
     /// Flushes a batch's record (if any), publishes its state, answers its callers.
     fn complete(&self, done: Completed) {
         let mut answers = done.answers;
         if done.needs_flush
-            && let Err(e) = self.flush_through(done.batch)
+            && let Err(error) = self.flush_through(done.batch)
         {
-            self.poisoned.store(true, Ordering::SeqCst);
-            let error = JobError::Storage(format!("flushing the job store log failed: {e}"));
+            if let Ok(mut writer) = self.writer.lock() {
+                self.poison(&mut writer);
+            }
             for (_, answer) in &mut answers {
                 *answer = Err(error.clone());
             }
@@ -560,6 +724,8 @@ struct Completed {
     /// Whether its log record still needs `fdatasync` (false when nothing changed or it was a durable
     /// checkpoint commit).
     needs_flush: bool,
+    /// Whether redb now holds changes the log does not: the engine must be poisoned.
+    poison: bool,
     snapshot: Option<Arc<ReadTable>>,
     answers: Vec<Answer>,
     changes: Changes,
@@ -574,17 +740,44 @@ struct Writer {
     /// Bytes written to the log since its last restart.
     log_used: u64,
     log_capacity: u64,
+    /// Times the log has filled and restarted since the store was created.
+    log_wraps: u64,
     /// Batches run so far.
     batch: u64,
+    /// `(batch, offset)` of the records of this log cycle that may not be flushed yet, oldest first.
+    unflushed: VecDeque<(u64, u64)>,
+    /// Whether poisoning has erased the unacknowledged records.
+    erased: bool,
 }
 
 impl Writer {
-    fn run_batch(&mut self, batch: Vec<Pending>, now_ms: u64) -> Completed {
+    /// Makes the first record of a batch after `flushed` unreadable, so recovery ends before every
+    /// record no caller was answered for (the next record's place when there is none).
+    fn erase_unacknowledged(&mut self, flushed: u64) {
+        while self.unflushed.front().is_some_and(|(b, _)| *b <= flushed) {
+            self.unflushed.pop_front();
+        }
+        let offset = self
+            .unflushed
+            .front()
+            .map_or(self.wal.offset(), |(_, offset)| *offset);
+        if let Err(e) = self.wal.erase_at(offset) {
+            eprintln!("homeboy jobs: erasing unacknowledged log records failed: {e}");
+        }
+    }
+
+    fn run_batch(&mut self, batch: Vec<Pending>, now_ms: u64, shared: &Shared) -> Completed {
+        let flushed = shared.flushed.load(Ordering::SeqCst);
+        while self.unflushed.front().is_some_and(|(b, _)| *b <= flushed) {
+            self.unflushed.pop_front();
+        }
         self.batch += 1;
         let number = self.batch;
+        // redb failing to start or run a transaction means its file failed (it latches I/O errors):
+        // fail-stop, like every other storage failure under the writer.
         let mut txn = match self.db.begin_write() {
             Ok(txn) => txn,
-            Err(e) => return refuse(batch, &JobError::storage(e)),
+            Err(e) => return refuse_poisoned(batch, &JobError::storage(e)),
         };
         let mut changes = Changes::default();
         let mut mutations = Vec::new();
@@ -593,9 +786,10 @@ impl Writer {
         {
             let mut table = match txn.open_table(STORE) {
                 Ok(table) => table,
-                Err(e) => return refuse(batch, &JobError::storage(e)),
+                Err(e) => return refuse_poisoned(batch, &JobError::storage(e)),
             };
-            for pending in batch {
+            let mut batch = batch.into_iter();
+            while let Some(pending) = batch.next() {
                 let mut tx = Tx {
                     table: &mut table,
                     mutations: Vec::new(),
@@ -605,13 +799,23 @@ impl Writer {
                 };
                 let result = (pending.op)(&mut tx);
                 let wrote = std::mem::take(&mut tx.mutations);
-                if result.is_err() && !wrote.is_empty() {
-                    // Operations validate before they write; one that failed half-way poisons the batch.
-                    let error = JobError::Storage(
-                        "a store operation failed after writing; batch aborted".into(),
-                    );
+                let storage_failed = matches!(result, Err(JobError::Storage(_)));
+                if storage_failed || (result.is_err() && !wrote.is_empty()) {
+                    // Operations validate before they write; one that failed half-way aborts the batch
+                    // (nothing of it is committed), and a storage failure also stops the engine.
+                    let error = match result {
+                        Err(e @ JobError::Storage(_)) => e,
+                        _ => JobError::Storage(
+                            "a store operation failed after writing; batch aborted".into(),
+                        ),
+                    };
                     answers.push((pending.reply, Err(error.clone())));
-                    return abort(answers, &error);
+                    answers.extend(batch.map(|p| (p.reply, Err(error.clone()))));
+                    let aborted = abort(answers, &error);
+                    return Completed {
+                        poison: storage_failed,
+                        ..aborted
+                    };
                 }
                 mutations.extend(wrote);
                 answers.push((pending.reply, result));
@@ -620,6 +824,7 @@ impl Writer {
                 return Completed {
                     batch: number,
                     needs_flush: false,
+                    poison: false,
                     snapshot: None,
                     answers,
                     changes,
@@ -629,10 +834,20 @@ impl Writer {
             checkpointing = self.log_used + record_len > self.log_capacity;
             if checkpointing {
                 // The log is full: this batch becomes a durable redb commit that also checkpoints the log.
-                let marked = table.insert(
-                    composite(Table::Meta, META_CHECKPOINT_LSN).as_slice(),
-                    u64_key(self.next_lsn - 1).as_slice(),
-                );
+                let marked = table
+                    .insert(
+                        composite(Table::Meta, META_CHECKPOINT_LSN).as_slice(),
+                        u64_key(self.next_lsn - 1).as_slice(),
+                    )
+                    .map(drop)
+                    .and_then(|()| {
+                        table
+                            .insert(
+                                composite(Table::Meta, META_LOG_WRAPS).as_slice(),
+                                u64_key(self.log_wraps + 1).as_slice(),
+                            )
+                            .map(drop)
+                    });
                 if let Err(e) = marked {
                     return abort(answers, &JobError::storage(e));
                 }
@@ -644,32 +859,48 @@ impl Writer {
             Durability::None
         };
         let _ = txn.set_durability(durability);
+        // A checkpoint makes every earlier batch durable, so it must not race a failing flush: it commits
+        // under the flush lock, only if the engine is not poisoned, and counts as flushed before the lock
+        // is released.
+        let flushing =
+            checkpointing.then(|| shared.flush.lock().unwrap_or_else(|e| e.into_inner()));
+        if flushing.is_some() && shared.poisoned.load(Ordering::SeqCst) {
+            return abort(answers, &poisoned_error());
+        }
         if let Err(e) = txn.commit() {
-            // Nothing of this batch reached redb; earlier batches are unaffected.
-            return abort(answers, &JobError::storage(e));
+            // Whether any of it reached redb is unknown (a durable commit may have half-landed): stop.
+            return poisoned(answers, &JobError::storage(e));
         }
         let snapshot = match read_table(&self.db) {
             Ok(table) => Some(Arc::new(table)),
-            Err(e) => return abort(answers, &e),
+            Err(e) => return poisoned(answers, &e),
         };
         if checkpointing {
             self.log_used = 0;
+            self.log_wraps += 1;
+            self.unflushed.clear();
             self.wal.restart_after(self.next_lsn - 1);
+            shared.written.fetch_max(number, Ordering::SeqCst);
+            shared.flushed.fetch_max(number, Ordering::SeqCst);
+            drop(flushing);
         } else {
             let payload = encode_payload(&mutations);
+            let offset = self.wal.offset();
             if let Err(e) = self.wal.write_record(self.next_lsn, &payload) {
                 // redb holds the batch but the log does not: nothing later may build on it.
-                return abort(
+                return poisoned(
                     answers,
                     &JobError::Storage(format!("writing the job store log failed: {e}")),
                 );
             }
+            self.unflushed.push_back((number, offset));
             self.next_lsn += 1;
             self.log_used += (RECORD_HEADER + payload.len()) as u64;
         }
         Completed {
             batch: number,
             needs_flush: !checkpointing,
+            poison: false,
             snapshot,
             answers,
             changes,
@@ -698,6 +929,14 @@ fn poisoned_error() -> JobError {
     )
 }
 
+/// Every operation of the batch fails with `error`, and the engine is poisoned.
+fn refuse_poisoned(batch: Vec<Pending>, error: &JobError) -> Completed {
+    Completed {
+        poison: true,
+        ..refuse(batch, error)
+    }
+}
+
 /// Every operation of the batch fails with `error`.
 fn refuse(batch: Vec<Pending>, error: &JobError) -> Completed {
     abort(
@@ -709,10 +948,19 @@ fn refuse(batch: Vec<Pending>, error: &JobError) -> Completed {
     )
 }
 
+/// Every operation of the batch fails with `error`, and the engine is poisoned: redb may hold the batch.
+fn poisoned(answers: Vec<Answer>, error: &JobError) -> Completed {
+    Completed {
+        poison: true,
+        ..abort(answers, error)
+    }
+}
+
 fn abort(answers: Vec<Answer>, error: &JobError) -> Completed {
     Completed {
         batch: 0,
         needs_flush: false,
+        poison: false,
         snapshot: None,
         answers: answers
             .into_iter()
@@ -722,15 +970,28 @@ fn abort(answers: Vec<Answer>, error: &JobError) -> Completed {
     }
 }
 
-/// Creates the table, replays log records newer than the checkpoint, and checkpoints. Returns how many
-/// records were replayed and the next creation sequence number.
-fn replay(db: &Database, wal: &mut Wal) -> Result<(u64, u64), JobError> {
+/// What [`replay`] found.
+struct Replayed {
+    /// Log records replayed.
+    records: u64,
+    /// The next creation sequence number.
+    next_seq: u64,
+    /// Times the log has filled and restarted since the store was created.
+    log_wraps: u64,
+}
+
+/// Creates the table, replays log records newer than the checkpoint, and checkpoints.
+fn replay(db: &Database, wal: &mut Wal) -> Result<Replayed, JobError> {
     let txn = db.begin_write().map_err(JobError::storage)?;
     let mut table = txn.open_table(STORE).map_err(JobError::storage)?;
-    let checkpoint = table
-        .get(composite(Table::Meta, META_CHECKPOINT_LSN).as_slice())
-        .map_err(JobError::storage)?
-        .map_or(0, |v| read_u64(v.value()));
+    let meta = |table: &StoreTable<'_>, key: &[u8]| -> Result<u64, JobError> {
+        Ok(table
+            .get(composite(Table::Meta, key).as_slice())
+            .map_err(JobError::storage)?
+            .map_or(0, |v| read_u64(v.value())))
+    };
+    let checkpoint = meta(&table, META_CHECKPOINT_LSN)?;
+    let log_wraps = meta(&table, META_LOG_WRAPS)?;
     let records = wal.recover(checkpoint).map_err(JobError::storage)?;
     let replayed = records.len() as u64;
     let mut last = checkpoint;
@@ -757,7 +1018,11 @@ fn replay(db: &Database, wal: &mut Wal) -> Result<(u64, u64), JobError> {
     drop(table);
     txn.commit().map_err(JobError::storage)?;
     wal.restart_after(last);
-    Ok((replayed, next_seq))
+    Ok(Replayed {
+        records: replayed,
+        next_seq,
+        log_wraps,
+    })
 }
 
 fn apply(table: &mut StoreTable<'_>, mutations: &[Mutation]) -> Result<(), JobError> {

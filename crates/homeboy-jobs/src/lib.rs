@@ -8,6 +8,10 @@
 
 mod engine;
 mod error;
+#[cfg(test)]
+mod fault_tests;
+#[cfg(test)]
+mod lease_tests;
 pub mod model;
 mod store;
 mod tables;

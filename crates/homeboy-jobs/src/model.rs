@@ -136,4 +136,9 @@ pub struct Recovery {
     pub replayed_records: u64,
     /// Daemon-executed jobs that were running when the previous process died, now failed as stale.
     pub failed_stale: Vec<String>,
+    /// Times the write-ahead log has filled and restarted (each time a checkpoint), since the store was
+    /// created.
+    pub log_wraps: u64,
+    /// Runner jobs that were running (claimed) when the store was opened; their leases keep counting.
+    pub running_claims: u64,
 }

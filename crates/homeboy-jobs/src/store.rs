@@ -17,6 +17,12 @@ use crate::model::*;
 use crate::tables::{Table, created_value, event_key, lease_job_id, lease_key, read_u64, u64_key};
 
 /// The operations of a job queue. A second backend implements this trait; callers never see redb.
+///
+/// **Lease boundary.** A runner's lease is live while `now < claim_expires_at_ms` and has expired from the
+/// millisecond `now == claim_expires_at_ms` on: from then every claim-scoped call (heartbeat, events,
+/// finish) is refused as `ClaimExpired`, and the next sweep (or claim) requeues or fails the job. A
+/// heartbeat answered before that millisecond moves the expiry to `now + lease_ms`, and the old expiry
+/// no longer means anything.
 pub trait JobStore: Send + Sync {
     /// Adds a queued job (or returns the existing one for a repeated submission key).
     fn enqueue(&self, job: NewJob) -> Result<Enqueued, JobError>;
@@ -93,20 +99,29 @@ impl RedbJobStore {
         options: StoreOptions,
         clock: Clock,
     ) -> Result<(RedbJobStore, Recovery), JobError> {
-        let engine = Engine::open(path, clock)?;
+        Self::start(Engine::open(path, clock)?, options)
+    }
+
+    /// Runs recovery on an opened engine.
+    pub(crate) fn start(
+        engine: Engine,
+        options: StoreOptions,
+    ) -> Result<(RedbJobStore, Recovery), JobError> {
         let store = RedbJobStore { engine, options };
-        let failed_stale = store.engine.write(fail_stale_daemon_jobs)?;
-        Ok((
-            store,
-            Recovery {
-                replayed_records: 0,
-                failed_stale,
-            },
-        ))
-        .map(|(store, mut recovery)| {
-            recovery.replayed_records = store.engine.replayed;
-            (store, recovery)
-        })
+        let (failed_stale, running_claims) = store.engine.write(fail_stale_daemon_jobs)?;
+        let recovery = Recovery {
+            replayed_records: store.engine.replayed,
+            failed_stale,
+            log_wraps: store.engine.log_wraps,
+            running_claims,
+        };
+        Ok((store, recovery))
+    }
+
+    /// The engine, for the crash tests.
+    #[cfg(test)]
+    pub(crate) fn engine(&self) -> &Engine {
+        &self.engine
     }
 
     /// Flushes and stops the writer (also done on drop).
@@ -627,8 +642,9 @@ fn expire(tx: &mut Tx<'_, '_>) -> Result<Vec<Job>, JobError> {
     Ok(changed)
 }
 
-/// On open: daemon-executed jobs that were running belonged to a process that is gone.
-fn fail_stale_daemon_jobs(tx: &mut Tx<'_, '_>) -> Result<Vec<String>, JobError> {
+/// On open: daemon-executed jobs that were running belonged to a process that is gone. Also counts the
+/// runner claims that are kept.
+fn fail_stale_daemon_jobs(tx: &mut Tx<'_, '_>) -> Result<(Vec<String>, u64), JobError> {
     let running: Vec<String> = tx
         .collect(Table::Created, &[], None)?
         .iter()
@@ -637,9 +653,11 @@ fn fail_stale_daemon_jobs(tx: &mut Tx<'_, '_>) -> Result<Vec<String>, JobError> 
         .map(|(_, _, id)| id)
         .collect();
     let mut failed = Vec::new();
+    let mut claims = 0;
     for id in running {
         let mut record = require(tx, &id)?;
         if record.job.executor != Executor::Daemon {
+            claims += 1;
             continue; // Runner claims keep their lease until it expires.
         }
         set_status(tx, &mut record, JobStatus::Failed)?;
@@ -656,7 +674,7 @@ fn fail_stale_daemon_jobs(tx: &mut Tx<'_, '_>) -> Result<Vec<String>, JobError> 
         save(tx, &record)?;
         failed.push(id);
     }
-    Ok(failed)
+    Ok((failed, claims))
 }
 
 fn prune_some(tx: &mut Tx<'_, '_>, policy: &PrunePolicy, max: usize) -> Result<usize, JobError> {

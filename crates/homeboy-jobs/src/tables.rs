@@ -49,6 +49,8 @@ impl Table {
 
 /// Meta keys.
 pub(crate) const META_CHECKPOINT_LSN: &[u8] = b"checkpoint_lsn";
+/// Times the log filled and restarted (a checkpoint because it was full), since the store was created.
+pub(crate) const META_LOG_WRAPS: &[u8] = b"log_wraps";
 
 pub(crate) fn u64_key(n: u64) -> Vec<u8> {
     n.to_be_bytes().to_vec()

@@ -11,11 +11,20 @@
 //! Record: `magic u32 | payload_len u32 | lsn u64 | crc32 u32 | payload`, little-endian; the CRC covers the
 //! lsn and the payload. Recovery reads records from offset 0 while each is intact and carries exactly the
 //! next lsn after the checkpoint; a torn write, stale data from an earlier cycle, or the zero fill ends it.
+//!
+//! The file is reached through redb's `StorageBackend` trait, like the database file: production passes
+//! the real file, crash tests a file that fails on cue (`homeboy-faultfs`).
 
 use std::fs::{File, OpenOptions};
-use std::io::{self, Read};
-use std::os::unix::fs::{FileExt, OpenOptionsExt};
+use std::io;
+#[cfg(test)]
+use std::os::unix::fs::FileExt;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
+use std::sync::Arc;
+
+use redb::StorageBackend;
+use redb::backends::FileBackend;
 
 use crate::tables::Table;
 
@@ -33,9 +42,12 @@ pub(crate) struct Mutation {
     pub value: Option<Vec<u8>>,
 }
 
+/// A log file, shared by the writer and the flusher.
+pub(crate) type LogFile = Arc<dyn StorageBackend>;
+
 /// The open log.
 pub(crate) struct Wal {
-    file: File,
+    file: LogFile,
     capacity: u64,
     offset: u64,
     next_lsn: u64,
@@ -51,20 +63,30 @@ impl Wal {
             .truncate(false)
             .mode(0o600)
             .open(path)?;
-        let len = file.metadata()?.len();
+        let grows = file.metadata()?.len() < capacity;
+        let wal = Wal::on(
+            Arc::new(FileBackend::new(file).map_err(io::Error::other)?),
+            capacity,
+        )?;
+        if grows && let Some(dir) = path.parent() {
+            File::open(dir)?.sync_all()?;
+        }
+        Ok(wal)
+    }
+
+    /// Opens the log on `file` (zero-filling it to `capacity` bytes as needed).
+    pub fn on(file: LogFile, capacity: u64) -> io::Result<Wal> {
+        let len = file.len()?;
         if len < capacity {
             // Write real zeros (not a sparse extent) so later overwrites need no metadata update.
             let chunk = vec![0u8; 256 * 1024];
             let mut at = len;
             while at < capacity {
                 let n = chunk.len().min((capacity - at) as usize);
-                file.write_all_at(&chunk[..n], at)?;
+                file.write(at, &chunk[..n])?;
                 at += n as u64;
             }
-            file.sync_all()?;
-            if let Some(dir) = path.parent() {
-                File::open(dir)?.sync_all()?;
-            }
+            file.sync_data()?;
         }
         Ok(Wal {
             file,
@@ -77,9 +99,8 @@ impl Wal {
     /// Reads the records written after checkpoint `checkpoint_lsn`, in order. Positions the log to append
     /// after them.
     pub fn recover(&mut self, checkpoint_lsn: u64) -> io::Result<Vec<(u64, Vec<Mutation>)>> {
-        let mut bytes = Vec::with_capacity(self.capacity as usize);
-        let mut reader = &self.file;
-        reader.read_to_end(&mut bytes)?;
+        let mut bytes = vec![0u8; self.file.len()? as usize];
+        self.file.read(0, &mut bytes)?;
         let mut records = Vec::new();
         let mut at = 0usize;
         // A checkpoint at the very end of the lsn space (only a damaged store says so) has no successor.
@@ -145,7 +166,7 @@ impl Wal {
         record.extend_from_slice(&lsn.to_le_bytes());
         record.extend_from_slice(&crc(lsn, payload).to_le_bytes());
         record.extend_from_slice(payload);
-        self.file.write_all_at(&record, self.offset)?;
+        self.file.write(self.offset, &record)?;
         self.offset += record.len() as u64;
         self.next_lsn += 1;
         Ok(())
@@ -158,8 +179,23 @@ impl Wal {
     }
 
     /// A second handle on the log file, for flushing it without holding the log.
-    pub fn file_handle(&self) -> io::Result<File> {
-        self.file.try_clone()
+    pub fn file_handle(&self) -> LogFile {
+        self.file.clone()
+    }
+
+    /// Where the next record goes.
+    pub fn offset(&self) -> u64 {
+        self.offset
+    }
+
+    /// Makes the record at `offset` (and so every record after it) unreadable to recovery, and flushes:
+    /// for records that must never replay because their batch was not acknowledged.
+    pub fn erase_at(&self, offset: u64) -> io::Result<()> {
+        if offset + HEADER as u64 > self.capacity {
+            return Ok(());
+        }
+        self.file.write(offset, &[0u8; 4])?;
+        self.file.sync_data()
     }
 
     /// After a checkpoint made everything up to `lsn` durable elsewhere: start again at offset 0.

@@ -21,6 +21,8 @@ mod keys;
 pub mod model;
 pub mod owner;
 pub mod store;
+#[cfg(test)]
+mod store_fault_tests;
 
 pub use error::{ArtifactAccess, ObservationError};
 pub use model::*;

@@ -13,10 +13,13 @@
 //! (`running`, with its owner) and when it ends ([`Completion`]: the final record, its artifacts and its
 //! findings in one transaction).
 
+use std::fs::OpenOptions;
 use std::path::Path;
 
+use redb::backends::FileBackend;
 use redb::{
-    ConcurrencyMode, Database, ReadableDatabase, ReadableTable, TableDefinition, WriteTransaction,
+    ConcurrencyMode, Database, ReadableDatabase, ReadableTable, StorageBackend, TableDefinition,
+    WriteTransaction,
 };
 
 use crate::ObservationError;
@@ -54,11 +57,24 @@ impl ObservationStore {
             std::fs::create_dir_all(parent)
                 .map_err(|e| ObservationError::io("create", parent, e))?;
         }
+        // What redb's `Builder::create` does, with the file in our hands (see `open_on`).
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(path)
+            .map_err(|e| ObservationError::io("open", path, e))?;
+        Self::open_on(FileBackend::new(file).map_err(storage)?)
+    }
+
+    /// Opens the store on `file`: the real file in production, a file that fails on cue in the crash tests.
+    pub(crate) fn open_on(file: impl StorageBackend) -> Result<ObservationStore, ObservationError> {
         let mut builder = Database::builder();
         builder
             .set_concurrency_mode(ConcurrencyMode::MultiWriter)
             .set_cache_size(CACHE_BYTES);
-        let db = builder.create(path).map_err(storage)?;
+        let db = builder.create_with_backend(file).map_err(storage)?;
         let store = ObservationStore { db };
         store.ensure_tables()?;
         Ok(store)

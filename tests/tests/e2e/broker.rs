@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use homeboy_e2e::{Broker, Home, Http, Runner, pid_alive, wait_until};
+use homeboy_e2e::{Bounded, Broker, Home, Http, Runner, haystack, pid_alive, wait_until};
 use serde_json::{Value, json};
 
 struct Setup {
@@ -41,20 +41,39 @@ impl Setup {
     }
 
     fn job(&self, id: &str) -> Value {
-        self.http
-            .get(&format!("{}/jobs/{id}", self.broker.url))
-            .json()["data"]["job"]
-            .clone()
+        let r = self.http.get(&format!("{}/jobs/{id}", self.broker.url));
+        assert_eq!(
+            r.status,
+            200,
+            "GET /jobs/{id}: {}",
+            String::from_utf8_lossy(&r.body)
+        );
+        r.json()["data"]["job"].clone()
     }
 
     fn events(&self, id: &str) -> Vec<Value> {
         let r = self
             .http
             .get(&format!("{}/jobs/{id}/events?limit=1000", self.broker.url));
+        assert_eq!(
+            r.status,
+            200,
+            "GET /jobs/{id}/events: {}",
+            String::from_utf8_lossy(&r.body)
+        );
         r.json()["data"]["events"]
             .as_array()
             .cloned()
-            .unwrap_or_default()
+            .expect("an events array")
+    }
+
+    /// Claim long polls parked in the broker right now.
+    fn claim_waiters(&self) -> u64 {
+        let r = self.http.get(&format!("{}/runtime/jobs", self.broker.url));
+        assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+        r.json()["data"]["claim_waiters"]
+            .as_u64()
+            .expect("claim_waiters")
     }
 
     fn wait_terminal(&self, id: &str, timeout: Duration) -> Value {
@@ -264,7 +283,9 @@ fn stale_claims_are_refused_and_jobs_requeued() {
         .as_str()
         .unwrap()
         .to_string();
-    std::thread::sleep(Duration::from_millis(600));
+    // The sweeper puts the job back once the lease has passed.
+    let requeued = wait_until(Duration::from_secs(15), || s.job(&id)["status"] == "queued");
+    assert!(requeued, "the expired claim was not swept: {}", s.job(&id));
     let finish = s.http.post_auth(
         &format!("{}/runner/jobs/{id}/finish", s.broker.url),
         &s.work,
@@ -272,7 +293,7 @@ fn stale_claims_are_refused_and_jobs_requeued() {
     );
     assert_eq!(finish.status, 409);
     assert_eq!(finish.json()["error"]["code"], "broker.claim_expired");
-    // The sweeper (or the next claim) puts the job back; a new claim is attempt 2.
+    // A new claim is attempt 2.
     let second = claim(&s.work, "lab", 30_000).json();
     assert_eq!(second["data"]["claim"]["job"]["id"], id.as_str());
     assert_eq!(second["data"]["claim"]["job"]["attempt"], 2);
@@ -282,6 +303,73 @@ fn stale_claims_are_refused_and_jobs_requeued() {
             .iter()
             .any(|e| e["data"]["reason"] == "claim_expired"),
         "{events:?}"
+    );
+}
+
+/// The background sweeper alone requeues an expired claim (no claim traffic at all, only reads), and a
+/// heartbeat keeps its job across the expiry it replaced.
+#[test]
+fn the_sweeper_requeues_expired_claims_and_heartbeats_keep_theirs() {
+    let s = setup(&[]);
+    let kept = s.submit(&["true"]);
+    let dropped = s.submit(&["true"]);
+    let claim = |lease: u64| {
+        let r = s.http.post_auth(
+            &format!("{}/runner/jobs/claim", s.broker.url),
+            &s.work,
+            &json!({"runner_id": "lab", "lease_ms": lease}),
+        );
+        assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+        r.json()["data"]["claim"]["job"].clone()
+    };
+    // `kept` is claimed first and its lease extended at once; `dropped` is claimed after it, so its expiry
+    // comes after `kept`'s old one. When a sweep has requeued `dropped`, that sweep ran after `kept`'s old
+    // expiry too.
+    let first = claim(2_000);
+    assert_eq!(first["id"], kept.as_str());
+    let beat = s.http.post_auth(
+        &format!("{}/runner/jobs/{kept}/heartbeat", s.broker.url),
+        &s.work,
+        &json!({"runner_id": "lab", "claim_id": first["claim_id"], "lease_ms": 120_000}),
+    );
+    assert_eq!(beat.status, 200, "{}", String::from_utf8_lossy(&beat.body));
+    let extended_to = beat.json()["data"]["job"]["claim_expires_at_ms"].clone();
+    assert!(
+        extended_to.as_u64().unwrap() > first["claim_expires_at_ms"].as_u64().unwrap() + 60_000,
+        "{beat:?}"
+    );
+    let second = claim(2_000);
+    assert_eq!(second["id"], dropped.as_str());
+    assert!(second["claim_expires_at_ms"].as_u64() > first["claim_expires_at_ms"].as_u64());
+
+    // From here on only reads: the sweeper has to do it alone.
+    let mut job = Value::Null;
+    let swept = wait_until(Duration::from_secs(20), || {
+        job = s.job(&dropped);
+        job["status"] == "queued"
+    });
+    assert!(swept, "the sweeper never requeued the expired claim: {job}");
+    assert!(
+        job["claim_id"].is_null() && job["claim_expires_at_ms"].is_null(),
+        "{job}"
+    );
+    assert!(
+        s.events(&dropped)
+            .iter()
+            .any(|e| e["data"]["reason"] == "claim_expired"),
+        "{:?}",
+        s.events(&dropped)
+    );
+    let kept_job = s.job(&kept);
+    assert_eq!(kept_job["status"], "running", "{kept_job}");
+    assert_eq!(kept_job["claim_id"], first["claim_id"]);
+    assert_eq!(kept_job["claim_expires_at_ms"], extended_to);
+    assert!(
+        !s.events(&kept)
+            .iter()
+            .any(|e| e["data"]["reason"] == "claim_expired"),
+        "{:?}",
+        s.events(&kept)
     );
 }
 
@@ -301,6 +389,7 @@ fn claims_long_poll_until_work_arrives() {
     );
 
     let (work, poll_url) = (s.work.clone(), url.clone());
+    assert_eq!(s.claim_waiters(), 0);
     let waiter = std::thread::spawn(move || {
         let began = Instant::now();
         let r = Http::new().post_auth(
@@ -310,7 +399,11 @@ fn claims_long_poll_until_work_arrives() {
         );
         (r.json(), began.elapsed())
     });
-    std::thread::sleep(Duration::from_millis(300));
+    // Enqueue only once the waiter is parked, so it is the wake-up that answers it.
+    assert!(
+        wait_until(Duration::from_secs(10), || s.claim_waiters() == 1),
+        "the long poll never parked"
+    );
     let id = s.submit(&["true"]);
     let (claimed, waited) = waiter.join().unwrap();
     assert_eq!(claimed["data"]["claim"]["job"]["id"], id.as_str());
@@ -318,6 +411,7 @@ fn claims_long_poll_until_work_arrives() {
         waited < Duration::from_secs(5),
         "the waiter was not woken: {waited:?}"
     );
+    assert_eq!(s.claim_waiters(), 0, "the woken waiter still counts");
     let too_long = s.http.post_auth(
         &url,
         &s.work,
@@ -339,7 +433,7 @@ fn events_follow_streams_until_the_job_ends() {
         .home
         .command("homeboy")
         .args(["jobs", "events", &id, "--follow", "--daemon", &s.broker.url])
-        .output()
+        .output_bounded()
         .unwrap();
     assert!(out.status.success(), "{}", homeboy_e2e::describe(&out));
     let text = String::from_utf8_lossy(&out.stdout);
@@ -432,10 +526,9 @@ fn broker_auth_refusals_and_no_token_leaks() {
         "config/daemon/jobs.redb",
         "config/daemon/jobs.redb.wal",
     ] {
-        let bytes = std::fs::read(s.home.root().join(file)).unwrap_or_default();
-        haystacks.push(String::from_utf8_lossy(&bytes).into_owned());
+        haystacks.push(haystack(&s.home.root().join(file)));
     }
-    haystacks.push(std::fs::read_to_string(&s.broker.log).unwrap_or_default());
+    haystacks.push(haystack(&s.broker.log));
     for token in [&s.work, &s.submit, &other, &revoked] {
         for hay in &haystacks {
             assert!(!hay.contains(token.as_str()), "a token leaked");
@@ -461,7 +554,7 @@ fn unauthenticated_loopback_is_explicit_and_not_for_proxies() {
             "--allowed-host",
             "broker.example.com",
         ])
-        .output()
+        .output_bounded()
         .unwrap();
     assert_eq!(
         out.status.code(),
@@ -471,13 +564,61 @@ fn unauthenticated_loopback_is_explicit_and_not_for_proxies() {
     );
 }
 
-/// 4 runners, 2,000 jobs, the broker killed with SIGKILL three times mid-run and restarted on the same store.
+/// How many jobs have `status`, counted through every page of the listing (`None` while the broker is
+/// down).
+fn count_jobs(s: &Setup, status: &str) -> Option<usize> {
+    let mut total = 0;
+    let mut cursor = String::new();
+    loop {
+        let r = s.http.get(&format!(
+            "{}/jobs?status={status}&limit=500{cursor}",
+            s.broker.url
+        ));
+        if r.status != 200 {
+            return None;
+        }
+        let data = &r.json()["data"];
+        total += data["jobs"].as_array().map_or(0, Vec::len);
+        match data["next_cursor"].as_u64() {
+            Some(next) => cursor = format!("&cursor={next}"),
+            None => return Some(total),
+        }
+    }
+}
+
+/// `(runner claims kept, log wraps so far)` of every job store recovery the broker logged.
+fn recoveries(log: &std::path::Path) -> Vec<(u64, u64)> {
+    let text = std::fs::read_to_string(log).expect("the broker log");
+    text.lines()
+        .filter(|l| l.contains("job store recovered"))
+        .map(|l| {
+            let number_before = |marker: &str| -> u64 {
+                let head = &l[..l
+                    .find(marker)
+                    .unwrap_or_else(|| panic!("{marker:?} in {l}"))];
+                head.rsplit(|c: char| !c.is_ascii_digit())
+                    .find(|w| !w.is_empty())
+                    .and_then(|w| w.parse().ok())
+                    .unwrap_or_else(|| panic!("no number before {marker:?} in {l}"))
+            };
+            (
+                number_before(" runner claims kept"),
+                number_before(" times)"),
+            )
+        })
+        .collect()
+}
+
+/// 4 runners, 2,000 jobs, the broker killed with SIGKILL three times mid-run — each time while runners hold
+/// claims — and restarted on the same store; the log wraps between the kills.
 #[test]
 fn crash_torture_loses_nothing() {
     let mut s = setup(&[]);
     let mut acknowledged = Vec::new();
+    // Each job logs a few KiB (request, output, result), so the 1 MiB log wraps between the kills.
+    let padding = "x".repeat(1500);
     for i in 0..2000 {
-        acknowledged.push(s.submit(&["echo", &format!("job-{i}")]));
+        acknowledged.push(s.submit(&["echo", &format!("job-{i}"), &padding]));
     }
     let runners: Vec<Runner> = (0..4)
         .map(|_| {
@@ -490,30 +631,45 @@ fn crash_torture_loses_nothing() {
             )
         })
         .collect();
-    let count = |s: &Setup, status: &str| -> usize {
-        let r = s
-            .http
-            .get(&format!("{}/jobs?status={status}&limit=1000", s.broker.url));
-        if r.status != 200 {
-            return usize::MAX;
-        }
-        r.json()["data"]["jobs"].as_array().map_or(0, Vec::len)
-    };
-    for threshold in [300usize, 900, 1500] {
+    for (kill, threshold) in [300usize, 900, 1500].into_iter().enumerate() {
+        let mut queued = None;
         assert!(
             wait_until(Duration::from_secs(120), || {
-                let queued = count(&s, "queued");
-                queued != usize::MAX && queued <= 2000 - threshold
+                queued = count_jobs(&s, "queued");
+                queued.is_some_and(|q| q <= 2000 - threshold)
             }),
-            "progress stalled before {threshold} jobs"
+            "progress stalled before {threshold} jobs ({queued:?} queued)"
+        );
+        assert!(
+            queued.unwrap() > 0,
+            "kill {kill} came after the queue ran dry"
+        );
+        // Kill while the runners hold claims: the restarted store reports them kept.
+        assert!(
+            wait_until(Duration::from_secs(30), || count_jobs(&s, "running")
+                .is_some_and(|r| r > 0)),
+            "no job was running before kill {kill}"
         );
         s.broker.crash();
-        std::thread::sleep(Duration::from_millis(300));
         s.broker.restart(&s.home);
+        let logged = recoveries(&s.broker.log);
+        assert_eq!(logged.len(), kill + 1, "{logged:?}");
+        assert!(
+            logged[kill].0 > 0,
+            "kill {kill} landed while no runner held a claim: {logged:?}"
+        );
     }
+    // The log filled and restarted between the kills, so each recovery replayed a log that had wrapped.
+    let logged = recoveries(&s.broker.log);
+    assert!(logged[0].1 > 0, "the log never wrapped: {logged:?}");
     assert!(
-        wait_until(Duration::from_secs(180), || count(&s, "queued") == 0
-            && count(&s, "running") == 0),
+        logged.windows(2).all(|w| w[1].1 > w[0].1),
+        "the log did not wrap between kills: {logged:?}"
+    );
+    assert!(
+        wait_until(Duration::from_secs(180), || count_jobs(&s, "queued")
+            == Some(0)
+            && count_jobs(&s, "running") == Some(0)),
         "jobs were left unfinished"
     );
     drop(runners);
@@ -670,11 +826,10 @@ fn runner_secrets_resolve_at_execution_and_never_leak() {
     );
 
     let (mut child, log) = runner;
-    let _ = child.kill();
-    let _ = child.wait();
+    homeboy_e2e::reap(&mut child);
     let mut outputs = vec![
-        std::fs::read_to_string(&log).unwrap(),
-        std::fs::read_to_string(&s.broker.log).unwrap_or_default(),
+        haystack(&log),
+        haystack(&s.broker.log),
         serde_json::to_string(&events).unwrap(),
         s.http
             .get(&format!("{}/jobs/{ok}", s.broker.url))
@@ -685,10 +840,7 @@ fn runner_secrets_resolve_at_execution_and_never_leak() {
             .homeboy_ok(&["jobs", "events", &ok, "--daemon", &s.broker.url]),
     ];
     for file in ["config/daemon/jobs.redb", "config/daemon/jobs.redb.wal"] {
-        outputs.push(
-            String::from_utf8_lossy(&std::fs::read(s.home.root().join(file)).unwrap_or_default())
-                .into_owned(),
-        );
+        outputs.push(haystack(&s.home.root().join(file)));
     }
     for out in &outputs {
         assert!(

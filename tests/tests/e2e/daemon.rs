@@ -1,10 +1,9 @@
 //! `homeboy daemon start|serve|stop|status` through the real binary, and the daemon's HTTP guards.
 
-use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use homeboy_e2e::{Home, Http, describe, pid_alive, wait_until};
+use homeboy_e2e::{Bounded, Home, Http, describe, pid_alive, wait_until};
 use serde_json::Value;
 
 #[test]
@@ -111,19 +110,22 @@ fn daemon_processes(home: &Home) -> Vec<u64> {
 #[test]
 fn concurrent_starts_make_exactly_one_daemon() {
     let home = Home::new();
-    let children: Vec<_> = (0..8)
-        .map(|_| {
-            home.command("homeboy")
-                .args(["daemon", "start", "--format", "json"])
-                .stdout(Stdio::piped())
-                .stderr(Stdio::piped())
-                .spawn()
-                .unwrap()
-        })
-        .collect();
+    // Eight starts at once, each bounded.
+    let outputs: Vec<_> = std::thread::scope(|scope| {
+        let runs: Vec<_> = (0..8)
+            .map(|_| {
+                scope.spawn(|| {
+                    home.command("homeboy")
+                        .args(["daemon", "start", "--format", "json"])
+                        .output_bounded()
+                        .unwrap()
+                })
+            })
+            .collect();
+        runs.into_iter().map(|r| r.join().unwrap()).collect()
+    });
     let mut addrs = Vec::new();
-    for child in children {
-        let out = child.wait_with_output().unwrap();
+    for out in outputs {
         assert!(out.status.success(), "{}", describe(&out));
         let v: Value = serde_json::from_slice(&out.stdout).unwrap();
         addrs.push(v["status"]["addr"].as_str().unwrap().to_string());
@@ -210,7 +212,7 @@ fn an_older_build_is_replaced() {
         .command("homeboy")
         .env("HOMEBOY_BUILD_ID_OVERRIDE", "old1234")
         .args(["daemon", "start", "--format", "json"])
-        .output()
+        .output_bounded()
         .unwrap();
     assert!(old.status.success(), "{}", describe(&old));
     let old: Value = serde_json::from_slice(&old.stdout).unwrap();
@@ -308,10 +310,7 @@ fn errors_come_in_the_envelope() {
         .stdout(Stdio::piped())
         .spawn()
         .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
+    let line = homeboy_e2e::banner(&mut child, Duration::from_secs(60), "homeboy daemon serve");
     let url = line
         .split_whitespace()
         .find(|w| w.starts_with("http://"))
@@ -343,7 +342,7 @@ fn errors_come_in_the_envelope() {
         .args(["-TERM", &pid.to_string()])
         .status()
         .unwrap();
-    let status = child.wait().unwrap();
+    let status = homeboy_e2e::wait_exit(&mut child, Duration::from_secs(20));
     assert!(status.success(), "{status}");
     assert!(home.state().is_none());
 }

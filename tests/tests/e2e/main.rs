@@ -2,6 +2,7 @@
 
 mod broker;
 mod daemon;
+mod harness;
 mod observations;
 mod preview;
 mod servers;

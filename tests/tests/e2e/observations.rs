@@ -597,7 +597,7 @@ fn a_run_whose_owner_died_cannot_be_verified() {
     }));
     let cli_pid = cli.id();
     cli.kill().unwrap();
-    cli.wait().unwrap();
+    homeboy_e2e::wait_exit(&mut cli, Duration::from_secs(10));
     // The tool leads its own process group; its pid file names the group.
     let pgid = std::fs::read_to_string(&pid_file).unwrap();
     let _ = std::process::Command::new("kill")

@@ -11,10 +11,12 @@ use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::{Arc, Barrier, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use homeboy_e2e::origin::{Origin, dead_port, pattern};
-use homeboy_e2e::{Home, Http, Response, bin, describe, wait_until};
+use homeboy_e2e::{
+    Bounded, Home, Http, Response, banner, bin, describe, reap, wait_exit, wait_until,
+};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
@@ -95,21 +97,6 @@ fn send_signal(child: &Child, signal: &str) {
         .status();
 }
 
-fn wait_exit(child: &mut Child, limit: Duration) -> ExitStatus {
-    let deadline = Instant::now() + limit;
-    loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            return status;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "process {} did not exit",
-            child.id()
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
 /// A running ingress.
 struct Ingress {
     child: Child,
@@ -139,12 +126,9 @@ impl Ingress {
             .stderr(std::fs::File::create(&log).unwrap())
             .spawn()
             .expect("start the ingress");
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
+        let line = banner(&mut child, Duration::from_secs(60), program);
         let listening: Value = serde_json::from_str(&line).unwrap_or_else(|_| {
-            let _ = child.kill();
+            reap(&mut child);
             panic!(
                 "the ingress did not start: {line:?}\n{}",
                 std::fs::read_to_string(&log).unwrap_or_default()
@@ -212,8 +196,7 @@ impl Ingress {
 
 impl Drop for Ingress {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        reap(&mut self.child);
     }
 }
 
@@ -327,8 +310,7 @@ impl Client {
 
 impl Drop for Client {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        reap(&mut self.child);
     }
 }
 
@@ -851,7 +833,7 @@ fn every_native_preview_auth_failure_names_its_claim() {
             "lab",
         ])
         .env(TOKEN_ENV, "a-wrong-token-value")
-        .output()
+        .output_bounded()
         .unwrap();
     assert_eq!(out.status.code(), Some(1), "{}", describe(&out));
     let stderr = String::from_utf8_lossy(&out.stderr);
@@ -875,7 +857,7 @@ fn every_native_preview_auth_failure_names_its_claim() {
             "--token-env",
             "PREVIEW_E2E_UNSET_VARIABLE",
         ])
-        .output()
+        .output_bounded()
         .unwrap();
     assert_eq!(out.status.code(), Some(2), "{}", describe(&out));
 
@@ -935,7 +917,7 @@ fn wildcard_and_pattern_violating_claims_are_refused() {
             TOKEN_ENV,
         ])
         .env(TOKEN_ENV, TOKEN)
-        .output()
+        .output_bounded()
         .unwrap();
     assert_eq!(out.status.code(), Some(2), "{}", describe(&out));
     assert!(String::from_utf8_lossy(&out.stderr).contains("wildcard"));
@@ -955,7 +937,7 @@ fn wildcard_and_pattern_violating_claims_are_refused() {
             TOKEN_ENV,
         ])
         .env(TOKEN_ENV, TOKEN)
-        .output()
+        .output_bounded()
         .unwrap();
     assert_eq!(out.status.code(), Some(2), "{}", describe(&out));
     assert!(
@@ -1014,7 +996,7 @@ fn a_second_client_cannot_take_over_a_held_host() {
             "other",
         ])
         .env(TOKEN_ENV, OTHER_TOKEN)
-        .output()
+        .output_bounded()
         .unwrap();
     assert_eq!(out.status.code(), Some(1), "{}", describe(&out));
     assert!(String::from_utf8_lossy(&out.stderr).contains("route_owner_mismatch"));
@@ -1160,8 +1142,14 @@ fn shutdown_drains_requests_in_flight() {
         let in_flight = s.spawn(|| ingress.get(&http, "slow.preview.test", "/slow?ms=1500"));
         assert!(wait_until(Duration::from_secs(5), || origin.hits() >= 1));
         send_signal(&ingress.child, "TERM");
-        std::thread::sleep(Duration::from_millis(200));
-        // New public requests are turned away while the old one finishes.
+        // Once the ingress says it is draining, new public requests are turned away while the old one
+        // finishes.
+        assert!(
+            wait_until(Duration::from_secs(10), || ingress.status(&http)["ingress"]
+                ["draining"]
+                == true),
+            "the ingress never started draining"
+        );
         let turned_away = ingress.get(&http, "slow.preview.test", "/late");
         assert_diagnostic(
             &turned_away,
@@ -1323,7 +1311,7 @@ fn install_plan_snippets_pass_nginx_and_systemd_checks() {
         .arg(&key)
         .arg("-out")
         .arg(&cert)
-        .output()
+        .output_bounded()
         .unwrap();
     assert!(made.status.success(), "{}", describe(&made));
     let ingress_bin = bin("homeboy-ingress");
@@ -1378,7 +1366,7 @@ fn install_plan_snippets_pass_nginx_and_systemd_checks() {
         let verified = Command::new(&systemd_analyze)
             .arg("verify")
             .arg(&unit)
-            .output()
+            .output_bounded()
             .unwrap();
         assert!(
             verified.status.success(),
@@ -1417,7 +1405,7 @@ fn install_plan_snippets_pass_nginx_and_systemd_checks() {
             .arg(&wrapper)
             .arg("-e")
             .arg(prefix.join("error.log"))
-            .output()
+            .output_bounded()
             .unwrap();
         assert!(
             tested.status.success(),
@@ -1524,8 +1512,15 @@ fn leases_expire_clients_renew_them_and_revocation_ends_the_session() {
         json!({"public_host": "idle.preview.test", "local_origin": "http://127.0.0.1:7331", "client_id": "lab", "ttl_secs": 1}),
     );
     assert_eq!(r.json()["data"]["lease"]["ttl_secs"], 1);
-    std::thread::sleep(Duration::from_millis(2100));
-    let r = ingress.get(&http, "idle.preview.test", "/late");
+    let mut r = ingress.get(&http, "idle.preview.test", "/late");
+    assert!(
+        wait_until(Duration::from_secs(10), || {
+            r = ingress.get(&http, "idle.preview.test", "/late");
+            r.status == 410
+        }),
+        "the unrenewed lease never ended: {}",
+        r.status
+    );
     assert_diagnostic(&r, 410, "expired_session", "idle.preview.test", "/late");
 
     // A client renews its lease before it ends and keeps serving.

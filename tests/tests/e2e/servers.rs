@@ -9,7 +9,7 @@ mod support;
 use std::os::unix::fs::PermissionsExt;
 use std::process::Output;
 
-use homeboy_e2e::{Home, describe};
+use homeboy_e2e::{Bounded, Home, describe};
 use serde_json::{Value, json};
 
 /// Runs homeboy with extra environment variables.
@@ -18,7 +18,7 @@ fn homeboy_env(home: &Home, env: &[(&str, &str)], args: &[&str]) -> Output {
     for (k, v) in env {
         cmd.env(k, v);
     }
-    cmd.args(args).output().expect("run homeboy")
+    cmd.args(args).output_bounded().expect("run homeboy")
 }
 
 fn stderr(out: &Output) -> String {
@@ -358,12 +358,20 @@ fn secrets_are_resolved_but_never_shown() {
             );
         }
     }
-    // Nor does any file homeboy wrote hold a resolved secret value.
-    for entry in walk(&home.config_dir())
+    // Nor does any file homeboy wrote hold a resolved secret value. The haystack is real: the walk finds
+    // the server declaration among the files, and every file reads.
+    let files: Vec<_> = walk(&home.config_dir())
         .into_iter()
         .chain(walk(&home.data_dir()))
-    {
-        let bytes = std::fs::read(&entry).unwrap_or_default();
+        .collect();
+    assert!(
+        files.iter().any(|f| f.ends_with("servers/runner-1.json")),
+        "the scan misses the server declaration: {files:?}"
+    );
+    homeboy_e2e::haystack(&home.config_dir().join("servers/runner-1.json"));
+    for entry in files {
+        let bytes = std::fs::read(&entry)
+            .unwrap_or_else(|e| panic!("leak scan: {} cannot be read: {e}", entry.display()));
         let text = String::from_utf8_lossy(&bytes);
         for secret in [ENV_SECRET, FILE_SECRET] {
             assert!(!text.contains(secret), "{} holds a secret", entry.display());

@@ -2,13 +2,13 @@
 //! real process groups on real ports, the artifact origin over real sockets, preview consumers as real
 //! child processes.
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::Duration;
 
-use homeboy_e2e::{GitRepo, Home, Http, bin, describe, wait_until};
+use homeboy_e2e::{Bounded, GitRepo, Home, Http, bin, describe, wait_until};
 use serde_json::{Value, json};
 use sha2::Digest;
 
@@ -67,7 +67,7 @@ impl TunnelHome {
             .command("homeboy")
             .args(args)
             .current_dir(self.home.root())
-            .output()
+            .output_bounded()
             .expect("run homeboy")
     }
 
@@ -873,10 +873,7 @@ impl Origin {
             .stderr(Stdio::piped())
             .spawn()
             .unwrap();
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
+        let line = homeboy_e2e::banner(&mut child, Duration::from_secs(60), "the artifact origin");
         let addr = line
             .split("http://")
             .nth(1)
@@ -896,8 +893,7 @@ impl Origin {
 
 impl Drop for Origin {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        homeboy_e2e::reap(&mut self.child);
     }
 }
 
@@ -1239,7 +1235,7 @@ fn artifact_origin_status_and_inspect_show_the_mapping() {
             .command("homeboy")
             .args(args)
             .env("HOMEBOY_PUBLIC_ARTIFACT_BASE_URL", base)
-            .output()
+            .output_bounded()
             .unwrap()
     };
     let out = with_base(&["tunnel", "artifact-origin", "status", "--format", "json"]);

@@ -377,10 +377,11 @@ mod tests {
         let paths = Paths::at(dir.path().join("c"), dir.path().join("d"));
         let config = dir.path().join("consumer.json");
         // A background job in the command's group, and one that escaped it with setsid; both hold stdout.
+        // The command ends once the escaped one has written its pid file (bounded by the run's timeout).
         std::fs::write(
             &config,
             r#"{"id": "leaver", "command": {"program": "sh", "args": ["-c",
-                "sleep 20 & echo $! > in-group.pid; setsid sh -c 'echo $$ > escaped.pid; exec sleep 10' & sleep 0.3; echo 'Result: ok'"]},
+                "sleep 20 & echo $! > in-group.pid; setsid sh -c 'echo $$ > escaped.tmp && mv escaped.tmp escaped.pid; exec sleep 10' & while [ ! -s escaped.pid ]; do sleep 0.01; done; echo 'Result: ok'"]},
                "output": {"public_result_stdout_prefix": "Result:"}}"#,
         )
         .unwrap();
