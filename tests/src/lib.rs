@@ -6,7 +6,12 @@
 //! ([`banner`], [`wait_exit`], [`reap`]), and a leak scan reads its files through [`haystack`], which
 //! first proves they exist and hold something.
 
+pub mod cdp;
 pub mod origin;
+pub mod pty;
+mod store;
+
+pub use store::{Backend, PgStore};
 
 use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
@@ -32,6 +37,10 @@ pub fn bin(name: &str) -> PathBuf {
 /// A private homeboy home: config and data dirs under one temp dir, cleaned up (daemon included) on drop.
 pub struct Home {
     dir: tempfile::TempDir,
+    /// Environment every command of this home gets (the job store of a PostgreSQL home).
+    env: Vec<(String, String)>,
+    /// The PostgreSQL job store of this home, if it has one.
+    pg: Option<PgStore>,
 }
 
 impl Default for Home {
@@ -47,6 +56,8 @@ impl Home {
                 .prefix("homeboy-e2e-")
                 .tempdir()
                 .expect("temp dir"),
+            env: Vec::new(),
+            pg: None,
         }
     }
 
@@ -75,7 +86,14 @@ impl Home {
             .env_remove("XDG_CONFIG_HOME")
             .env_remove("XDG_DATA_HOME")
             .env_remove("http_proxy")
-            .env_remove("HTTP_PROXY");
+            .env_remove("HTTP_PROXY")
+            .env_remove("HOMEBOY_JOB_STORE_URL")
+            .env_remove("PGPASSWORD")
+            .env_remove("PGPASSFILE")
+            // No desktop keychain of the machine: a test that wants one starts its own Secret Service.
+            .env("DBUS_SESSION_BUS_ADDRESS", "disabled:")
+            .env_remove("DISPLAY");
+        cmd.envs(self.env.iter().map(|(k, v)| (k, v)));
         cmd
     }
 
@@ -117,15 +135,69 @@ impl Home {
     }
 }
 
+impl Home {
+    /// Pids of live `homeboy daemon serve` processes whose environment points at this home and whose
+    /// command line contains `also` (`""` for every one).
+    pub fn daemon_processes(&self, also: &str) -> Vec<u64> {
+        let needle = format!("HOMEBOY_CONFIG_DIR={}", self.config_dir().display());
+        let mut pids = Vec::new();
+        for entry in std::fs::read_dir("/proc").expect("/proc").flatten() {
+            let Ok(pid) = entry.file_name().to_string_lossy().parse::<u64>() else {
+                continue;
+            };
+            let cmdline = std::fs::read(entry.path().join("cmdline")).unwrap_or_default();
+            let environ = std::fs::read(entry.path().join("environ")).unwrap_or_default();
+            let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+            let ours = environ.split(|b| *b == 0).any(|kv| kv == needle.as_bytes());
+            if ours && cmdline.contains("daemon serve") && cmdline.contains(also) && pid_alive(pid)
+            {
+                pids.push(pid);
+            }
+        }
+        pids
+    }
+}
+
+impl Home {
+    /// The state file of the daemon kept apart for `addr` (`homeboy daemon start --addr 127.0.0.1:PORT`).
+    pub fn state_file_at(&self, addr: &str) -> PathBuf {
+        let addr: std::net::SocketAddr = addr.parse().expect("an address");
+        self.config_dir()
+            .join("daemon")
+            .join(format!("{}-{}", addr.ip(), addr.port()))
+            .join("state.json")
+    }
+
+    /// Every state file of this home: the default daemon's and each per-address daemon's.
+    fn state_files(&self) -> Vec<PathBuf> {
+        let mut files = vec![self.state_file()];
+        if let Ok(entries) = std::fs::read_dir(self.config_dir().join("daemon")) {
+            files.extend(
+                entries
+                    .flatten()
+                    .map(|e| e.path().join("state.json"))
+                    .filter(|p| p.is_file()),
+            );
+        }
+        files
+    }
+}
+
 impl Drop for Home {
     fn drop(&mut self) {
-        // Never leave a daemon behind, whatever the test did.
-        if let Some(pid) = self.state().and_then(|s| s["pid"].as_u64()) {
-            let _ = Command::new("kill")
-                .arg("-9")
-                .arg(pid.to_string())
-                .stderr(std::process::Stdio::null())
-                .status();
+        // Never leave a daemon behind, whatever the test did (per-address daemons included).
+        for file in self.state_files() {
+            let pid = std::fs::read_to_string(&file)
+                .ok()
+                .and_then(|text| serde_json::from_str::<Value>(&text).ok())
+                .and_then(|s| s["pid"].as_u64());
+            if let Some(pid) = pid {
+                let _ = Command::new("kill")
+                    .arg("-9")
+                    .arg(pid.to_string())
+                    .stderr(std::process::Stdio::null())
+                    .status();
+            }
         }
     }
 }
@@ -437,6 +509,11 @@ impl Broker {
             .expect("broker log");
         let mut child = home
             .command("homeboy-broker")
+            // Every request logged (the leak scans of the broker's log then cover the request lines).
+            .env(
+                "HOMEBOY_LOG",
+                "info,homeboy_daemon=debug,homeboy_http=debug",
+            )
             .arg("--addr")
             .arg(addr)
             .args(&extra_args)
@@ -652,4 +729,85 @@ impl GitRepo {
         self.git(&["commit", "-q", "-m", message]);
         self.git(&["rev-parse", "HEAD"])
     }
+}
+
+impl Home {
+    /// Declares component `app`: a git checkout under `<home>/app` whose `lint` tool copies `sarif` to
+    /// `out/lint.sarif` (its findings; `out` is its artifact directory), prints `linted` and exits with
+    /// `exit_code`.
+    pub fn lint_component(&self, sarif: &str, exit_code: i32) -> GitRepo {
+        let repo = GitRepo::init(&self.root().join("app"));
+        repo.commit("src/lib.rs", "fn a() {}\n// TODO\npanic!();\n", "code");
+        repo.write("reports/lint.sarif", sarif);
+        let lint = format!(
+            "mkdir -p out && cp reports/lint.sarif out/lint.sarif && echo linted && exit {exit_code}"
+        );
+        let tools = serde_json::json!({"tools": {"lint": {"command": ["sh", "-c", lint],
+            "artifacts": "out", "findings": {"format": "sarif", "path": "out/lint.sarif"}}}});
+        let dir = repo.dir.to_str().expect("utf-8 path").to_string();
+        self.homeboy_ok(&[
+            "component",
+            "add",
+            "app",
+            "--path",
+            &dir,
+            "--json",
+            &tools.to_string(),
+        ]);
+        repo
+    }
+}
+
+/// Asserts that `events` (job events as JSON) are numbered 1, 2, 3, … with no gap and no repeat.
+pub fn assert_gap_free(events: &[Value], what: &str) {
+    let sequences: Vec<u64> = events
+        .iter()
+        .map(|e| e["sequence"].as_u64().expect("an event sequence"))
+        .collect();
+    assert_eq!(
+        sequences,
+        (1..=sequences.len() as u64).collect::<Vec<_>>(),
+        "{what}: events out of order or with gaps"
+    );
+}
+
+/// The messages of the events of `kind` (stdout, stderr, ...), in order.
+pub fn messages<'a>(events: &'a [Value], kind: &str) -> Vec<&'a str> {
+    events
+        .iter()
+        .filter(|e| e["kind"] == kind)
+        .map(|e| e["message"].as_str().expect("an event message"))
+        .collect()
+}
+
+/// Asserts that job `id` finished exactly once (one `result` event, whose stdout contains `marker`) and that
+/// its result came under its last claim: nothing but status events follows it (a finish from an expired
+/// claim would have been refused, or would be followed by another attempt's events).
+pub fn assert_finished_once(id: &str, events: &[Value], marker: &str) {
+    let results: Vec<&Value> = events.iter().filter(|e| e["kind"] == "result").collect();
+    assert_eq!(
+        results.len(),
+        1,
+        "job {id} finished {} times; its events: {:?}",
+        results.len(),
+        events
+            .iter()
+            .map(|e| format!("{} {} {}", e["sequence"], e["kind"], e["message"]))
+            .collect::<Vec<_>>()
+    );
+    assert!(
+        results[0]["data"]["stdout"]
+            .as_str()
+            .is_some_and(|out| out.contains(marker)),
+        "{id}: {results:?}"
+    );
+    let after: Vec<&Value> = events
+        .iter()
+        .skip_while(|e| e["kind"] != "result")
+        .skip(1)
+        .collect();
+    assert!(
+        after.iter().all(|e| e["kind"] == "status"),
+        "{id}: {after:?}"
+    );
 }

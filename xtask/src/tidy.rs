@@ -217,6 +217,9 @@ fn dependencies_point_down_the_layers_of_the_architecture_doc() {
 
 /// The contract crate's own dependencies: serde, serde_json, thiserror (and time, if a wire type needs it).
 const CONTRACT_ALLOWED: &[&str] = &["serde", "serde_json", "thiserror", "time"];
+/// Optional dependencies behind a feature a downstream crate does not need: schemars (`schema`, the JSON
+/// Schemas and the OpenAPI document, decision 0008).
+const CONTRACT_OPTIONAL: &[&str] = &["schemars"];
 
 #[test]
 fn the_contract_crate_depends_only_on_its_allowed_set() {
@@ -232,12 +235,17 @@ fn the_contract_crate_depends_only_on_its_allowed_set() {
         .unwrap()
         .iter()
         .filter(|d| d["kind"].is_null())
+        .filter(|d| {
+            let name = d["name"].as_str().unwrap();
+            let optional = d["optional"].as_bool() == Some(true);
+            !(CONTRACT_ALLOWED.contains(&name) || optional && CONTRACT_OPTIONAL.contains(&name))
+        })
         .map(|d| d["name"].as_str().unwrap())
-        .filter(|name| !CONTRACT_ALLOWED.contains(name))
         .collect();
     assert!(
         outside.is_empty(),
-        "homeboy-api may depend on {CONTRACT_ALLOWED:?} only, found {outside:?}"
+        "homeboy-api may depend on {CONTRACT_ALLOWED:?} (and optionally {CONTRACT_OPTIONAL:?}) only, \
+         found {outside:?}"
     );
 }
 
@@ -352,4 +360,16 @@ fn architecture_doc_names_every_workspace_member() {
             "docs/ARCHITECTURE.md does not describe `{name}`"
         );
     }
+}
+
+/// `docs/openapi.json` is what the contract's types generate: a contract change is always a visible diff.
+#[test]
+fn the_committed_openapi_document_is_generated() {
+    let path = workspace_root().join(crate::codegen::OPENAPI);
+    let committed = std::fs::read_to_string(&path).expect("docs/openapi.json");
+    assert!(
+        committed == homeboy_api::openapi::document_text(),
+        "{} is out of date with the contract's types: run `cargo xtask codegen` and commit the diff",
+        path.display()
+    );
 }

@@ -7,7 +7,6 @@
 //! Exit code: 0 when the run passed, 1 when it failed or errored, 2 for a refused request.
 
 use clap::Args;
-use homeboy_client::client::DaemonClient;
 use homeboy_client::local::{self, run_via_daemon};
 use homeboy_client::runs_view;
 use homeboy_components::command::{Control, Stream, Watcher};
@@ -71,7 +70,7 @@ pub fn run(tool: ToolKind, args: AnalysisArgs) -> anyhow::Result<()> {
     })?;
     let quiet = args.format == Format::Json;
     let result = if args.via_daemon {
-        let client = DaemonClient::for_local_daemon(&paths)?;
+        let client = crate::daemon_cmd::local_client(&paths, args.format)?;
         let done = runtime()?.block_on(run_via_daemon(&client, &request, |_, line| {
             if !quiet {
                 eprintln!("{line}");

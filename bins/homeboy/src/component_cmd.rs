@@ -78,7 +78,7 @@ pub fn run(cmd: ComponentCommand) -> anyhow::Result<()> {
             print_written(&component, "added", format)
         }
         ComponentCommand::List { format } => {
-            let data = views::components(&paths).map_err(component_error)?;
+            let data = serde_json::to_value(views::components(&paths).map_err(component_error)?)?;
             print(&data, format, |d| {
                 let list = d["components"].as_array().cloned().unwrap_or_default();
                 if list.is_empty() {
@@ -90,7 +90,8 @@ pub fn run(cmd: ComponentCommand) -> anyhow::Result<()> {
             })
         }
         ComponentCommand::Show { id, format } => {
-            let data = views::component(&paths, &id).map_err(component_error)?;
+            let data =
+                serde_json::to_value(views::component(&paths, &id).map_err(component_error)?)?;
             print(&data, format, |d| {
                 serde_json::to_string_pretty(&d["component"]).unwrap_or_default()
             })
@@ -98,7 +99,9 @@ pub fn run(cmd: ComponentCommand) -> anyhow::Result<()> {
         ComponentCommand::Set(args) => declaration_cmd::set(&store, &args),
         ComponentCommand::Remove { id, format } => declaration_cmd::remove(&store, &id, format),
         ComponentCommand::Status { id, format } => {
-            let data = views::component_status(&paths, &id).map_err(component_error)?;
+            let data = serde_json::to_value(
+                views::component_status(&paths, &id).map_err(component_error)?,
+            )?;
             print(&data, format, |d| {
                 format!(
                     "{}: {}",
@@ -108,7 +111,9 @@ pub fn run(cmd: ComponentCommand) -> anyhow::Result<()> {
             })
         }
         ComponentCommand::Changes { id, format } => {
-            let data = views::component_changes(&paths, &id).map_err(component_error)?;
+            let data = serde_json::to_value(
+                views::component_changes(&paths, &id).map_err(component_error)?,
+            )?;
             print(&data, format, |d| {
                 components_view::changes_text(&d["changes"])
             })

@@ -18,7 +18,7 @@ const TIMEOUT: Duration = Duration::from_secs(30);
 
 #[derive(Args)]
 pub struct Target {
-    /// Daemon or broker URL (default: the local daemon from its state file)
+    /// Daemon or broker URL (default: the local daemon from its state file, started when none runs)
     #[arg(long, value_name = "URL")]
     daemon: Option<String>,
 }
@@ -79,10 +79,10 @@ pub enum JobsCommand {
     },
 }
 
-fn client(target: &Target) -> anyhow::Result<DaemonClient> {
+fn client(target: &Target, format: Format) -> anyhow::Result<DaemonClient> {
     match &target.daemon {
         Some(url) => Ok(DaemonClient::new(url.clone())?),
-        None => Ok(DaemonClient::for_local_daemon(&Paths::from_env()?)?),
+        None => crate::daemon_cmd::local_client(&Paths::from_env()?, format),
     }
 }
 
@@ -130,7 +130,7 @@ pub fn run(cmd: JobsCommand) -> anyhow::Result<()> {
             if let Some(cursor) = cursor {
                 query.push(format!("cursor={cursor}"));
             }
-            let client = client(&target)?;
+            let client = client(&target, format)?;
             let data = rt.block_on(client.get(&format!("/jobs?{}", query.join("&")), TIMEOUT))?;
             match format {
                 Format::Json => print_json(&data),
@@ -149,7 +149,7 @@ pub fn run(cmd: JobsCommand) -> anyhow::Result<()> {
             }
         }
         JobsCommand::Show { id, target, format } => {
-            let client = client(&target)?;
+            let client = client(&target, format)?;
             let data = rt.block_on(client.get(&format!("/jobs/{}", encode(&id)), TIMEOUT))?;
             match format {
                 Format::Json => print_json(&data),
@@ -168,7 +168,7 @@ pub fn run(cmd: JobsCommand) -> anyhow::Result<()> {
             follow,
             format,
         } => {
-            let client = client(&target)?;
+            let client = client(&target, format)?;
             let print = |event: &JobEvent| match format {
                 Format::Json => println!("{}", serde_json::to_string(event).unwrap_or_default()),
                 Format::Text => println!("{}", jobs_view::event_line(event)),
@@ -190,7 +190,7 @@ pub fn run(cmd: JobsCommand) -> anyhow::Result<()> {
             Ok(())
         }
         JobsCommand::Cancel { id, target, format } => {
-            let client = client(&target)?;
+            let client = client(&target, format)?;
             let data = rt.block_on(client.post(
                 &format!("/jobs/{}/cancel", encode(&id)),
                 &serde_json::json!({}),

@@ -69,7 +69,7 @@ pub fn run(cmd: RigCommand) -> anyhow::Result<()> {
             print_written(&rig, "added", format)
         }
         RigCommand::List { format } => {
-            let data = views::rigs(&paths).map_err(component_error)?;
+            let data = serde_json::to_value(views::rigs(&paths).map_err(component_error)?)?;
             print(&data, format, |d| {
                 let list = d["rigs"].as_array().cloned().unwrap_or_default();
                 if list.is_empty() {
@@ -80,7 +80,7 @@ pub fn run(cmd: RigCommand) -> anyhow::Result<()> {
             })
         }
         RigCommand::Show { id, format } => {
-            let data = views::rig(&paths, &id).map_err(component_error)?;
+            let data = serde_json::to_value(views::rig(&paths, &id).map_err(component_error)?)?;
             print(&data, format, |d| {
                 serde_json::to_string_pretty(&d["rig"]).unwrap_or_default()
             })
@@ -88,7 +88,8 @@ pub fn run(cmd: RigCommand) -> anyhow::Result<()> {
         RigCommand::Set(args) => declaration_cmd::set(&store, &args),
         RigCommand::Remove { id, format } => declaration_cmd::remove(&store, &id, format),
         RigCommand::Check { id, format } => {
-            let data = views::rig_check(&paths, &id).map_err(component_error)?;
+            let data =
+                serde_json::to_value(views::rig_check(&paths, &id).map_err(component_error)?)?;
             print(&data, format, |d| {
                 components_view::rig_check_text(&d["check"])
             })?;

@@ -163,8 +163,15 @@ pub fn run(cmd: RunsCommand) -> anyhow::Result<()> {
                 std::io::copy(&mut opened.file, &mut std::io::stdout().lock())?;
                 return Ok(());
             };
-            let mut out = std::fs::File::create(&path)
-                .with_context(|| format!("create {}", path.display()))?;
+            // `0600`: an artifact is job output.
+            let mut out = homeboy_config::private_file::open(
+                homeboy_config::private_file::options()
+                    .write(true)
+                    .create(true)
+                    .truncate(true),
+                &path,
+            )
+            .with_context(|| format!("create {}", path.display()))?;
             let bytes = std::io::copy(&mut opened.file, &mut out)?;
             out.flush()?;
             match format {

@@ -1,10 +1,12 @@
-//! `homeboy server add|list|show|set|remove|connect|disconnect`: wiring to `homeboy_config::servers` (the
-//! declarations) and `homeboy_ssh` (managed sessions). Everything printed goes through the redacted view.
+//! `homeboy server add|list|show|set|remove|connect|disconnect|passphrase`: wiring to
+//! `homeboy_config::servers` (the declarations) and `homeboy_ssh` (managed sessions, key passphrases in the
+//! OS keychain). Everything printed goes through the redacted view; a passphrase is never printed.
 
 use clap::{Args, Subcommand};
 use homeboy_config::dynamic_set;
 use homeboy_config::servers::{self, Server};
 use homeboy_config::{ConfigError, Paths};
+use homeboy_ssh::keychain::{self, Keychain, Stored};
 use homeboy_ssh::{ConnectOutcome, DisconnectOutcome, SessionStatus, Ssh, SshError};
 
 use crate::output::{Exit, Format, print_json, usage_error};
@@ -47,6 +49,36 @@ pub enum ServerCommand {
     },
     /// Stop the SSH control master of a managed session (`ssh -O exit`)
     Disconnect {
+        id: String,
+        #[arg(long, value_enum, default_value_t)]
+        format: Format,
+    },
+    /// The passphrase of a server's SSH key in the OS keychain (Secret Service, macOS Keychain): `homeboy
+    /// ssh`, `server connect` and `runner connect` then unlock the key without asking
+    #[command(subcommand)]
+    Passphrase(PassphraseCommand),
+}
+
+#[derive(Subcommand)]
+pub enum PassphraseCommand {
+    /// Store (or replace) the passphrase: asked twice on the terminal without echo, or read from the first
+    /// line of stdin with --stdin
+    Set {
+        id: String,
+        /// Read the passphrase from stdin (one line) instead of the terminal
+        #[arg(long)]
+        stdin: bool,
+        #[arg(long, value_enum, default_value_t)]
+        format: Format,
+    },
+    /// Remove the passphrase from the keychain
+    Clear {
+        id: String,
+        #[arg(long, value_enum, default_value_t)]
+        format: Format,
+    },
+    /// Whether the keychain holds a passphrase for the server (never the passphrase)
+    Status {
         id: String,
         #[arg(long, value_enum, default_value_t)]
         format: Format,
@@ -103,6 +135,49 @@ pub fn run(cmd: ServerCommand) -> anyhow::Result<()> {
             }
         }
         ServerCommand::Disconnect { id, format } => disconnect(&load(&paths, &id)?, format),
+        ServerCommand::Passphrase(cmd) => passphrase(&paths, cmd),
+    }
+}
+
+fn passphrase(paths: &Paths, cmd: PassphraseCommand) -> anyhow::Result<()> {
+    let keychain = Keychain::for_config_dir(paths.config_dir());
+    let (id, format, report) = match cmd {
+        PassphraseCommand::Set { id, stdin, format } => {
+            load(paths, &id)?;
+            let secret = if stdin {
+                keychain::read_line(std::io::stdin().lock())
+            } else {
+                keychain::prompt_new(&id)
+            }
+            .map_err(ssh_error)?;
+            keychain.set(&id, &secret).map_err(ssh_error)?;
+            (id, format, "stored in the keychain")
+        }
+        PassphraseCommand::Clear { id, format } => {
+            let removed = keychain.clear(&id).map_err(ssh_error)?;
+            let report = if removed {
+                "removed from the keychain"
+            } else {
+                "was not in the keychain"
+            };
+            (id, format, report)
+        }
+        PassphraseCommand::Status { id, format } => {
+            load(paths, &id)?;
+            let report = match keychain.status(&id).map_err(ssh_error)? {
+                Stored::Stored => "stored in the keychain",
+                Stored::NotStored => "not in the keychain (ssh asks on the terminal)",
+            };
+            (id, format, report)
+        }
+    };
+    let stored = keychain.status(&id).map_err(ssh_error)?;
+    match format {
+        Format::Json => print_json(&serde_json::json!({"server": id, "passphrase": stored})),
+        Format::Text => {
+            println!("passphrase of {id}: {report}");
+            Ok(())
+        }
     }
 }
 

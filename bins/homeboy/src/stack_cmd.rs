@@ -84,7 +84,7 @@ pub fn run(cmd: StackCommand) -> anyhow::Result<()> {
             print_written(&stack, "added", format)
         }
         StackCommand::List { format } => {
-            let data = views::stacks(&paths).map_err(component_error)?;
+            let data = serde_json::to_value(views::stacks(&paths).map_err(component_error)?)?;
             print(&data, format, |d| {
                 let list = d["stacks"].as_array().cloned().unwrap_or_default();
                 if list.is_empty() {
@@ -95,7 +95,7 @@ pub fn run(cmd: StackCommand) -> anyhow::Result<()> {
             })
         }
         StackCommand::Show { id, format } => {
-            let data = views::stack(&paths, &id).map_err(component_error)?;
+            let data = serde_json::to_value(views::stack(&paths, &id).map_err(component_error)?)?;
             print(&data, format, |d| {
                 serde_json::to_string_pretty(&d["stack"]).unwrap_or_default()
             })
@@ -103,7 +103,8 @@ pub fn run(cmd: StackCommand) -> anyhow::Result<()> {
         StackCommand::Set(args) => declaration_cmd::set(&store, &args),
         StackCommand::Remove { id, format } => declaration_cmd::remove(&store, &id, format),
         StackCommand::Status { id, format } => {
-            let data = views::stack_status(&paths, &id).map_err(component_error)?;
+            let data =
+                serde_json::to_value(views::stack_status(&paths, &id).map_err(component_error)?)?;
             print(&data, format, |d| {
                 components_view::stack_status_text(&d["status"])
             })

@@ -8,6 +8,7 @@ use serde_json::{Map, Value, json};
 
 /// The class of an error. Exactly one function, [`ErrorKind::status`], turns it into an HTTP status.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum ErrorKind {
     /// The request is malformed or names something invalid (400).
@@ -33,6 +34,20 @@ pub enum ErrorKind {
 }
 
 impl ErrorKind {
+    /// Every kind, in the order of their statuses.
+    pub const ALL: [ErrorKind; 10] = [
+        ErrorKind::Validation,
+        ErrorKind::Unauthorized,
+        ErrorKind::Forbidden,
+        ErrorKind::NotFound,
+        ErrorKind::MethodNotAllowed,
+        ErrorKind::Conflict,
+        ErrorKind::Gone,
+        ErrorKind::PayloadTooLarge,
+        ErrorKind::Internal,
+        ErrorKind::Unavailable,
+    ];
+
     /// The HTTP status for this kind: the single mapping every transport uses.
     pub fn status(self) -> u16 {
         match self {
@@ -230,18 +245,7 @@ mod tests {
 
     #[test]
     fn status_mapping_is_total_and_round_trips() {
-        for kind in [
-            ErrorKind::Validation,
-            ErrorKind::Unauthorized,
-            ErrorKind::Forbidden,
-            ErrorKind::NotFound,
-            ErrorKind::MethodNotAllowed,
-            ErrorKind::Conflict,
-            ErrorKind::Gone,
-            ErrorKind::PayloadTooLarge,
-            ErrorKind::Internal,
-            ErrorKind::Unavailable,
-        ] {
+        for kind in ErrorKind::ALL {
             assert_eq!(ErrorKind::from_status(kind.status()), kind);
         }
     }

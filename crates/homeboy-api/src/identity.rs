@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 
 /// Who is answering: reported by `/health` and `/version`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct DaemonIdentity {
     pub pid: u32,
     pub version: String,
@@ -15,6 +16,7 @@ pub struct DaemonIdentity {
 
 /// `GET /health`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct Health {
     /// `ok`.
     pub status: String,
@@ -39,6 +41,7 @@ impl Health {
 
 /// `GET /version`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct Version {
     pub version: String,
     pub build_id: String,
@@ -46,6 +49,7 @@ pub struct Version {
 
 /// `GET /config/paths`: the daemon's directories and files (loopback callers only ever see these).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct ConfigPaths {
     pub homeboy: String,
     pub data: String,

@@ -17,6 +17,7 @@ pub const RUNNER_EXEC: &str = "runner.exec";
 
 /// A job's lifecycle state.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum JobStatus {
     Queued,
@@ -73,6 +74,7 @@ impl JobStatus {
 
 /// Who runs a job: the daemon's own executor, or a runner that claims it over the broker routes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum Executor {
     Daemon,
@@ -81,6 +83,7 @@ pub enum Executor {
 
 /// A job as the contract shows it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct Job {
     pub id: String,
     pub operation: String,
@@ -130,6 +133,7 @@ pub struct Job {
 
 /// Kinds of job events.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum EventKind {
     Status,
@@ -161,6 +165,7 @@ impl EventKind {
 
 /// One entry of a job's append-only event log.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct JobEvent {
     pub sequence: u64,
     pub job_id: String,
@@ -174,6 +179,7 @@ pub struct JobEvent {
 
 /// An event to append (the store assigns sequence and time).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct NewEvent {
     pub kind: EventKind,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -184,6 +190,7 @@ pub struct NewEvent {
 
 /// A job's outcome.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct JobResult {
     pub exit_code: i32,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -198,6 +205,7 @@ pub struct JobResult {
 
 /// `GET /jobs`: one page, newest first.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct JobList {
     pub jobs: Vec<Job>,
     /// Pass as `cursor` for the next page; `null` on the last one.
@@ -206,6 +214,7 @@ pub struct JobList {
 
 /// `GET /jobs/:id`: the job and the request it was submitted with.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct JobDetail {
     pub job: Job,
     pub request: Value,
@@ -213,6 +222,7 @@ pub struct JobDetail {
 
 /// `GET /jobs/:id/events`: one page of a job's events after `after`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct JobEvents {
     pub job_id: String,
     pub status: JobStatus,
@@ -225,12 +235,14 @@ pub struct JobEvents {
 
 /// An answer that is one job: `POST /jobs/:id/cancel`, `POST /runner/jobs/:id/finish`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct JobAnswer {
     pub job: Job,
 }
 
 /// Where to follow a job that was just enqueued.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct Poll {
     /// `/jobs/<id>`.
     pub job: String,
@@ -248,15 +260,31 @@ impl Poll {
     }
 }
 
+/// `GET /runtime/jobs`: what the daemon's job runtime holds right now.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+pub struct RuntimeJobs {
+    /// Claim long polls parked right now, each woken by the next job that becomes claimable.
+    pub claim_waiters: usize,
+}
+
+/// Longest identifying text a runner session may carry, in characters.
+pub const MAX_SESSION_FIELD_CHARS: usize = 256;
+
 /// `POST /runner/sessions`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct SessionRequest {
+    #[cfg_attr(feature = "schema", schemars(length(max = MAX_SESSION_FIELD_CHARS), regex(pattern = crate::patterns::NOT_BLANK)))]
     pub runner_id: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "schema", schemars(length(max = MAX_SESSION_FIELD_CHARS)))]
     pub controller_id: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "schema", schemars(length(max = MAX_SESSION_FIELD_CHARS)))]
     pub homeboy_version: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "schema", schemars(length(max = MAX_SESSION_FIELD_CHARS)))]
     pub build_id: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub worker_pid: Option<u64>,
@@ -264,6 +292,7 @@ pub struct SessionRequest {
 
 /// A runner session as the broker recorded it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct RunnerSession {
     pub id: String,
     pub runner_id: String,
@@ -276,6 +305,7 @@ pub struct RunnerSession {
 
 /// The answer of `POST /runner/sessions`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct SessionAnswer {
     pub session: RunnerSession,
 }
@@ -283,22 +313,35 @@ pub struct SessionAnswer {
 /// `POST /runner/jobs`: a command for a runner (argv, no shell). Secret values never travel in it: name them
 /// in `secret_env_names` and the runner resolves them from its own configuration.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[cfg_attr(feature = "schema", schemars(transform = crate::schema_rules::no_inline_secrets))]
 pub struct SubmitRequest {
+    #[cfg_attr(feature = "schema", schemars(regex(pattern = crate::patterns::NOT_BLANK)))]
     pub runner_id: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub project_id: Option<String>,
     #[serde(default = "runner_exec")]
+    #[cfg_attr(feature = "schema", schemars(regex(pattern = crate::patterns::NOT_BLANK)))]
     pub operation: String,
+    /// argv: the first word names the program.
+    #[cfg_attr(feature = "schema", schemars(transform = crate::schema_rules::argv))]
     pub command: Vec<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cwd: Option<String>,
+    /// Plain environment values; names that look sensitive are refused (use `secret_env_names`).
     #[serde(default)]
+    #[cfg_attr(feature = "schema", schemars(transform = crate::schema_rules::plain_env_names))]
     pub env: BTreeMap<String, String>,
+    /// Secrets the runner resolves from its own `runner.secret_env` at execution time.
     #[serde(default)]
+    #[cfg_attr(feature = "schema", schemars(inner(regex(pattern = crate::patterns::ENV_NAME))))]
     pub secret_env_names: Vec<String>,
+    /// Free-form; `submission_key` (a non-empty string) makes the submission idempotent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "schema", schemars(transform = crate::schema_rules::submission_metadata))]
     pub metadata: Option<Map<String, Value>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "schema", schemars(range(min = 1)))]
     pub max_attempts: Option<u32>,
     /// Fields of newer clients are tolerated; the broker refuses known secret-carrying ones.
     #[serde(flatten)]
@@ -312,6 +355,7 @@ fn runner_exec() -> String {
 /// The request a runner job carries (what the broker stored from a [`SubmitRequest`], and what a runner
 /// gets back with its claim).
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct RunnerJobRequest {
     #[serde(default)]
     pub runner_id: String,
@@ -333,6 +377,7 @@ pub struct RunnerJobRequest {
 
 /// The answer of `POST /runner/jobs`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct SubmitAnswer {
     pub job: Job,
     pub poll: Poll,
@@ -343,24 +388,32 @@ pub struct SubmitAnswer {
 
 /// `POST /runner/jobs/claim`. `wait_ms` makes it a long poll (answered by the transport).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct ClaimBody {
+    #[cfg_attr(feature = "schema", schemars(regex(pattern = crate::patterns::NOT_BLANK)))]
     pub runner_id: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub project_id: Option<String>,
+    /// Milliseconds the claim holds without a heartbeat (default 30000; capped by the broker).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "schema", schemars(range(min = 1)))]
     pub lease_ms: Option<u64>,
+    /// Milliseconds to wait for work (a long poll).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "schema", schemars(range(max = MAX_CLAIM_WAIT_MS)))]
     pub wait_ms: Option<u64>,
 }
 
 /// The answer of a claim: `null` when there was no work.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct ClaimAnswer {
     pub claim: Option<ClaimedJob>,
 }
 
 /// A granted claim: the job (now running, with its `claim_id`) and its request.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct ClaimedJob {
     pub job: Job,
     pub request: Value,
@@ -368,6 +421,7 @@ pub struct ClaimedJob {
 
 /// Who is acting on a claimed job: every claim-scoped route carries it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct ClaimRef {
     pub runner_id: String,
     pub claim_id: String,
@@ -375,6 +429,7 @@ pub struct ClaimRef {
 
 /// `POST /runner/jobs/:id/heartbeat`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct HeartbeatBody {
     #[serde(flatten)]
     pub claim: ClaimRef,
@@ -384,6 +439,7 @@ pub struct HeartbeatBody {
 
 /// The answer of a heartbeat: the job, and whether it was cancelled (the runner should stop).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct HeartbeatAnswer {
     pub job: Job,
     pub cancelled: bool,
@@ -391,7 +447,10 @@ pub struct HeartbeatAnswer {
 
 /// One event a runner posts (`kind` is checked by the broker: not `status`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct EventItem {
+    /// `stdout`, `stderr`, `progress`, `result` or `error` (`status` events are the broker's).
+    #[cfg_attr(feature = "schema", schemars(transform = crate::schema_rules::runner_event_kind))]
     pub kind: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
@@ -401,6 +460,8 @@ pub struct EventItem {
 
 /// `POST /runner/jobs/:id/events`: one event (its fields inline) or a batch in `events`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[cfg_attr(feature = "schema", schemars(transform = crate::schema_rules::one_event_or_a_batch))]
 pub struct EventsBody {
     #[serde(flatten)]
     pub claim: ClaimRef,
@@ -408,23 +469,27 @@ pub struct EventsBody {
     pub single: Option<EventItem>,
     /// Additive batch form: many events in one request.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "schema", schemars(length(min = 1)))]
     pub events: Option<Vec<EventItem>>,
 }
 
 /// The answer to a single event.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct EventAnswer {
     pub event: Option<JobEvent>,
 }
 
 /// The answer to a batch of events.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct EventsAnswer {
     pub events: Vec<JobEvent>,
 }
 
 /// `POST /runner/jobs/:id/finish`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct FinishBody {
     #[serde(flatten)]
     pub claim: ClaimRef,

@@ -6,6 +6,7 @@ use serde_json::{Map, Value};
 
 /// A run's outcome so far.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum RunStatus {
     Running,
@@ -52,6 +53,7 @@ impl std::fmt::Display for RunStatus {
 
 /// One analysis run.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct Run {
     /// A UUIDv7: ids sort in creation order.
     pub id: String,
@@ -95,6 +97,7 @@ impl Run {
 
 /// How a client gets an artifact's bytes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum RetrievalMode {
     /// `content_url` streams the bytes and `fetch_command` fetches them.
@@ -107,6 +110,7 @@ pub enum RetrievalMode {
 
 /// The `retrieval` member of an artifact.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct Retrieval {
     pub mode: RetrievalMode,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -115,6 +119,7 @@ pub struct Retrieval {
 
 /// An artifact as the contract shows it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct Artifact {
     pub id: String,
     pub run_id: String,
@@ -139,6 +144,7 @@ pub struct Artifact {
 
 /// One finding of a run.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct Finding {
     /// `<run_id>:<sequence>`.
     pub id: String,
@@ -159,6 +165,7 @@ pub struct Finding {
 
 /// `GET /runs`, `/audit/runs`, `/bench/runs`: one page of runs, newest first.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct RunList {
     pub runs: Vec<Run>,
     /// Pass as `cursor` for the next page; `null` on the last one.
@@ -167,12 +174,14 @@ pub struct RunList {
 
 /// `GET /runs/:id`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct RunAnswer {
     pub run: Run,
 }
 
 /// `GET /runs/:id/artifacts`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct ArtifactList {
     pub run_id: String,
     pub artifacts: Vec<Artifact>,
@@ -180,6 +189,7 @@ pub struct ArtifactList {
 
 /// `GET /runs/:id/artifacts/sync`: every artifact with the retrieval contract that holds now.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct ArtifactSync {
     pub run_id: String,
     pub artifacts: Vec<Artifact>,
@@ -188,6 +198,7 @@ pub struct ArtifactSync {
 
 /// The counts of an [`ArtifactSync`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct SyncSummary {
     pub total: usize,
     pub available: usize,
@@ -199,6 +210,7 @@ pub struct SyncSummary {
 
 /// `GET /runs/:id/artifacts/:artifact_id`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct ArtifactAnswer {
     pub artifact: Artifact,
 }
@@ -206,6 +218,7 @@ pub struct ArtifactAnswer {
 /// The transport-free answer of `GET /runs/:id/artifacts/:artifact_id/content`: the bytes inline. (The
 /// daemon's HTTP route streams the bytes themselves instead.)
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct InlineContent {
     pub artifact: Artifact,
     pub retrieval: Retrieval,
@@ -215,6 +228,7 @@ pub struct InlineContent {
 
 /// `GET /runs/:id/findings`: one page of a run's findings, in the order they were reported.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct FindingList {
     pub run_id: String,
     pub findings: Vec<Finding>,

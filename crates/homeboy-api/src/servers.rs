@@ -12,6 +12,7 @@ pub const REDACTED: &str = "[redacted]";
 
 /// One SSH server, as shown.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct ServerView {
     pub id: String,
     pub name: String,
@@ -31,6 +32,7 @@ pub struct ServerView {
 
 /// A managed SSH session policy, as shown.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct ServerAuthView {
     /// `key_plus_password_controlmaster`.
     pub mode: String,
@@ -40,6 +42,7 @@ pub struct ServerAuthView {
 
 /// The runner capability of a server, as shown.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct RunnerView {
     pub workspace_root: String,
     pub homeboy_path: String,
@@ -56,12 +59,14 @@ pub struct RunnerView {
 
 /// Runner policy, as shown.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct RunnerPolicyView {
     pub snapshot_excludes: Vec<String>,
 }
 
 /// Where a secret is read from at execution time: `{"env": NAME}` or `{"file": PATH}`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(untagged)]
 pub enum SecretRefView {
     Env { env: String },
@@ -80,6 +85,7 @@ impl std::fmt::Display for SecretRefView {
 
 /// What `homeboy runner status` shows.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct RunnerStatus {
     pub server_id: String,
     pub name: String,
@@ -93,6 +99,7 @@ pub struct RunnerStatus {
 
 /// Whether one `secret_env` entry resolves on this machine. Never holds the value.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct SecretCheck {
     pub name: String,
     pub reference: SecretRefView,

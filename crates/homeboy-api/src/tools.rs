@@ -10,6 +10,7 @@ use crate::jobs::{Job, Poll};
 
 /// The analysis tools a component can declare; the wire name is also a run's `kind`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum ToolKind {
     Lint,
@@ -57,6 +58,7 @@ impl std::fmt::Display for ToolKind {
 
 /// One accepted request field of a tool.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct ToolArgument {
     pub name: Cow<'static, str>,
     /// `string` or `integer`.
@@ -68,6 +70,7 @@ pub struct ToolArgument {
 
 /// One tool of the allowlist, as `GET /tools` and `GET /tools/:id` show it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct ToolSpec {
     pub id: String,
     /// The CLI command that does the same.
@@ -84,8 +87,36 @@ pub struct ToolSpec {
     pub route: Option<String>,
 }
 
+/// Longest `label` of a tool run request, in characters.
+pub const MAX_LABEL_CHARS: usize = 200;
+
+/// The body of a tool run request (`POST /tools/:id/run`, `/audit`, `/lint`, `/test`, `/bench`). Unknown
+/// fields are refused (`validation.unknown_field`), and so are the mutating ones `fix`, `write`, `baseline`
+/// and `ratchet` (`validation.mutating_field`), before any job exists.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[serde(deny_unknown_fields)]
+pub struct ToolRunRequest {
+    /// The declared component to analyse.
+    #[cfg_attr(feature = "schema", schemars(regex(pattern = crate::patterns::ID)))]
+    pub component: String,
+    /// A declared rig, recorded with the run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "schema", schemars(regex(pattern = crate::patterns::ID)))]
+    pub rig: Option<String>,
+    /// Seconds before the tool is stopped (default: the component's own, else 1800).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "schema", schemars(range(min = 1, max = crate::components::MAX_TIMEOUT_SECS)))]
+    pub timeout_secs: Option<u64>,
+    /// A note recorded with the run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "schema", schemars(length(min = 1, max = MAX_LABEL_CHARS), regex(pattern = crate::patterns::NOT_BLANK)))]
+    pub label: Option<String>,
+}
+
 /// The answer of a tool run request: the daemon-executed job that will run it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct AnalysisJobAnswer {
     pub job: Job,
     pub poll: Poll,

@@ -3,7 +3,8 @@
 //!
 //! - [`client`]: the HTTP client (JSON in, envelope decoded into the contract's typed answers, errors in our
 //!   terms) and [`lifecycle`]: `homeboy daemon start|stop|status`.
-//! - [`runner_worker`]: `homeboy runner work` (session, claims, process groups, events, heartbeats, masking).
+//! - [`runner_worker`]: `homeboy runner work` (session, claims, process groups, events, heartbeats) and
+//!   [`secret_mask`]: the streaming masking of secret values in its jobs' output.
 //! - [`local`]: reading observations in-process through the same handler the daemon serves, and running a
 //!   tool here or as a daemon job.
 //! - [`jobs_view`], [`runs_view`], [`components_view`] and [`text_table`]: what the CLI prints for people;
@@ -17,6 +18,7 @@ pub mod lifecycle;
 pub mod local;
 pub mod runner_worker;
 pub mod runs_view;
+pub mod secret_mask;
 pub mod sse;
 pub mod text_table;
 

@@ -3,9 +3,14 @@
 //!
 //! Check-and-spawn runs under an advisory lock (`<config>/daemon/start.lock`), so concurrent `start` calls
 //! produce exactly one daemon; the others find it healthy and leave it alone.
+//!
+//! A daemon started for an explicit address keeps its own directory (`daemon/<host>-<port>/`: state file,
+//! locks, job store, log; see `Paths::for_daemon_at`), so several run side by side and each address has its
+//! own start lock. [`status_all`] lists the default daemon and every per-address one. [`ensure_running`] is
+//! what commands that need the local daemon call: it starts one when none runs (after an idle shutdown, for
+//! instance) and otherwise uses the one that answers.
 
 use std::ffi::OsString;
-use std::fs::OpenOptions;
 use std::io::{Read, Seek, SeekFrom};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -20,12 +25,12 @@ use crate::client::DaemonClient;
 use homeboy_build as build_info;
 use homeboy_config::daemon_state::{self as state, DaemonState};
 use homeboy_config::lock::FileLock;
+use homeboy_config::private_file;
 use homeboy_process as process;
 
 /// How long `stop` waits after SIGTERM before SIGKILL.
 pub const STOP_GRACE: Duration = Duration::from_secs(5);
 const HEALTH_TIMEOUT: Duration = Duration::from_millis(1500);
-const LOG_ROTATE_BYTES: u64 = 8 * 1024 * 1024;
 
 /// The daemon's condition as `status` reports it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -73,6 +78,8 @@ pub struct DaemonStatus {
     pub started_at: Option<String>,
     pub log_path: Option<PathBuf>,
     pub state_path: PathBuf,
+    /// `<host>-<port>` of a daemon kept apart for its address; `null` for the default daemon.
+    pub instance: Option<String>,
 }
 
 /// Reads the state file and asks the daemon it names whether it is healthy.
@@ -91,6 +98,7 @@ pub async fn status(paths: &Paths, current_build: &str) -> Result<DaemonStatus, 
         started_at: None,
         log_path: None,
         state_path: paths.daemon_state(),
+        instance: paths.daemon_instance().map(str::to_string),
     };
     let Some(recorded) = recorded else {
         return Ok(status);
@@ -122,6 +130,19 @@ pub async fn status(paths: &Paths, current_build: &str) -> Result<DaemonStatus, 
     Ok(status)
 }
 
+/// The status of the default daemon and of every per-address daemon that has a directory (those whose
+/// state file is gone show as not running).
+pub async fn status_all(
+    paths: &Paths,
+    current_build: &str,
+) -> Result<Vec<DaemonStatus>, ClientError> {
+    let mut all = vec![status(&paths.default_daemon(), current_build).await?];
+    for instance in paths.daemon_instances() {
+        all.push(status(&instance, current_build).await?);
+    }
+    Ok(all)
+}
+
 /// `/health` of the daemon the state file names: its build id if it answers as that pid.
 async fn probe_health(recorded: &DaemonState) -> Option<String> {
     let client = DaemonClient::new(recorded.base_url()).ok()?;
@@ -149,6 +170,10 @@ pub struct StartOptions {
     pub wait: Duration,
     /// Extra arguments for `serve` (e.g. `--max-body-bytes`).
     pub extra_serve_args: Vec<OsString>,
+    /// The daemon keeps its own directory for its address (`paths` are then that directory's).
+    pub per_address: bool,
+    /// Passed on as `serve --idle-timeout`.
+    pub idle_timeout: Option<Duration>,
 }
 
 impl StartOptions {
@@ -161,7 +186,18 @@ impl StartOptions {
             build_id: build_info::BUILD_ID.to_string(),
             wait: Duration::from_secs(10),
             extra_serve_args: Vec::new(),
+            per_address: false,
+            idle_timeout: None,
         }
+    }
+
+    /// A daemon for `addr` kept apart from the default one: its state, locks, job store and log live under
+    /// `daemon/<host>-<port>/`.
+    pub fn apart_at(mut self, addr: SocketAddr) -> Self {
+        self.paths = self.paths.for_daemon_at(addr);
+        self.addr = addr;
+        self.per_address = true;
+        self
     }
 }
 
@@ -182,6 +218,16 @@ pub enum StartOutcome {
 pub async fn start(
     options: &StartOptions,
     notice: &mut (dyn FnMut(&str) + Send),
+) -> Result<(StartOutcome, DaemonStatus), ClientError> {
+    start_showing(options, notice, &mut |_| {}).await
+}
+
+/// [`start`], telling `waiting` what it waits for while it does (for a progress display: these messages
+/// are not for logs).
+pub async fn start_showing(
+    options: &StartOptions,
+    notice: &mut (dyn FnMut(&str) + Send),
+    waiting: &mut (dyn FnMut(&str) + Send),
 ) -> Result<(StartOutcome, DaemonStatus), ClientError> {
     let paths = &options.paths;
     let _lock = FileLock::exclusive(&paths.daemon_dir().join("start.lock"))?;
@@ -218,12 +264,31 @@ pub async fn start(
             StartOutcome::Restarted
         }
     };
-    spawn_and_wait(options).await?;
+    spawn_and_wait(options, waiting).await?;
     let started = status(paths, &options.build_id).await?;
     Ok((outcome, started))
 }
 
-async fn spawn_and_wait(options: &StartOptions) -> Result<(), ClientError> {
+/// A daemon that answers, for commands that need one: the running daemon when it answers `/health` (even
+/// of another build: its jobs are left alone), else a new one started with `options` (none ran, or it
+/// stopped after its idle timeout, or it died). Returns its status and what was done.
+pub async fn ensure_running(
+    options: &StartOptions,
+    notice: &mut (dyn FnMut(&str) + Send),
+    waiting: &mut (dyn FnMut(&str) + Send),
+) -> Result<(Option<StartOutcome>, DaemonStatus), ClientError> {
+    let current = status(&options.paths, &options.build_id).await?;
+    if current.healthy {
+        return Ok((None, current));
+    }
+    let (outcome, started) = start_showing(options, notice, waiting).await?;
+    Ok((Some(outcome), started))
+}
+
+async fn spawn_and_wait(
+    options: &StartOptions,
+    waiting: &mut (dyn FnMut(&str) + Send),
+) -> Result<(), ClientError> {
     let paths = &options.paths;
     let log_path = paths.daemon_log();
     let log = open_log(&log_path)?;
@@ -241,11 +306,23 @@ async fn spawn_and_wait(options: &StartOptions) -> Result<(), ClientError> {
         .stdin(Stdio::null())
         .stdout(log)
         .stderr(log_err);
+    if options.per_address {
+        cmd.arg("--state-per-address");
+    }
+    if let Some(idle) = options.idle_timeout {
+        cmd.arg("--idle-timeout")
+            .arg(format!("{}ms", idle.as_millis().max(1)));
+    }
     process::new_session(&mut cmd);
     let mut child = cmd
         .spawn()
         .map_err(|e| ClientError::io(format!("spawn {}", options.exe.display()), e))?;
     let started = Instant::now();
+    waiting(&format!(
+        "waiting for the daemon (pid {}) to answer /health on {}",
+        child.id(),
+        options.addr
+    ));
     loop {
         if let Ok(Some(exit)) = child.try_wait() {
             return Err(ClientError::StartFailed {
@@ -334,16 +411,13 @@ fn is_homeboy(pid: u32) -> bool {
 
 fn open_log(path: &Path) -> Result<std::fs::File, ClientError> {
     if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir)
+        private_file::create_dir_all(dir)
             .map_err(|e| ClientError::io(format!("create {}", dir.display()), e))?;
     }
-    if std::fs::metadata(path).is_ok_and(|m| m.len() > LOG_ROTATE_BYTES) {
-        let _ = std::fs::rename(path, path.with_extension("log.1"));
-    }
-    OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(path)
+    // The daemon rotates its log as it fills; a full one left by the last daemon is moved aside first.
+    let _ = homeboy_http::logging::rotate_if_full(path, homeboy_http::logging::LogCap::default());
+    // `0600`: the log can name jobs, paths and the detail of internal errors.
+    private_file::open(private_file::options().create(true).append(true), path)
         .map_err(|e| ClientError::io(format!("open {}", path.display()), e))
 }
 

@@ -7,12 +7,19 @@
 //! the exit code is reported with `finish`. Broker outages are retried with capped exponential backoff and
 //! jitter — the worker never exits on a transient error — and a refused credential stops it with a clear
 //! error. On shutdown it stops claiming and kills its jobs' process groups without finishing them, so their
-//! leases expire and the broker requeues them.
+//! leases expire and the broker requeues them. What it does (its lines, each job it claims and finishes)
+//! goes to [`WorkerOptions::events`] when set (the CLI shows the current job on a terminal), else stderr.
 //!
 //! The job's environment is the worker's own minus anything that looks secret (including the broker token
 //! variable), plus the runner's `runner.env`, plus the job's `env`, plus each of `secret_env_names` resolved
 //! at execution time by a [`SecretSource`] (normally the runner's `servers/<runner-id>.json`). Secret values
-//! are never logged or sent back: if a job prints one, it is masked in the streamed lines and the result.
+//! are never logged or sent back: every value injected under a sensitive name (the resolved secrets and the
+//! `runner.env`/`env` values whose names look sensitive) goes into the job's
+//! [`SecretMask`](crate::secret_mask::SecretMask), and each output pipe is masked as raw bytes straight off
+//! the read — before it is split into lines, before a line is cut at 16 KiB, before the 4 KiB result tail
+//! keeps its end, before events are batched — so nothing that cuts the output later can cut a secret in half
+//! (see [`crate::secret_mask`] for what is masked and how the stream holds back only a possible secret's
+//! beginning).
 
 use std::collections::BTreeMap;
 use std::path::{Component, Path, PathBuf};
@@ -24,12 +31,13 @@ use homeboy_api::jobs::{
     ClaimAnswer, ClaimBody, ClaimRef, EventItem, EventsBody, FinishBody, HeartbeatAnswer,
     HeartbeatBody, JobResult, RunnerJobRequest, SessionAnswer, SessionRequest,
 };
-use homeboy_config::secrets::is_sensitive_name;
-use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
+use homeboy_config::secrets::{is_sensitive_env, is_sensitive_name};
+use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio::sync::{Notify, watch};
 
 use crate::ClientError;
 use crate::client::DaemonClient;
+use crate::secret_mask::SecretMask;
 use homeboy_build as build_info;
 use homeboy_http::backoff::Backoff;
 
@@ -100,6 +108,38 @@ pub struct WorkerOptions {
     pub secrets: Arc<dyn SecretSource>,
     /// Non-secret environment every job gets (`runner.env`).
     pub runner_env: BTreeMap<String, String>,
+    /// Where the worker reports what it does; without one its lines go to stderr.
+    pub events: Option<WorkerEvents>,
+}
+
+/// What the worker reports as it goes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WorkerEvent {
+    /// A line for the operator (session, retries, a job's end).
+    Line(String),
+    /// Slot `slot` claimed a job and runs it now.
+    Claimed { slot: usize, job_id: String },
+    /// Slot `slot` is done with its job and waits for the next.
+    Done { slot: usize, job_id: String },
+}
+
+/// Receives [`WorkerEvent`]s.
+pub type WorkerEvents = Arc<dyn Fn(WorkerEvent) + Send + Sync>;
+
+impl WorkerOptions {
+    /// A line for the operator: to the event sink, else stderr.
+    fn say(&self, line: String) {
+        match &self.events {
+            Some(events) => events(WorkerEvent::Line(line)),
+            None => eprintln!("{line}"),
+        }
+    }
+
+    fn report(&self, event: WorkerEvent) {
+        if let Some(events) = &self.events {
+            events(event);
+        }
+    }
 }
 
 impl WorkerOptions {
@@ -117,12 +157,15 @@ impl WorkerOptions {
             event_flush: Duration::from_millis(200),
             secrets: Arc::new(NoSecrets),
             runner_env: BTreeMap::new(),
+            events: None,
         }
     }
 }
 
 const TAIL_BYTES: usize = 4096;
 const MAX_LINE: usize = 16 * 1024;
+/// Bytes asked of an output pipe per read.
+const READ_CHUNK: usize = 8 * 1024;
 const MAX_BATCH: usize = 500;
 const MAX_BUFFERED: usize = 20_000;
 const KILL_GRACE: Duration = Duration::from_secs(5);
@@ -183,20 +226,20 @@ async fn register(
             .await
         {
             Ok(answer) => {
-                eprintln!(
+                options.say(format!(
                     "homeboy runner {}: session {} on {}",
                     options.runner_id,
                     answer.session.id,
                     client.base_url()
-                );
+                ));
                 return Ok(());
             }
             Err(e) if fatal(&e) => return Err(e),
             Err(e) => {
-                eprintln!(
+                options.say(format!(
                     "homeboy runner {}: broker not reachable ({e}); retrying",
                     options.runner_id
-                );
+                ));
                 if sleep_or_shutdown(backoff.next_delay(), &mut shutdown).await {
                     return Ok(());
                 }
@@ -248,18 +291,25 @@ async fn claim_loop(
                     // A request this worker cannot read runs nothing: the job fails on its empty command.
                     request: serde_json::from_value(claim.request).unwrap_or_default(),
                 };
-                eprintln!(
+                options.say(format!(
                     "homeboy runner {} [{slot}]: claimed job {} (attempt {attempt})",
                     options.runner_id, job.id
-                );
-                run_job(&client, &options, job, shutdown.clone()).await?;
+                ));
+                let job_id = job.id.clone();
+                options.report(WorkerEvent::Claimed {
+                    slot,
+                    job_id: job_id.clone(),
+                });
+                let ran = run_job(&client, &options, job, shutdown.clone()).await;
+                options.report(WorkerEvent::Done { slot, job_id });
+                ran?;
             }
             Err(e) if fatal(&e) => return Err(e),
             Err(e) => {
-                eprintln!(
+                options.say(format!(
                     "homeboy runner {} [{slot}]: claim failed ({e}); retrying",
                     options.runner_id
-                );
+                ));
                 if sleep_or_shutdown(backoff.next_delay(), &mut shutdown).await {
                     break;
                 }
@@ -378,10 +428,10 @@ async fn run_job(
             let _ = child.wait().await;
             let _ = stop_tx.send(true);
             let _ = flusher.await;
-            eprintln!(
+            options.say(format!(
                 "homeboy runner {}: job {} stopped ({reason:?})",
                 options.runner_id, job.id
-            );
+            ));
             return Ok(());
         }
     };
@@ -405,8 +455,9 @@ async fn run_job(
     let _ = stop_tx.send(true);
     let _ = flusher.await;
     flush_events(client, options, &job, &events).await;
-    let stdout = mask.apply(&stdout_tail.lock().map(|t| t.text()).unwrap_or_default());
-    let stderr = mask.apply(&stderr_tail.lock().map(|t| t.text()).unwrap_or_default());
+    // The tails hold masked output already.
+    let stdout = stdout_tail.lock().map(|t| t.text()).unwrap_or_default();
+    let stderr = stderr_tail.lock().map(|t| t.text()).unwrap_or_default();
     finish(
         client,
         options,
@@ -417,16 +468,19 @@ async fn run_job(
         &mut shutdown,
     )
     .await?;
-    eprintln!(
+    options.say(format!(
         "homeboy runner {}: job {} exited with {exit_code}",
         options.runner_id, job.id
-    );
+    ));
     Ok(())
 }
 
 /// Builds the job's command: argv, working directory inside the workspace, environment. Also returns the
-/// mask for the secret values it resolved.
-fn prepare(options: &WorkerOptions, job: &Job) -> Result<(tokio::process::Command, Mask), String> {
+/// mask for every value it injects under a sensitive name.
+fn prepare(
+    options: &WorkerOptions,
+    job: &Job,
+) -> Result<(tokio::process::Command, SecretMask), String> {
     let request = &job.request;
     let Some((program, args)) = request.command.split_first() else {
         return Err("the job has no command".into());
@@ -438,12 +492,20 @@ fn prepare(options: &WorkerOptions, job: &Job) -> Result<(tokio::process::Comman
         .collect();
     env.extend(options.runner_env.clone());
     env.extend(request.env.clone());
-    let mut mask = Mask::default();
+    let mut secrets: Vec<String> = options
+        .runner_env
+        .iter()
+        .chain(&request.env)
+        // The rule `server show` redacts by: a sensitive name, or a value that is a URL with user info.
+        .filter(|(name, value)| is_sensitive_env(name, value))
+        .map(|(_, value)| value.clone())
+        .collect();
     for name in &request.secret_env_names {
         let value = options.secrets.resolve(name)?;
-        mask.add(&value);
+        secrets.push(value.clone());
         env.insert(name.to_string(), value);
     }
+    let mask = SecretMask::new(secrets.iter().map(String::as_str))?;
     env.insert("HOMEBOY_JOB_ID".into(), job.id.clone());
     env.insert("HOMEBOY_RUNNER_ID".into(), options.runner_id.clone());
     let mut cmd = tokio::process::Command::new(program);
@@ -457,31 +519,6 @@ fn prepare(options: &WorkerOptions, job: &Job) -> Result<(tokio::process::Comman
         .process_group(0)
         .kill_on_drop(false);
     Ok((cmd, mask))
-}
-
-/// Secret values to mask in everything the job prints before it leaves the runner.
-#[derive(Default, Clone)]
-struct Mask {
-    values: Vec<String>,
-}
-
-impl Mask {
-    fn add(&mut self, value: &str) {
-        // Masking very short values would shred ordinary output; they are not secrets worth the name.
-        if value.len() >= 4 {
-            self.values.push(value.to_string());
-        }
-    }
-
-    fn apply(&self, text: &str) -> String {
-        let mut out = text.to_string();
-        for value in &self.values {
-            if out.contains(value.as_str()) {
-                out = out.replace(value.as_str(), homeboy_config::secrets::REDACTED);
-            }
-        }
-        out
-    }
 }
 
 /// `workspace/relative`, refusing absolute paths and `..` that would leave the workspace.
@@ -568,17 +605,17 @@ async fn finish(
             Ok(_) => return Ok(()),
             Err(e) if fatal(&e) => return Err(e),
             Err(ClientError::Api(e)) if e.status() < 500 => {
-                eprintln!(
+                options.say(format!(
                     "homeboy runner {}: finish of job {} refused: {}",
                     options.runner_id, job.id, e.message
-                );
+                ));
                 return Ok(());
             }
             Err(e) => {
-                eprintln!(
+                options.say(format!(
                     "homeboy runner {}: finish of job {} failed ({e}); retrying",
                     options.runner_id, job.id
-                );
+                ));
                 if sleep_or_shutdown(backoff.next_delay(), shutdown).await {
                     return Ok(());
                 }
@@ -712,15 +749,15 @@ async fn flush_events(
     }
 }
 
-/// The last few KiB of a stream, for the finish result.
+/// The last few KiB of a stream (masked), for the finish result.
 #[derive(Default)]
 struct Tail {
     bytes: Vec<u8>,
 }
 
 impl Tail {
-    fn push(&mut self, line: &[u8]) {
-        self.bytes.extend_from_slice(line);
+    fn push(&mut self, bytes: &[u8]) {
+        self.bytes.extend_from_slice(bytes);
         if self.bytes.len() > TAIL_BYTES {
             let cut = self.bytes.len() - TAIL_BYTES;
             self.bytes.drain(..cut);
@@ -732,26 +769,81 @@ impl Tail {
     }
 }
 
+/// Splits masked output into lines, keeping at most [`MAX_LINE`] bytes of each.
+#[derive(Default)]
+struct Lines {
+    current: Vec<u8>,
+    /// Whether the current line has bytes beyond what is kept.
+    cut: bool,
+}
+
+impl Lines {
+    /// Feeds bytes; calls `line` for every line they complete.
+    fn feed(&mut self, mut bytes: &[u8], mut line: impl FnMut(String)) {
+        while !bytes.is_empty() {
+            let (part, ended) = match bytes.iter().position(|&b| b == b'\n') {
+                Some(i) => (&bytes[..i], true),
+                None => (bytes, false),
+            };
+            let room = MAX_LINE.saturating_sub(self.current.len());
+            self.current
+                .extend_from_slice(&part[..part.len().min(room)]);
+            self.cut |= part.len() > room;
+            bytes = &bytes[part.len() + usize::from(ended)..];
+            if ended {
+                line(self.take());
+            }
+        }
+    }
+
+    /// The stream ended: the last line, if it did not end with a newline.
+    fn finish(&mut self) -> Option<String> {
+        (!self.current.is_empty() || self.cut).then(|| self.take())
+    }
+
+    fn take(&mut self) -> String {
+        let text = String::from_utf8_lossy(&self.current)
+            .trim_end_matches(['\n', '\r'])
+            .to_string();
+        self.current.clear();
+        self.cut = false;
+        text
+    }
+}
+
+/// Reads one output pipe to its end: masks the raw bytes as they arrive, then keeps the tail and streams
+/// the lines of what was masked.
 async fn pump_lines(
-    stream: impl AsyncRead + Unpin,
+    mut stream: impl AsyncRead + Unpin,
     kind: &'static str,
     events: Arc<EventBuffer>,
     tail: Arc<Mutex<Tail>>,
-    mask: Mask,
+    mask: SecretMask,
 ) {
-    let mut reader = BufReader::new(stream);
-    let mut line = Vec::new();
-    loop {
-        line.clear();
-        match reader.read_until(b'\n', &mut line).await {
-            Ok(0) | Err(_) => return,
-            Ok(_) => {}
-        }
+    let mut masker = mask.stream();
+    let mut lines = Lines::default();
+    let mut chunk = vec![0u8; READ_CHUNK];
+    let mut masked = Vec::new();
+    let deliver = |masked: &[u8], lines: &mut Lines| {
         if let Ok(mut tail) = tail.lock() {
-            tail.push(&line);
+            tail.push(masked);
         }
-        let text = String::from_utf8_lossy(&line[..line.len().min(MAX_LINE)]);
-        events.push(kind, mask.apply(text.trim_end_matches(['\n', '\r'])));
+        lines.feed(masked, |line| events.push(kind, line));
+    };
+    loop {
+        let read = match stream.read(&mut chunk).await {
+            Ok(0) | Err(_) => break,
+            Ok(read) => read,
+        };
+        masked.clear();
+        masker.push(&chunk[..read], &mut masked);
+        deliver(&masked, &mut lines);
+    }
+    masked.clear();
+    masker.finish(&mut masked);
+    deliver(&masked, &mut lines);
+    if let Some(line) = lines.finish() {
+        events.push(kind, line);
     }
 }
 
@@ -770,14 +862,18 @@ mod tests {
     }
 
     #[test]
-    fn masks_secret_values() {
-        let mut mask = Mask::default();
-        mask.add("sk-live-abcdef");
-        mask.add("ab");
-        assert_eq!(
-            mask.apply("token=sk-live-abcdef;x=ab"),
-            "token=[redacted];x=ab"
-        );
+    fn lines_are_split_and_cut_after_masking() {
+        let mut lines = Lines::default();
+        let mut seen = Vec::new();
+        let long = "x".repeat(MAX_LINE + 10);
+        lines.feed(b"a\r\nb", |l| seen.push(l));
+        lines.feed(format!("c\n{long}\nend").as_bytes(), |l| seen.push(l));
+        seen.extend(lines.finish());
+        assert_eq!(seen.len(), 4);
+        assert_eq!((seen[0].as_str(), seen[1].as_str()), ("a", "bc"));
+        assert_eq!(seen[2], "x".repeat(MAX_LINE));
+        assert_eq!(seen[3], "end");
+        assert_eq!(lines.finish(), None);
     }
 
     #[test]

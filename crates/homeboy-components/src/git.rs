@@ -14,8 +14,6 @@ use std::process::{Command, Output, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
-use serde::Serialize;
-
 use crate::ComponentError;
 
 /// How long one git command may run.
@@ -41,63 +39,8 @@ pub struct Checkout {
     timeout: Duration,
 }
 
-/// A checkout's state.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct GitStatus {
-    /// The current branch; `None` when HEAD is detached.
-    pub branch: Option<String>,
-    pub detached: bool,
-    /// The HEAD commit; `None` in a repository without commits.
-    pub head: Option<String>,
-    pub upstream: Option<String>,
-    pub ahead: Option<u64>,
-    pub behind: Option<u64>,
-    /// Tracked files with staged or unstaged changes.
-    pub dirty: u64,
-    pub untracked: u64,
-    /// Files with unresolved merge conflicts.
-    pub conflicted: u64,
-    pub clean: bool,
-}
-
-/// One uncommitted file.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct ChangedFile {
-    pub path: String,
-    /// Two-letter porcelain code: staged then unstaged (`M.`, `.M`, `A.`, `??`, `UU`).
-    pub status: String,
-    pub staged: bool,
-    pub unstaged: bool,
-    pub untracked: bool,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub renamed_from: Option<String>,
-}
-
-/// One commit.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Commit {
-    pub sha: String,
-    pub subject: String,
-    pub author: String,
-    pub date: String,
-}
-
-/// Where the listed commits start.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Since {
-    /// `upstream`, `tag`, or `root` (no upstream and no tag: every commit).
-    pub kind: String,
-    pub reference: Option<String>,
-}
-
-/// What changed in a checkout.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Changes {
-    pub files: Vec<ChangedFile>,
-    pub since: Since,
-    pub commits: Vec<Commit>,
-    pub commits_truncated: bool,
-}
+/// A checkout's state and changes: the contract's types.
+pub use homeboy_api::components::{ChangedFile, Changes, Commit, GitStatus, Since};
 
 impl Checkout {
     /// The checkout of `component` at `path`: a clear error when the path is missing or not in a git

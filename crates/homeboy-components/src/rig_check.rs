@@ -10,7 +10,6 @@ use std::time::{Duration, Instant};
 use homeboy_config::Paths;
 use homeboy_config::components;
 use homeboy_config::rigs::{CheckStep, Rig, StepKind};
-use serde::Serialize;
 use serde_json::{Value, json};
 
 use crate::command::{self, Control, Stream, Watcher};
@@ -18,26 +17,8 @@ use crate::command::{self, Control, Stream, Watcher};
 /// Lines of output kept as a command step's evidence.
 const TAIL_LINES: usize = 20;
 
-/// One step's outcome.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct StepReport {
-    pub index: usize,
-    pub name: String,
-    /// `command`, `http_ok`, `tcp_open`.
-    pub kind: &'static str,
-    pub passed: bool,
-    pub duration_ms: u64,
-    pub evidence: Value,
-}
-
-/// A whole check.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct RigCheck {
-    pub rig_id: String,
-    pub passed: bool,
-    pub steps: Vec<StepReport>,
-    pub duration_ms: u64,
-}
+/// A rig check and its steps' outcomes: the contract's types.
+pub use homeboy_api::components::{RigCheck, StepReport};
 
 /// Runs every check step of `rig`.
 pub fn check(paths: &Paths, rig: &Rig) -> RigCheck {
@@ -81,7 +62,7 @@ fn run_step(paths: &Paths, rig: &Rig, index: usize, step: &CheckStep) -> StepRep
     StepReport {
         index,
         name: step.label(),
-        kind,
+        kind: kind.into(),
         passed,
         duration_ms: began.elapsed().as_millis() as u64,
         evidence,

@@ -5,45 +5,12 @@
 //! revision the checkout does not have is reported as `missing`. Nothing in the checkout changes.
 
 use homeboy_config::stacks::Stack;
-use serde::Serialize;
 
 use crate::ComponentError;
 use crate::git::Checkout;
 
-/// One entry's state.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct EntryStatus {
-    pub index: usize,
-    pub title: String,
-    /// The branch or commit the entry names.
-    pub rev: String,
-    pub sha: Option<String>,
-    /// `applied`, `pending`, `conflict`, or `missing`.
-    pub state: &'static str,
-    /// Commits of the entry not in the target.
-    pub ahead: Option<u64>,
-    /// Commits of the target not in the entry.
-    pub behind: Option<u64>,
-    /// For `conflict`: the paths that would conflict.
-    pub conflicts: Vec<String>,
-}
-
-/// A whole stack.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct StackStatus {
-    pub stack_id: String,
-    pub component_id: String,
-    pub base: String,
-    pub base_sha: String,
-    pub target: String,
-    pub target_sha: String,
-    pub entries: Vec<EntryStatus>,
-    /// Counts per state.
-    pub applied: usize,
-    pub pending: usize,
-    pub conflict: usize,
-    pub missing: usize,
-}
+/// A stack's status and its entries' states: the contract's types.
+pub use homeboy_api::components::{EntryState, EntryStatus, StackStatus};
 
 /// The status of `stack` in `checkout`.
 pub fn status(checkout: &Checkout, stack: &Stack) -> Result<StackStatus, ComponentError> {
@@ -64,7 +31,7 @@ pub fn status(checkout: &Checkout, stack: &Stack) -> Result<StackStatus, Compone
             title: entry.title.clone(),
             rev: rev.clone(),
             sha: None,
-            state: "missing",
+            state: EntryState::Missing,
             ahead: None,
             behind: None,
             conflicts: Vec::new(),
@@ -80,20 +47,20 @@ pub fn status(checkout: &Checkout, stack: &Stack) -> Result<StackStatus, Compone
             || checkout.is_ancestor(&sha, &target_sha)?
             || checkout.patches_applied(&target_sha, &sha, &base_sha)?
         {
-            "applied"
+            EntryState::Applied
         } else {
             let conflicts = checkout.merge_conflicts(&target_sha, &sha)?;
             if conflicts.is_empty() {
-                "pending"
+                EntryState::Pending
             } else {
                 status.conflicts = conflicts;
-                "conflict"
+                EntryState::Conflict
             }
         };
         status.sha = Some(sha);
         entries.push(status);
     }
-    let count = |state: &str| entries.iter().filter(|e| e.state == state).count();
+    let count = |state: EntryState| entries.iter().filter(|e| e.state == state).count();
     Ok(StackStatus {
         stack_id: stack.id.clone(),
         component_id: stack.component.clone(),
@@ -101,10 +68,10 @@ pub fn status(checkout: &Checkout, stack: &Stack) -> Result<StackStatus, Compone
         base_sha,
         target: stack.target.clone(),
         target_sha,
-        applied: count("applied"),
-        pending: count("pending"),
-        conflict: count("conflict"),
-        missing: count("missing"),
+        applied: count(EntryState::Applied),
+        pending: count(EntryState::Pending),
+        conflict: count(EntryState::Conflict),
+        missing: count(EntryState::Missing),
         entries,
     })
 }

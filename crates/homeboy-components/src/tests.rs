@@ -147,7 +147,7 @@ fn broken_components_are_errors_on_that_component() {
     declare(&paths, "plain", &dir.path().join("plain"), json!({}));
     std::fs::write(paths.components_dir().join("broken.json"), "{").unwrap();
 
-    let listing = views::components(&paths).unwrap();
+    let listing = serde_json::to_value(views::components(&paths).unwrap()).unwrap();
     let items = listing["components"].as_array().unwrap();
     let by_id = |id: &str| items.iter().find(|c| c["id"] == id).unwrap().clone();
     assert_eq!(by_id("good")["status"]["branch"], "main");
@@ -175,7 +175,7 @@ fn broken_components_are_errors_on_that_component() {
     assert!(matches!(err, ComponentError::PathMissing { .. }), "{err}");
     let err = views::component_changes(&paths, "nope").unwrap_err();
     assert_eq!(err.code(), "not_found.component");
-    let changes = views::component_changes(&paths, "good").unwrap();
+    let changes = serde_json::to_value(views::component_changes(&paths, "good").unwrap()).unwrap();
     assert_eq!(changes["changes"]["since"]["kind"], "root");
 }
 
@@ -229,7 +229,7 @@ fn stack_entries_are_applied_pending_conflicting_or_missing() {
     stacks::store(&paths).put(&stack).unwrap();
     let before = repo.git(&["status", "--porcelain"]);
 
-    let status = views::stack_status(&paths, "s").unwrap()["status"].clone();
+    let status = serde_json::to_value(views::stack_status(&paths, "s").unwrap().status).unwrap();
     let states: Vec<&str> = status["entries"]
         .as_array()
         .unwrap()

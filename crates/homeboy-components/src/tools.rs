@@ -15,10 +15,7 @@ use serde_json::{Map, Value};
 
 /// Fields that would make an analysis tool change something; always refused.
 pub const MUTATING_FIELDS: [&str; 4] = ["fix", "write", "baseline", "ratchet"];
-/// The longest accepted `label`.
-pub const MAX_LABEL_CHARS: usize = 200;
-
-pub use homeboy_api::tools::{ToolArgument, ToolSpec};
+pub use homeboy_api::tools::{MAX_LABEL_CHARS, ToolArgument, ToolSpec};
 
 const ARGUMENTS: [ToolArgument; 4] = [
     ToolArgument {

@@ -1,4 +1,4 @@
-//! The JSON answers about components, rigs and stacks that both the HTTP routes and the CLI print: one
+//! The answers (the contract's `homeboy_api::components` types) about components, rigs and stacks that both the HTTP routes and the CLI print: one
 //! function per question, so `GET /components/api/status` and `homeboy component status api --format json`
 //! cannot drift apart.
 //!
@@ -8,130 +8,167 @@
 
 use std::path::Path;
 
+use homeboy_api::components::{
+    BrokenDeclaration, ComponentAnswer, ComponentChangesAnswer, ComponentList, ComponentListItem,
+    ComponentStatusAnswer, ComponentSummary, GitStatus, ItemError, RigAnswer, RigCheckAnswer,
+    RigList, RigListItem, RigMember, RigSummary, StackAnswer, StackList, StackListItem,
+    StackStatusAnswer, StackSummary,
+};
 use homeboy_config::Paths;
 use homeboy_config::components::{self, Component};
 use homeboy_config::rigs::{self, Rig};
 use homeboy_config::stacks::{self, Stack};
-use serde_json::{Value, json};
 
 use crate::git::Checkout;
 use crate::{ComponentError, load, rig_check, stack_status};
 
-fn error_json(error: &ComponentError) -> Value {
-    json!({"code": error.code(), "message": error.to_string()})
+fn item_error(error: &ComponentError) -> ItemError {
+    ItemError {
+        code: error.code().to_string(),
+        message: error.to_string(),
+    }
 }
 
-fn status_of(component: &Component) -> Result<Value, ComponentError> {
-    let checkout = Checkout::open(&component.id, Path::new(&component.path))?;
-    Ok(serde_json::to_value(checkout.status()?).unwrap_or_default())
+fn broken(id: String, error: homeboy_config::ConfigError) -> BrokenDeclaration {
+    BrokenDeclaration {
+        id,
+        error: item_error(&ComponentError::Config(error)),
+    }
+}
+
+fn status_of(component: &Component) -> Result<GitStatus, ComponentError> {
+    Checkout::open(&component.id, Path::new(&component.path))?.status()
 }
 
 /// `{components: [{id, path, tools, status | status_error} | {id, error}]}`.
-pub fn components(paths: &Paths) -> Result<Value, ComponentError> {
+pub fn components(paths: &Paths) -> Result<ComponentList, ComponentError> {
     let listed = components::store(paths).list()?;
-    let items: Vec<Value> = listed
+    let components = listed
         .into_iter()
         .map(|entry| match entry.item {
             Ok(component) => {
                 let (status, status_error) = match status_of(&component) {
-                    Ok(status) => (status, Value::Null),
-                    Err(e) => (Value::Null, error_json(&e)),
+                    Ok(status) => (Some(status), None),
+                    Err(e) => (None, Some(item_error(&e))),
                 };
-                json!({
-                    "id": component.id,
-                    "path": component.path,
-                    "tools": component.tools.declared(),
-                    "status": status,
-                    "status_error": status_error,
+                ComponentListItem::Component(ComponentSummary {
+                    tools: component.tools.declared(),
+                    id: component.id,
+                    path: component.path,
+                    status,
+                    status_error,
                 })
             }
-            Err(e) => json!({"id": entry.id, "error": error_json(&ComponentError::Config(e))}),
+            Err(e) => ComponentListItem::Broken(broken(entry.id, e)),
         })
         .collect();
-    Ok(json!({"components": items}))
+    Ok(ComponentList { components })
 }
 
 /// `{component, tools}`.
-pub fn component(paths: &Paths, id: &str) -> Result<Value, ComponentError> {
+pub fn component(paths: &Paths, id: &str) -> Result<ComponentAnswer, ComponentError> {
     let component: Component = load(&components::store(paths), id)?;
     let tools = component.tools.declared();
-    Ok(json!({"component": component, "tools": tools}))
+    Ok(ComponentAnswer { component, tools })
 }
 
 /// `{component_id, path, status}`.
-pub fn component_status(paths: &Paths, id: &str) -> Result<Value, ComponentError> {
+pub fn component_status(paths: &Paths, id: &str) -> Result<ComponentStatusAnswer, ComponentError> {
     let component: Component = load(&components::store(paths), id)?;
     let status = status_of(&component)?;
-    Ok(json!({"component_id": component.id, "path": component.path, "status": status}))
+    Ok(ComponentStatusAnswer {
+        component_id: component.id,
+        path: component.path,
+        status,
+    })
 }
 
 /// `{component_id, path, changes}`.
-pub fn component_changes(paths: &Paths, id: &str) -> Result<Value, ComponentError> {
+pub fn component_changes(
+    paths: &Paths,
+    id: &str,
+) -> Result<ComponentChangesAnswer, ComponentError> {
     let component: Component = load(&components::store(paths), id)?;
     let checkout = Checkout::open(&component.id, Path::new(&component.path))?;
     let changes = checkout.changes()?;
-    Ok(json!({"component_id": component.id, "path": component.path, "changes": changes}))
+    Ok(ComponentChangesAnswer {
+        component_id: component.id,
+        path: component.path,
+        changes,
+    })
 }
 
 /// `{rigs: [{id, components, check_steps} | {id, error}]}`.
-pub fn rigs(paths: &Paths) -> Result<Value, ComponentError> {
-    let items: Vec<Value> = rigs::store(paths)
+pub fn rigs(paths: &Paths) -> Result<RigList, ComponentError> {
+    let rigs = rigs::store(paths)
         .list()?
         .into_iter()
         .map(|entry| match entry.item {
-            Ok(rig) => {
-                json!({"id": rig.id, "components": rig.components, "check_steps": rig.check.len()})
-            }
-            Err(e) => json!({"id": entry.id, "error": error_json(&ComponentError::Config(e))}),
+            Ok(rig) => RigListItem::Rig(RigSummary {
+                check_steps: rig.check.len(),
+                id: rig.id,
+                components: rig.components,
+            }),
+            Err(e) => RigListItem::Broken(broken(entry.id, e)),
         })
         .collect();
-    Ok(json!({"rigs": items}))
+    Ok(RigList { rigs })
 }
 
 /// `{rig, components: [{id, declared}]}`.
-pub fn rig(paths: &Paths, id: &str) -> Result<Value, ComponentError> {
+pub fn rig(paths: &Paths, id: &str) -> Result<RigAnswer, ComponentError> {
     let rig: Rig = load(&rigs::store(paths), id)?;
     let store = components::store(paths);
-    let members: Vec<Value> = rig
+    let components = rig
         .components
         .iter()
-        .map(|c| json!({"id": c, "declared": matches!(store.get_opt(c), Ok(Some(_)))}))
+        .map(|c| RigMember {
+            id: c.clone(),
+            declared: matches!(store.get_opt(c), Ok(Some(_))),
+        })
         .collect();
-    Ok(json!({"rig": rig, "components": members}))
+    Ok(RigAnswer { rig, components })
 }
 
 /// `{check}`: runs the rig's check steps.
-pub fn rig_check(paths: &Paths, id: &str) -> Result<Value, ComponentError> {
+pub fn rig_check(paths: &Paths, id: &str) -> Result<RigCheckAnswer, ComponentError> {
     let rig: Rig = load(&rigs::store(paths), id)?;
-    Ok(json!({"check": rig_check::check(paths, &rig)}))
+    Ok(RigCheckAnswer {
+        check: rig_check::check(paths, &rig),
+    })
 }
 
 /// `{stacks: [{id, component, base, target, entries} | {id, error}]}`.
-pub fn stacks(paths: &Paths) -> Result<Value, ComponentError> {
-    let items: Vec<Value> = stacks::store(paths)
+pub fn stacks(paths: &Paths) -> Result<StackList, ComponentError> {
+    let stacks = stacks::store(paths)
         .list()?
         .into_iter()
         .map(|entry| match entry.item {
-            Ok(stack) => json!({
-                "id": stack.id, "component": stack.component, "base": stack.base,
-                "target": stack.target, "entries": stack.entries.len(),
+            Ok(stack) => StackListItem::Stack(StackSummary {
+                entries: stack.entries.len(),
+                id: stack.id,
+                component: stack.component,
+                base: stack.base,
+                target: stack.target,
             }),
-            Err(e) => json!({"id": entry.id, "error": error_json(&ComponentError::Config(e))}),
+            Err(e) => StackListItem::Broken(broken(entry.id, e)),
         })
         .collect();
-    Ok(json!({"stacks": items}))
+    Ok(StackList { stacks })
 }
 
 /// `{stack}`.
-pub fn stack(paths: &Paths, id: &str) -> Result<Value, ComponentError> {
+pub fn stack(paths: &Paths, id: &str) -> Result<StackAnswer, ComponentError> {
     let stack: Stack = load(&stacks::store(paths), id)?;
-    Ok(json!({"stack": stack}))
+    Ok(StackAnswer { stack })
 }
 
 /// `{status}`: the stack's entries against its target.
-pub fn stack_status(paths: &Paths, id: &str) -> Result<Value, ComponentError> {
+pub fn stack_status(paths: &Paths, id: &str) -> Result<StackStatusAnswer, ComponentError> {
     let stack: Stack = load(&stacks::store(paths), id)?;
     let component: Component = load(&components::store(paths), &stack.component)?;
     let checkout = Checkout::open(&component.id, Path::new(&component.path))?;
-    Ok(json!({"status": stack_status::status(&checkout, &stack)?}))
+    Ok(StackStatusAnswer {
+        status: stack_status::status(&checkout, &stack)?,
+    })
 }

@@ -102,11 +102,7 @@ fn parent_of(path: &Path) -> &Path {
 }
 
 fn create_private_dir(dir: &Path) -> Result<(), ConfigError> {
-    use std::os::unix::fs::DirBuilderExt;
-    fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(dir)
+    crate::private_file::create_dir_all(dir)
         .map_err(|e| ConfigError::io("create directory", dir, e))
 }
 

@@ -5,6 +5,11 @@
 //! unrevoked credential in constant time per comparison and answers with the matching credential or the
 //! reason for refusal (never the token). The file is rewritten atomically; readers re-read it when it
 //! changes, so `pair` and `revoke` take effect on a running broker without a restart.
+//!
+//! [`CredentialStore`] is the seam a broker authenticates through: the file above for one broker, or a
+//! database shared by several brokers (`homeboy-jobs-pg`), so a runner paired through one broker
+//! authenticates at any other. Both mint with [`mint`] and judge with [`judge`]: one implementation of the
+//! token, the digest and the constant-time check.
 
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -16,6 +21,7 @@ use subtle::ConstantTimeEq;
 
 use crate::ConfigError;
 use crate::secrets;
+use homeboy_api::jobs::RunnerSession;
 
 /// What a credential may do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -133,31 +139,14 @@ impl BrokerAuthFile {
         runner_id: &str,
         scopes: &[Scope],
     ) -> Result<(Credential, String), ConfigError> {
-        crate::declarations::validate_id("runner", runner_id)?;
-        let token = secrets::generate_token("hbk_").map_err(|e| ConfigError::Io {
-            action: "generate a token",
-            path: self.path.clone(),
-            source: std::io::Error::other(e.to_string()),
-        })?;
-        let id = format!(
-            "cred_{}",
-            secrets::random_hex(6).map_err(|e| ConfigError::Io {
-                action: "generate an id",
+        let (credential, token) = mint(runner_id, scopes).map_err(|e| match e {
+            ConfigError::Io { action, source, .. } => ConfigError::Io {
+                action,
                 path: self.path.clone(),
-                source: std::io::Error::other(e.to_string()),
-            })?
-        );
-        let mut scopes = scopes.to_vec();
-        scopes.sort_by_key(|s| s.as_str());
-        scopes.dedup();
-        let credential = Credential {
-            id,
-            runner_id: runner_id.to_string(),
-            token_sha256: secrets::sha256_hex(&token),
-            scopes,
-            revoked_at: None,
-            created_at: crate::clock::now_rfc3339(),
-        };
+                source,
+            },
+            other => other,
+        })?;
         let mut all = self.load()?;
         all.credentials.push(credential.clone());
         crate::write_json_atomic(&self.path, &all)?;
@@ -190,32 +179,11 @@ impl BrokerAuthFile {
         scope: Scope,
         runner_id: Option<&str>,
     ) -> Result<Result<Credential, Denial>, ConfigError> {
-        let Some(token) = token.filter(|t| !t.is_empty()) else {
+        if token.is_none_or(str::is_empty) {
             return Ok(Err(Denial::MissingToken));
-        };
+        }
         let credentials = self.cached()?;
-        let presented = Sha256::digest(token.as_bytes());
-        let mut matched: Option<&Credential> = None;
-        for credential in &credentials.credentials {
-            let Ok(stored) = hex::decode(&credential.token_sha256) else {
-                continue;
-            };
-            let equal: bool =
-                stored.len() == presented.len() && bool::from(presented.as_slice().ct_eq(&stored));
-            if equal && credential.revoked_at.is_none() {
-                matched = Some(credential);
-            }
-        }
-        let Some(credential) = matched else {
-            return Ok(Err(Denial::UnknownToken));
-        };
-        if !credential.scopes.contains(&scope) {
-            return Ok(Err(Denial::MissingScope));
-        }
-        if runner_id.is_some_and(|r| r != credential.runner_id) {
-            return Ok(Err(Denial::RunnerMismatch));
-        }
-        Ok(Ok(credential.clone()))
+        Ok(judge(&credentials.credentials, token, scope, runner_id))
     }
 
     fn cached(&self) -> Result<BrokerCredentials, ConfigError> {
@@ -231,6 +199,125 @@ impl BrokerAuthFile {
         let credentials = self.load()?;
         *cache = Some((stamp, credentials.clone()));
         Ok(credentials)
+    }
+}
+
+/// A new credential for `runner_id` with `scopes` (sorted, deduplicated) and its token, which only the
+/// caller ever sees: the credential holds the token's SHA-256 digest.
+pub fn mint(runner_id: &str, scopes: &[Scope]) -> Result<(Credential, String), ConfigError> {
+    crate::declarations::validate_id("runner", runner_id)?;
+    let random = |action: &'static str, e: String| ConfigError::Io {
+        action,
+        path: PathBuf::new(),
+        source: std::io::Error::other(e),
+    };
+    let token =
+        secrets::generate_token("hbk_").map_err(|e| random("generate a token", e.to_string()))?;
+    let id = format!(
+        "cred_{}",
+        secrets::random_hex(6).map_err(|e| random("generate an id", e.to_string()))?
+    );
+    let mut scopes = scopes.to_vec();
+    scopes.sort_by_key(|s| s.as_str());
+    scopes.dedup();
+    let credential = Credential {
+        id,
+        runner_id: runner_id.to_string(),
+        token_sha256: secrets::sha256_hex(&token),
+        scopes,
+        revoked_at: None,
+        created_at: crate::clock::now_rfc3339(),
+    };
+    Ok((credential, token))
+}
+
+/// The digest [`Credential::token_sha256`] holds for `token` (what a database looks a token up by).
+pub fn token_digest(token: &str) -> String {
+    secrets::sha256_hex(token)
+}
+
+/// Checks a presented token for `scope` on behalf of `runner_id` (when the route names one) against
+/// `credentials`: each digest is compared in constant time, revoked credentials never match.
+pub fn judge(
+    credentials: &[Credential],
+    token: Option<&str>,
+    scope: Scope,
+    runner_id: Option<&str>,
+) -> Result<Credential, Denial> {
+    let Some(token) = token.filter(|t| !t.is_empty()) else {
+        return Err(Denial::MissingToken);
+    };
+    let presented = Sha256::digest(token.as_bytes());
+    let mut matched: Option<&Credential> = None;
+    for credential in credentials {
+        let Ok(stored) = hex::decode(&credential.token_sha256) else {
+            continue;
+        };
+        let equal: bool =
+            stored.len() == presented.len() && bool::from(presented.as_slice().ct_eq(&stored));
+        if equal && credential.revoked_at.is_none() {
+            matched = Some(credential);
+        }
+    }
+    let Some(credential) = matched else {
+        return Err(Denial::UnknownToken);
+    };
+    if !credential.scopes.contains(&scope) {
+        return Err(Denial::MissingScope);
+    }
+    if runner_id.is_some_and(|r| r != credential.runner_id) {
+        return Err(Denial::RunnerMismatch);
+    }
+    Ok(credential.clone())
+}
+
+/// Where a broker's runner credentials and sessions live: `<config>/broker_auth.json` for one broker
+/// ([`BrokerAuthFile`]), or the database several brokers share. `pair` and `revoke` take effect on every
+/// broker reading the same store from its next request on.
+pub trait CredentialStore: Send + Sync {
+    /// Mints a token for `runner_id` with `scopes`, stores its digest, and returns the credential and the
+    /// token (shown once).
+    fn pair(&self, runner_id: &str, scopes: &[Scope]) -> Result<(Credential, String), ConfigError>;
+    /// Marks credential `id` revoked. Returns it, or `NotFound`.
+    fn revoke(&self, id: &str) -> Result<Credential, ConfigError>;
+    /// Every credential, oldest first (digests only).
+    fn load(&self) -> Result<BrokerCredentials, ConfigError>;
+    /// Checks a presented token (see [`judge`]).
+    fn verify(
+        &self,
+        token: Option<&str>,
+        scope: Scope,
+        runner_id: Option<&str>,
+    ) -> Result<Result<Credential, Denial>, ConfigError>;
+    /// Records a runner session where every broker sharing the store sees it. `Ok(false)`: this store
+    /// keeps no sessions (the broker keeps them in memory).
+    fn record_session(&self, _session: &RunnerSession) -> Result<bool, ConfigError> {
+        Ok(false)
+    }
+    /// How the store is shown in a status line (never with a password).
+    fn describe(&self) -> String;
+}
+
+impl CredentialStore for BrokerAuthFile {
+    fn pair(&self, runner_id: &str, scopes: &[Scope]) -> Result<(Credential, String), ConfigError> {
+        BrokerAuthFile::pair(self, runner_id, scopes)
+    }
+    fn revoke(&self, id: &str) -> Result<Credential, ConfigError> {
+        BrokerAuthFile::revoke(self, id)
+    }
+    fn load(&self) -> Result<BrokerCredentials, ConfigError> {
+        BrokerAuthFile::load(self)
+    }
+    fn verify(
+        &self,
+        token: Option<&str>,
+        scope: Scope,
+        runner_id: Option<&str>,
+    ) -> Result<Result<Credential, Denial>, ConfigError> {
+        BrokerAuthFile::verify(self, token, scope, runner_id)
+    }
+    fn describe(&self) -> String {
+        self.path.display().to_string()
     }
 }
 

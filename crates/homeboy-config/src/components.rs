@@ -3,7 +3,7 @@
 //! optional artifacts directory, an optional findings source (`sarif`, `junit`, `checkstyle` + path) and, for
 //! benchmarks, an optional metrics file.
 //!
-//! This module owns the schema and its validation only: every path a tool declares is relative to the
+//! The schema is the contract's (`homeboy_api::components`); this module owns its validation: every path a tool declares is relative to the
 //! checkout and may not leave it (no absolute paths, no `..`). Running the tools is `homeboy-components`'.
 //!
 //! ```json
@@ -14,130 +14,16 @@
 //!                     "timeout_secs": 600}}}
 //! ```
 
-use serde::{Deserialize, Serialize};
-
 use crate::Paths;
 use crate::declarations::{Declaration, DeclarationDir, FieldError};
 
-/// The longest timeout a tool may declare (a day).
-pub const MAX_TIMEOUT_SECS: u64 = 24 * 3600;
-/// The timeout of a tool that declares none.
-pub const DEFAULT_TIMEOUT_SECS: u64 = 1800;
-
-/// The analysis tools a component can declare (the contract's type).
+/// The analysis tools a component can declare, the timeouts, and the declaration itself: the contract's
+/// types (a component is shown on the wire as its file says).
+pub use homeboy_api::components::{
+    Component, ComponentTools, DEFAULT_TIMEOUT_SECS, FindingsFormat, FindingsSource,
+    MAX_TIMEOUT_SECS, ToolCommand,
+};
 pub use homeboy_api::tools::ToolKind;
-
-/// One component: a local git checkout and its tools.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Component {
-    /// Unique identifier; also the file name.
-    pub id: String,
-    /// Absolute path of the local git checkout.
-    pub path: String,
-    /// What each analysis tool runs.
-    #[serde(default)]
-    pub tools: ComponentTools,
-}
-
-/// The per-tool commands of a component; a tool without an entry is not available for it.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ComponentTools {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub lint: Option<ToolCommand>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub test: Option<ToolCommand>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub audit: Option<ToolCommand>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub bench: Option<ToolCommand>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub build: Option<ToolCommand>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub review: Option<ToolCommand>,
-}
-
-impl ComponentTools {
-    /// The command of `kind`, if declared.
-    pub fn get(&self, kind: ToolKind) -> Option<&ToolCommand> {
-        match kind {
-            ToolKind::Lint => self.lint.as_ref(),
-            ToolKind::Test => self.test.as_ref(),
-            ToolKind::Audit => self.audit.as_ref(),
-            ToolKind::Bench => self.bench.as_ref(),
-            ToolKind::Build => self.build.as_ref(),
-            ToolKind::Review => self.review.as_ref(),
-        }
-    }
-
-    /// The declared tools, in listing order.
-    pub fn declared(&self) -> Vec<ToolKind> {
-        ToolKind::ALL
-            .into_iter()
-            .filter(|k| self.get(*k).is_some())
-            .collect()
-    }
-}
-
-/// How one tool runs in the checkout.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ToolCommand {
-    /// argv, run without a shell in the checkout (use `["sh", "-c", "..."]` for shell syntax).
-    pub command: Vec<String>,
-    /// A directory (relative to the checkout) whose files are collected as the run's artifacts.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub artifacts: Option<String>,
-    /// Where the tool writes machine-readable findings.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub findings: Option<FindingsSource>,
-    /// A JSON file (relative to the checkout) of benchmark metrics: `{"name": number}` or
-    /// `{"metrics": {"name": number}}`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub metrics: Option<String>,
-    /// Seconds before the tool's process group is stopped (default 1800).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub timeout_secs: Option<u64>,
-}
-
-impl ToolCommand {
-    /// The effective timeout in seconds.
-    pub fn timeout_secs(&self) -> u64 {
-        self.timeout_secs.unwrap_or(DEFAULT_TIMEOUT_SECS)
-    }
-}
-
-/// A findings file and its format.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct FindingsSource {
-    pub format: FindingsFormat,
-    /// Relative to the checkout.
-    pub path: String,
-}
-
-/// Formats homeboy reads findings from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum FindingsFormat {
-    /// SARIF 2.1.0 (JSON).
-    Sarif,
-    /// JUnit XML: failed and erroring test cases.
-    Junit,
-    /// Checkstyle XML.
-    Checkstyle,
-}
-
-impl FindingsFormat {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            FindingsFormat::Sarif => "sarif",
-            FindingsFormat::Junit => "junit",
-            FindingsFormat::Checkstyle => "checkstyle",
-        }
-    }
-}
 
 impl Declaration for Component {
     const KIND: &'static str = "component";

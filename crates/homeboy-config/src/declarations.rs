@@ -211,9 +211,67 @@ pub fn from_value_fields<T: DeserializeOwned>(value: serde_json::Value) -> Resul
             } else {
                 path
             };
-            FieldError::new(field, message)
+            FieldError::new(field, without_values(&message))
         }
     })
+}
+
+/// serde's message without the value it quotes: `invalid type: string "sk-…", expected a string` becomes
+/// `invalid type: string, expected a string`, an unknown variant is not repeated, and `expected struct Raw`
+/// (a Rust type name) becomes `expected an object`. The field is named next to it; a value in a config file
+/// may be a secret typed in the wrong place, and an error message is printed, logged and pasted into issues.
+pub fn without_values(message: &str) -> String {
+    for prefix in ["invalid type: ", "invalid value: "] {
+        if let Some(rest) = message.strip_prefix(prefix) {
+            let (kind, tail) = split_unexpected(rest);
+            return format!("{prefix}{kind}{}", expected_in_words(tail));
+        }
+    }
+    if let Some(rest) = message.strip_prefix("unknown variant `") {
+        for end in ["`, expected ", "`, there are no variants"] {
+            if let Some(at) = rest.rfind(end) {
+                return format!("unknown variant{}", &rest[at + 1..]);
+            }
+        }
+        return "unknown variant".into();
+    }
+    message.to_string()
+}
+
+/// `string "…", expected X` → (`string`, `, expected X`); `integer `5`, expected X` → (`integer`, …).
+fn split_unexpected(rest: &str) -> (&str, &str) {
+    if let Some(quoted) = rest.strip_prefix("string \"") {
+        // The value is written with Rust's Debug escapes: find its closing quote.
+        let mut escaped = false;
+        for (i, c) in quoted.char_indices() {
+            match c {
+                _ if escaped => escaped = false,
+                '\\' => escaped = true,
+                '"' => return ("string", &quoted[i + 1..]),
+                _ => {}
+            }
+        }
+        return ("string", "");
+    }
+    if let Some((kind, after)) = rest.split_once(" `")
+        && let Some((_, tail)) = after.split_once('`')
+    {
+        return (kind, tail);
+    }
+    match rest.split_once(", expected ") {
+        Some((kind, _)) => (kind, &rest[kind.len()..]),
+        None => (rest, ""),
+    }
+}
+
+/// `, expected struct Raw` → `, expected an object`; anything else unchanged.
+fn expected_in_words(tail: &str) -> String {
+    match tail.strip_prefix(", expected struct ") {
+        Some(name) if name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') => {
+            ", expected an object".to_string()
+        }
+        _ => tail.to_string(),
+    }
 }
 
 /// Names between backticks in serde's "expected one of `a`, `b`" text.
@@ -328,6 +386,56 @@ mod tests {
         std::fs::write(dir.path().join("w.json"), br#"{"id": "other", "size": 1}"#).unwrap();
         let text = store.get("w").unwrap_err().to_string();
         assert!(text.contains("`id`"), "{text}");
+    }
+
+    #[test]
+    fn messages_never_quote_the_value() {
+        let cases = [
+            (
+                r#"invalid type: string "sk-live-1", expected struct Raw"#,
+                "invalid type: string, expected an object",
+            ),
+            (
+                r#"invalid type: string "a\", expected x", expected a map"#,
+                "invalid type: string, expected a map",
+            ),
+            (
+                "invalid type: integer `424242`, expected a string",
+                "invalid type: integer, expected a string",
+            ),
+            (
+                "invalid value: integer `-1`, expected u32",
+                "invalid value: integer, expected u32",
+            ),
+            (
+                "invalid type: floating point `1.5`, expected a string",
+                "invalid type: floating point, expected a string",
+            ),
+            (
+                "invalid type: map, expected a string",
+                "invalid type: map, expected a string",
+            ),
+            (
+                "unknown variant `hunter2`, expected `a` or `b`",
+                "unknown variant, expected `a` or `b`",
+            ),
+            (
+                "unknown variant `x`, expected `y`, there are no variants`",
+                "unknown variant, expected `y`, there are no variants`",
+            ),
+            ("must be between 1 and 65535", "must be between 1 and 65535"),
+        ];
+        for (serde, ours) in cases {
+            assert_eq!(without_values(serde), ours, "{serde}");
+        }
+        // Through a real parse: the field is named, the value is not quoted.
+        let error =
+            parse_json_fields::<Widget>(br#"{"id": "w", "size": "sk-live-2"}"#).unwrap_err();
+        assert_eq!(error.field, "size");
+        assert!(!error.problem.contains("sk-live-2"), "{error:?}");
+        let error = parse_json_fields::<Widget>(br#"{"id": 31337, "size": 1}"#).unwrap_err();
+        assert_eq!(error.field, "id");
+        assert!(!error.problem.contains("31337"), "{error:?}");
     }
 
     #[test]

@@ -45,6 +45,13 @@ pub enum ConfigError {
         #[source]
         source: serde_json::Error,
     },
+    /// A credential store backed by a database cannot reach it right now (nothing was changed; retrying
+    /// later is safe). The text never carries a password.
+    #[error("the credential store is unavailable: {0}")]
+    Unavailable(String),
+    /// A credential store backed by a database failed otherwise (the operation did not happen).
+    #[error("the credential store failed: {0}")]
+    Backend(String),
 }
 
 impl ConfigError {

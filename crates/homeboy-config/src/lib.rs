@@ -6,11 +6,14 @@
 //! ([`secrets`]), server declarations with their runner capability ([`servers`]) and the execution-time
 //! resolution of `runner.secret_env` references ([`secret_env`]), and the component, rig and stack
 //! declarations ([`components`], [`rigs`], [`stacks`]), the daemon's state file ([`daemon_state`]), advisory
-//! file locks ([`lock`]), how timestamps are written ([`clock`]) and the one path-safe opener ([`beneath`]: a
+//! file locks ([`lock`]), files that may hold job output or tokens, created `0600` ([`private_file`]), how
+//! timestamps are written ([`clock`]) and the one path-safe opener ([`beneath`]: a
 //! file opened beneath a root directory, never outside it). It knows nothing about HTTP, jobs or processes.
 
 mod atomic;
 pub mod beneath;
+#[cfg(test)]
+mod beneath_proptests;
 pub mod broker_auth;
 pub mod clock;
 pub mod components;
@@ -21,6 +24,7 @@ mod error;
 pub mod lock;
 pub mod net;
 mod paths;
+pub mod private_file;
 pub mod rigs;
 pub mod secret_env;
 pub mod secrets;

@@ -3,8 +3,13 @@
 //! Config (declarations, daemon state, credentials) lives under `HOMEBOY_CONFIG_DIR`, else
 //! `$XDG_CONFIG_HOME/homeboy`, else `~/.config/homeboy`. Data (logs, artifacts, stores that are not config)
 //! lives under `HOMEBOY_DATA_DIR`, else `$XDG_DATA_HOME/homeboy`, else `~/.local/share/homeboy`.
+//!
+//! A daemon started for one address (`homeboy daemon start --addr 127.0.0.1:7500`) keeps its state, locks,
+//! job store and log apart from the default daemon's, under `daemon/<host>-<port>/` ([`Paths::for_daemon_at`]),
+//! so several daemons of one config dir run side by side.
 
 use std::ffi::OsString;
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use crate::ConfigError;
@@ -15,6 +20,8 @@ pub struct Paths {
     config_dir: PathBuf,
     data_dir: PathBuf,
     artifact_root: PathBuf,
+    /// `<host>-<port>` of a daemon kept apart from the default one (see [`Paths::for_daemon_at`]).
+    daemon_instance: Option<String>,
 }
 
 impl Paths {
@@ -50,6 +57,7 @@ impl Paths {
             config_dir,
             data_dir,
             artifact_root,
+            daemon_instance: None,
         })
     }
 
@@ -60,7 +68,54 @@ impl Paths {
             config_dir: config_dir.into(),
             artifact_root: data_dir.join("artifacts"),
             data_dir,
+            daemon_instance: None,
         }
+    }
+
+    /// The same directories for the daemon listening on `addr`: its state, locks, job store and log live
+    /// under `daemon/<host>-<port>/` instead of `daemon/` (several daemons side by side). Everything that
+    /// is not the daemon's own (declarations, observations, artifacts) stays shared.
+    pub fn for_daemon_at(&self, addr: SocketAddr) -> Paths {
+        Paths {
+            daemon_instance: Some(daemon_instance_name(addr)),
+            ..self.clone()
+        }
+    }
+
+    /// The default daemon's paths (undoes [`Paths::for_daemon_at`]).
+    pub fn default_daemon(&self) -> Paths {
+        Paths {
+            daemon_instance: None,
+            ..self.clone()
+        }
+    }
+
+    /// `<host>-<port>` when these paths are those of a daemon kept apart for one address.
+    pub fn daemon_instance(&self) -> Option<&str> {
+        self.daemon_instance.as_deref()
+    }
+
+    /// The per-address daemon directories that exist under `daemon/` (their `<host>-<port>` names, sorted):
+    /// what `homeboy daemon status --all` looks at besides the default daemon.
+    pub fn daemon_instances(&self) -> Vec<Paths> {
+        let root = self.config_dir.join("daemon");
+        let Ok(entries) = std::fs::read_dir(&root) else {
+            return Vec::new();
+        };
+        let mut names: Vec<String> = entries
+            .flatten()
+            .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+            .filter_map(|e| e.file_name().to_str().map(str::to_string))
+            .filter(|name| parse_instance_name(name).is_some())
+            .collect();
+        names.sort();
+        names
+            .into_iter()
+            .map(|name| Paths {
+                daemon_instance: Some(name),
+                ..self.clone()
+            })
+            .collect()
     }
 
     /// The homeboy config directory.
@@ -99,9 +154,14 @@ impl Paths {
     pub fn broker_auth(&self) -> PathBuf {
         self.config_dir.join("broker_auth.json")
     }
-    /// The daemon's own config directory (state file, locks, job store).
+    /// The daemon's own config directory (state file, locks, job store): `daemon/`, or
+    /// `daemon/<host>-<port>/` for a daemon kept apart for its address.
     pub fn daemon_dir(&self) -> PathBuf {
-        self.config_dir.join("daemon")
+        let dir = self.config_dir.join("daemon");
+        match &self.daemon_instance {
+            Some(instance) => dir.join(instance),
+            None => dir,
+        }
     }
     /// The daemon state file: pid, address, build of the running daemon.
     pub fn daemon_state(&self) -> PathBuf {
@@ -115,14 +175,31 @@ impl Paths {
     pub fn observations_store(&self) -> PathBuf {
         self.data_dir.join("observations").join("observations.redb")
     }
-    /// The daemon's log directory under the data dir.
+    /// The daemon's log directory under the data dir (per address like [`Paths::daemon_dir`]).
     pub fn daemon_log_dir(&self) -> PathBuf {
-        self.data_dir.join("daemon")
+        let dir = self.data_dir.join("daemon");
+        match &self.daemon_instance {
+            Some(instance) => dir.join(instance),
+            None => dir,
+        }
     }
     /// The daemon's log file (stdout and stderr of a background daemon).
     pub fn daemon_log(&self) -> PathBuf {
         self.daemon_log_dir().join("daemon.log")
     }
+}
+
+/// `127.0.0.1:7500` → `127.0.0.1-7500`, `[::1]:7500` → `::1-7500`.
+fn daemon_instance_name(addr: SocketAddr) -> String {
+    format!("{}-{}", addr.ip(), addr.port())
+}
+
+/// The address a per-address directory name stands for, if it is one.
+fn parse_instance_name(name: &str) -> Option<SocketAddr> {
+    let (host, port) = name.rsplit_once('-')?;
+    let ip: std::net::IpAddr = host.parse().ok()?;
+    let port: u16 = port.parse().ok()?;
+    Some(SocketAddr::new(ip, port))
 }
 
 /// `explicit` if set, else `<xdg>/homeboy`, else `<home>/<home_suffix>/homeboy`.
@@ -188,6 +265,52 @@ mod tests {
         assert_eq!(p.daemon_state(), Path::new("/hb/c/daemon/state.json"));
         assert_eq!(p.daemon_log(), Path::new("/hb/d/daemon/daemon.log"));
         assert_eq!(p.artifact_root(), Path::new("/hb/d/artifacts"));
+    }
+
+    #[test]
+    fn a_daemon_per_address_keeps_its_own_directories() {
+        let p = Paths::at("/c", "/d");
+        let v4 = p.for_daemon_at("127.0.0.1:7500".parse().unwrap());
+        assert_eq!(
+            v4.daemon_state(),
+            Path::new("/c/daemon/127.0.0.1-7500/state.json")
+        );
+        assert_eq!(
+            v4.daemon_jobs(),
+            Path::new("/c/daemon/127.0.0.1-7500/jobs.redb")
+        );
+        assert_eq!(
+            v4.daemon_log(),
+            Path::new("/d/daemon/127.0.0.1-7500/daemon.log")
+        );
+        assert_eq!(v4.servers_dir(), p.servers_dir());
+        assert_eq!(v4.observations_store(), p.observations_store());
+        assert_eq!(v4.default_daemon(), p);
+        let v6 = p.for_daemon_at("[::1]:9".parse().unwrap());
+        assert_eq!(v6.daemon_instance(), Some("::1-9"));
+        assert_eq!(
+            parse_instance_name("::1-9"),
+            Some("[::1]:9".parse().unwrap())
+        );
+        assert_eq!(parse_instance_name("jobs.redb"), None);
+
+        let dir = tempfile::tempdir().unwrap();
+        let p = Paths::at(dir.path().join("c"), dir.path().join("d"));
+        for name in [
+            "127.0.0.1-7500",
+            "127.0.0.1-7400",
+            "not-an-address",
+            "::1-9",
+        ] {
+            std::fs::create_dir_all(p.daemon_dir().join(name)).unwrap();
+        }
+        std::fs::write(p.daemon_dir().join("127.0.0.1-1"), "a file").unwrap();
+        let found: Vec<String> = p
+            .daemon_instances()
+            .iter()
+            .map(|i| i.daemon_instance().unwrap().to_string())
+            .collect();
+        assert_eq!(found, ["127.0.0.1-7400", "127.0.0.1-7500", "::1-9"]);
     }
 
     #[test]

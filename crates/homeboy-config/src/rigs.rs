@@ -2,7 +2,7 @@
 //! whether the rig is up — a `command` (argv) that must exit 0, an `http_ok` URL that must answer 2xx, or a
 //! `tcp_open` address that must accept a connection.
 //!
-//! This module owns the schema and its validation; running the checks is `homeboy-components`'.
+//! The schema is the contract's (`homeboy_api::components`); this module owns its validation. Running the checks is `homeboy-components`'.
 //!
 //! ```json
 //! {"id": "dev", "components": ["api", "web"],
@@ -11,102 +11,14 @@
 //!            {"command": ["sh", "-c", "test -f .env"], "component": "api"}]}
 //! ```
 
-use serde::{Deserialize, Serialize};
-
 use crate::Paths;
 use crate::declarations::{Declaration, DeclarationDir, FieldError, validate_id};
 
-/// The timeout of a step that declares none.
-pub const DEFAULT_STEP_TIMEOUT_SECS: u64 = 10;
-/// The longest timeout a step may declare.
-pub const MAX_STEP_TIMEOUT_SECS: u64 = 3600;
-
-/// One rig.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Rig {
-    pub id: String,
-    /// Component ids of this rig.
-    #[serde(default)]
-    pub components: Vec<String>,
-    /// Steps run in order by `rig check`.
-    #[serde(default)]
-    pub check: Vec<CheckStep>,
-}
-
-/// One check step: exactly one of `command`, `http_ok`, `tcp_open`.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct CheckStep {
-    /// A label for reports (default: derived from the step).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub name: Option<String>,
-    /// argv that must exit 0.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub command: Option<Vec<String>>,
-    /// For `command`: run in this component's checkout (default: the rig's first component, else the
-    /// config directory).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub component: Option<String>,
-    /// A plain `http://` URL that must answer 2xx to a GET.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub http_ok: Option<String>,
-    /// A `host:port` that must accept a TCP connection.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub tcp_open: Option<String>,
-    /// Seconds before the step fails (default 10).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub timeout_secs: Option<u64>,
-}
-
-/// What a step checks.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum StepKind<'a> {
-    Command(&'a [String]),
-    HttpOk(&'a str),
-    TcpOpen(&'a str),
-}
-
-impl StepKind<'_> {
-    /// The wire name (`command`, `http_ok`, `tcp_open`).
-    pub fn as_str(&self) -> &'static str {
-        match self {
-            StepKind::Command(_) => "command",
-            StepKind::HttpOk(_) => "http_ok",
-            StepKind::TcpOpen(_) => "tcp_open",
-        }
-    }
-}
-
-impl CheckStep {
-    /// What the step checks (validation guarantees exactly one kind).
-    pub fn kind(&self) -> Option<StepKind<'_>> {
-        match (&self.command, &self.http_ok, &self.tcp_open) {
-            (Some(argv), None, None) => Some(StepKind::Command(argv)),
-            (None, Some(url), None) => Some(StepKind::HttpOk(url)),
-            (None, None, Some(addr)) => Some(StepKind::TcpOpen(addr)),
-            _ => None,
-        }
-    }
-
-    /// The step's label: its `name`, else a description of what it checks.
-    pub fn label(&self) -> String {
-        if let Some(name) = &self.name {
-            return name.clone();
-        }
-        match self.kind() {
-            Some(StepKind::Command(argv)) => argv.join(" "),
-            Some(StepKind::HttpOk(url)) => format!("GET {url}"),
-            Some(StepKind::TcpOpen(addr)) => format!("tcp {addr}"),
-            None => "invalid step".into(),
-        }
-    }
-
-    /// The effective timeout in seconds.
-    pub fn timeout_secs(&self) -> u64 {
-        self.timeout_secs.unwrap_or(DEFAULT_STEP_TIMEOUT_SECS)
-    }
-}
+/// The rig declaration and its step timeouts: the contract's types (a rig is shown on the wire as its file
+/// says).
+pub use homeboy_api::components::{
+    CheckStep, DEFAULT_STEP_TIMEOUT_SECS, MAX_STEP_TIMEOUT_SECS, Rig, StepKind,
+};
 
 impl Declaration for Rig {
     const KIND: &'static str = "rig";

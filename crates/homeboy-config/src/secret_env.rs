@@ -32,7 +32,10 @@ pub enum SecretRef {
 impl<'de> Deserialize<'de> for SecretRef {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         #[derive(Deserialize)]
-        #[serde(deny_unknown_fields)]
+        #[serde(
+            deny_unknown_fields,
+            expecting = "a reference {\"env\": \"VARIABLE\"} or {\"file\": \"PATH\"}, never the value itself"
+        )]
         struct Raw {
             env: Option<String>,
             file: Option<String>,
@@ -77,12 +80,13 @@ impl SecretRef {
     /// time, on the runner). Returns the problem in words.
     pub fn shape_problem(&self) -> Option<String> {
         match self {
+            // The text is not quoted: a secret typed in the wrong place must not be printed back.
             SecretRef::Env { env } if !is_env_name(env) => {
-                Some(format!("env {env:?} is not an environment variable name"))
+                Some("env is not an environment variable name".into())
             }
-            SecretRef::File { file } if !(file.starts_with('/') || file.starts_with("~/")) => Some(
-                format!("file {file:?} must be an absolute path or start with ~/"),
-            ),
+            SecretRef::File { file } if !(file.starts_with('/') || file.starts_with("~/")) => {
+                Some("file must be an absolute path or start with ~/".into())
+            }
             _ => None,
         }
     }

@@ -15,7 +15,7 @@ use serde_json::{Map, Value};
 use crate::declarations::{Declaration, DeclarationDir, FieldError, validate_id};
 use crate::dynamic_set::{self, Edit};
 use crate::secret_env::{self, SecretRef, is_env_name};
-use crate::secrets::{REDACTED, is_sensitive_name};
+use crate::secrets::redact_env;
 use crate::{ConfigError, Paths};
 use homeboy_api::servers::{
     RunnerPolicyView, RunnerStatus, RunnerView, SecretCheck, ServerAuthView, ServerView,
@@ -212,8 +212,9 @@ impl Server {
             .filter(|a| a.mode == SessionMode::KeyPlusPasswordControlmaster)
     }
 
-    /// This server as every command prints it (the contract's server view): `runner.env` values of
-    /// sensitive-looking names replaced by `[redacted]`, `secret_env` as references.
+    /// This server as every command prints it (the contract's server view): sensitive `runner.env` values
+    /// (a sensitive-looking name, or a URL with user info) replaced by `[redacted]`, `secret_env` as
+    /// references.
     pub fn view(&self) -> ServerView {
         ServerView {
             id: self.id.clone(),
@@ -239,8 +240,8 @@ impl Server {
 }
 
 impl RunnerConfig {
-    /// The runner config as shown: `env` values of sensitive-looking names replaced by `[redacted]`,
-    /// `secret_env` as references only.
+    /// The runner config as shown: sensitive `env` values ([`crate::secrets::is_sensitive_env`]) replaced by
+    /// `[redacted]`, `secret_env` as references only.
     pub fn view(&self) -> RunnerView {
         RunnerView {
             workspace_root: self.workspace_root.clone(),
@@ -254,14 +255,7 @@ impl RunnerConfig {
             env: self
                 .env
                 .iter()
-                .map(|(name, value)| {
-                    let shown = if is_sensitive_name(name) {
-                        REDACTED.to_string()
-                    } else {
-                        value.clone()
-                    };
-                    (name.clone(), shown)
-                })
+                .map(|(name, value)| (name.clone(), redact_env(name, value).to_string()))
                 .collect(),
             secret_env: self
                 .secret_env
@@ -946,6 +940,71 @@ mod tests {
                 .concurrency_limit,
             3
         );
+    }
+
+    /// Issue 16 item 1: a value typed where a reference or a string belongs is never quoted back, and the
+    /// message names no Rust type.
+    #[test]
+    fn errors_never_quote_a_secret_value() {
+        let base = || json!({"id": "s", "name": "S", "host": "h", "user": "u"});
+        let mut cases = Vec::new();
+        for runner in [
+            json!({"secret_env": {"T": "plain-sk-live-1"}}),
+            json!({"secret_env": {"T": {"env": "plain-sk-live-1"}}}),
+            json!({"secret_env": {"T": {"file": "plain-sk-live-1"}}}),
+            json!({"secret_env": {"T": 4242424242u64}}),
+            json!({"env": {"API_TOKEN": 4242424242u64}}),
+            json!({"env": {"API_TOKEN": ["plain-sk-live-1"]}}),
+        ] {
+            let mut doc = base();
+            doc["runner"] = runner;
+            cases.push(doc);
+        }
+        for doc in cases {
+            let error = problem(doc.clone());
+            let text = format!("{} {}", error.field, error.problem);
+            assert!(text.starts_with("runner."), "{doc}: {text}");
+            for leaked in ["plain-sk-live-1", "4242424242", "Raw", "struct"] {
+                assert!(!text.contains(leaked), "{doc}: {text}");
+            }
+        }
+        // Through `set`: `--json` and `--field`, the file untouched and the value nowhere in the error.
+        let dir = tempfile::tempdir().unwrap();
+        let servers = DeclarationDir::<Server>::new(dir.path());
+        servers.put(&Server::new("s", "S", "h", "u")).unwrap();
+        for edit in [
+            Edit::parse_merge_patch(r#"{"runner": {"secret_env": {"T": "plain-sk-live-1"}}}"#)
+                .unwrap(),
+            Edit::parse_field("runner.secret_env.T=plain-sk-live-1").unwrap(),
+            Edit::parse_field("runner.env.API_TOKEN=4242424242").unwrap(),
+        ] {
+            let text = dynamic_set::update(&servers, "s", &[edit])
+                .unwrap_err()
+                .to_string();
+            assert!(text.contains("runner."), "{text}");
+            for leaked in ["plain-sk-live-1", "4242424242", "Raw"] {
+                assert!(!text.contains(leaked), "{text}");
+            }
+        }
+        assert_eq!(servers.get("s").unwrap(), Server::new("s", "S", "h", "u"));
+    }
+
+    /// Issue 16 item 4: names credential scanners know, and URLs with user info under any name.
+    #[test]
+    fn views_redact_scanner_names_and_urls_with_user_info() {
+        let mut server = parse(&full()).unwrap();
+        let env = &mut server.runner.as_mut().unwrap().env;
+        env.insert("GITHUB_PAT".into(), "ghp-visible-nowhere".into());
+        env.insert(
+            "DATABASE_URL".into(),
+            "postgres://u:pw-visible-nowhere@h/db".into(),
+        );
+        env.insert("HTTP_AUTHORIZATION".into(), "Basic visible-nowhere".into());
+        let shown = serde_json::to_string(&server.view()).unwrap()
+            + &serde_json::to_string(&runner_status(&server, false)).unwrap();
+        assert!(!shown.contains("visible-nowhere"), "{shown}");
+        assert!(shown.contains(r#""DATABASE_URL":"[redacted]""#), "{shown}");
+        assert!(shown.contains("https://artifacts.example.test"), "{shown}");
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! Stack declarations, `<config>/stacks/<id>.json`: an ordered series of changes (branches or commits, each
 //! with a title) on one component, to be landed from `base` onto `target`.
 //!
-//! This module owns the schema and its validation (refs that git could read as options or ranges are
+//! The schema is the contract's (`homeboy_api::components`); this module owns its validation (refs that git could read as options or ranges are
 //! refused); computing a stack's status is `homeboy-components`'.
 //!
 //! ```json
@@ -10,47 +10,11 @@
 //!              {"commit": "4f1c2e9", "title": "Hotfix"}]}
 //! ```
 
-use serde::{Deserialize, Serialize};
-
 use crate::Paths;
 use crate::declarations::{Declaration, DeclarationDir, FieldError, validate_id};
 
-/// One stack.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Stack {
-    pub id: String,
-    /// The component whose checkout holds the branches.
-    pub component: String,
-    /// Where the stack starts (a branch, tag or commit).
-    pub base: String,
-    /// Where the entries are meant to land.
-    pub target: String,
-    /// The changes, in order.
-    #[serde(default)]
-    pub entries: Vec<StackEntry>,
-}
-
-/// One change of a stack: exactly one of `branch` or `commit`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct StackEntry {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub branch: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub commit: Option<String>,
-    pub title: String,
-}
-
-impl StackEntry {
-    /// The git revision this entry names.
-    pub fn rev(&self) -> &str {
-        self.branch
-            .as_deref()
-            .or(self.commit.as_deref())
-            .unwrap_or_default()
-    }
-}
+/// The stack declaration: the contract's types (a stack is shown on the wire as its file says).
+pub use homeboy_api::components::{Stack, StackEntry};
 
 impl Declaration for Stack {
     const KIND: &'static str = "stack";

@@ -135,6 +135,26 @@ pub struct NativePreviewAuth {
     pub allowed_session_ids: Vec<String>,
     #[serde(default)]
     pub tokens: Vec<PreviewToken>,
+    /// How many preview hosts one token (or, for tokenless clients, the service) may hold at once; a held
+    /// route that expired or was closed makes room for a new one.
+    #[serde(default = "default_sessions_per_token")]
+    pub max_sessions_per_token: u32,
+    /// How many preview hosts one client id may hold at once, whatever its token.
+    #[serde(default = "default_sessions_per_client")]
+    pub max_sessions_per_client: u32,
+}
+
+/// The default of `max_sessions_per_token`.
+pub const DEFAULT_SESSIONS_PER_TOKEN: u32 = 64;
+/// The default of `max_sessions_per_client`.
+pub const DEFAULT_SESSIONS_PER_CLIENT: u32 = 16;
+
+fn default_sessions_per_token() -> u32 {
+    DEFAULT_SESSIONS_PER_TOKEN
+}
+
+fn default_sessions_per_client() -> u32 {
+    DEFAULT_SESSIONS_PER_CLIENT
 }
 
 fn default_ttl() -> u64 {
@@ -252,6 +272,17 @@ fn validate_native_auth(auth: &NativePreviewAuth) -> Result<(), FieldError> {
             "must be between 1 and max_session_ttl_secs",
         ));
     }
+    for (name, cap) in [
+        ("max_sessions_per_token", auth.max_sessions_per_token),
+        ("max_sessions_per_client", auth.max_sessions_per_client),
+    ] {
+        if cap == 0 {
+            return Err(FieldError::new(
+                format!("{base}.{name}"),
+                "must be at least 1",
+            ));
+        }
+    }
     for (i, token) in auth.tokens.iter().enumerate() {
         let field = |name: &str| format!("{base}.tokens[{i}].{name}");
         let digest_ok = token.token_sha256.len() == 64
@@ -316,6 +347,10 @@ mod tests {
             (auth.default_session_ttl_secs, auth.max_session_ttl_secs),
             (900, 3600)
         );
+        assert_eq!(
+            (auth.max_sessions_per_token, auth.max_sessions_per_client),
+            (DEFAULT_SESSIONS_PER_TOKEN, DEFAULT_SESSIONS_PER_CLIENT)
+        );
         let again: TunnelService =
             parse_json_fields(serde_json::to_vec(&svc).unwrap().as_slice()).unwrap();
         assert_eq!(again, svc);
@@ -335,6 +370,15 @@ mod tests {
         v["policy"]["native_preview_auth"]["tokens"][0]["token_sha256"] = "secret".into();
         let svc: TunnelService = parse_json_fields(v.to_string().as_bytes()).unwrap();
         assert!(svc.validate().unwrap_err().field.ends_with("token_sha256"));
+        let mut v = sample();
+        v["policy"]["native_preview_auth"]["max_sessions_per_client"] = 0.into();
+        let svc: TunnelService = parse_json_fields(v.to_string().as_bytes()).unwrap();
+        assert!(
+            svc.validate()
+                .unwrap_err()
+                .field
+                .ends_with("max_sessions_per_client")
+        );
         let mut v = sample();
         v["auth"] = serde_json::json!({"mode": "bearer-env"});
         let svc: TunnelService = parse_json_fields(v.to_string().as_bytes()).unwrap();

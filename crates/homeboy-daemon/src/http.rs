@@ -5,28 +5,36 @@
 //! DNS-rebinding and cross-site guard), cap the request body, run disk-bound routes off the event loop, and
 //! write the handler's envelope as the HTTP response (through the edge). Everything else is the handler's.
 //!
-//! Three routes need the transport itself and are handed to their own modules: the claim long poll and the
-//! job event stream ([`crate::jobs_runtime`]), and the artifact byte route ([`crate::artifact_bytes`]), which
-//! streams the file that `Api::open_artifact` opened instead of the handler's inline base64 answer.
+//! Some routes need the transport itself and are handed to their own modules: the claim long poll and the
+//! job event streams ([`crate::jobs_runtime`]), and the artifact byte route ([`crate::artifact_bytes`]), which
+//! streams the file that `Api::open_artifact` opened instead of the handler's inline base64 answer. Two
+//! answers are not envelopes at all: the OpenAPI document (`GET /openapi.json`) and the dashboard's files
+//! ([`crate::dashboard`], for loopback Hosts only).
 
 use std::sync::Arc;
+use std::time::Instant;
 
 use axum::body::{Body, Bytes, HttpBody};
 use axum::http::{HeaderMap, Uri, header};
 use axum::response::Response;
-use homeboy_http::host::{LoopbackPolicy, request_host};
+use homeboy_http::host::{LoopbackPolicy, request_host, request_origin};
 use homeboy_service::router::Cost;
 use homeboy_service::{Api, ApiError, ApiRequest, ApiResponse, ErrorKind, JsonBytes, Method};
 
 pub use homeboy_http::DEFAULT_MAX_BODY_BYTES;
 
 use crate::jobs_runtime::{JobsRuntime, run_blocking, run_blocking_json};
+use crate::liveness::Activity;
+use crate::metrics::DaemonMetrics;
 
 /// Settings of the HTTP adapter.
 #[derive(Debug, Clone)]
 pub struct HttpOptions {
     pub max_body_bytes: usize,
     pub allowed_hosts: Vec<String>,
+    /// Close connections with no request in progress (idle, or headers unfinished) after this long (up to
+    /// twice this); `None`: never.
+    pub idle_timeout: Option<std::time::Duration>,
 }
 
 impl Default for HttpOptions {
@@ -34,6 +42,7 @@ impl Default for HttpOptions {
         HttpOptions {
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
             allowed_hosts: Vec::new(),
+            idle_timeout: Some(homeboy_http::serve::LOOPBACK_IDLE_TIMEOUT),
         }
     }
 }
@@ -49,6 +58,8 @@ pub struct App {
     max_body_bytes: usize,
     hosts: Arc<LoopbackPolicy>,
     jobs: Option<JobsRuntime>,
+    activity: Arc<Activity>,
+    metrics: Arc<DaemonMetrics>,
 }
 
 /// Request headers the contract reads (credentials and stream cursors); nothing else is passed on. (The
@@ -62,16 +73,53 @@ const CONTRACT_HEADERS: [header::HeaderName; 3] = [
 impl App {
     /// The application of a daemon listening on `port`.
     pub fn new(api: Arc<Api>, port: u16, options: &HttpOptions, jobs: Option<JobsRuntime>) -> Self {
+        let metrics = jobs
+            .as_ref()
+            .map_or_else(Default::default, JobsRuntime::metrics);
         App {
             api,
             max_body_bytes: options.max_body_bytes,
             hosts: Arc::new(LoopbackPolicy::new(port, &options.allowed_hosts)),
             jobs,
+            activity: Arc::new(Activity::default()),
+            metrics,
         }
     }
 
-    /// Answers one request: foreign `Host`/`Origin` are refused before any route sees the request.
+    /// Requests in flight and when the last one ended (the idle shutdown reads it).
+    pub fn activity(&self) -> Arc<Activity> {
+        self.activity.clone()
+    }
+
+    /// Answers one request: foreign `Host`/`Origin` are refused before any route sees the request. Every
+    /// request is counted (in flight, latency) and, at debug level, logged without its query.
     pub async fn handle<B>(&self, req: axum::http::Request<B>) -> Response
+    where
+        B: HttpBody<Data = Bytes> + Send + 'static,
+        B::Error: Into<axum::BoxError>,
+    {
+        let started = Instant::now();
+        let _active = self.activity.enter();
+        self.metrics.in_flight.inc();
+        let logged = tracing::enabled!(tracing::Level::DEBUG)
+            .then(|| (req.method().clone(), req.uri().path().to_string()));
+        let response = self.answer(req).await;
+        let elapsed = started.elapsed();
+        self.metrics.in_flight.dec();
+        self.metrics.request_seconds.observe(elapsed.as_secs_f64());
+        if let Some((method, path)) = logged {
+            tracing::debug!(
+                %method,
+                %path,
+                status = response.status().as_u16(),
+                ms = (elapsed.as_secs_f64() * 1e6).round() / 1e3,
+                "request"
+            );
+        }
+        response
+    }
+
+    async fn answer<B>(&self, req: axum::http::Request<B>) -> Response
     where
         B: HttpBody<Data = Bytes> + Send + 'static,
         B::Error: Into<axum::BoxError>,
@@ -79,7 +127,58 @@ impl App {
         if let Some(refusal) = refuse_foreign(&self.hosts, req.headers(), req.uri()) {
             return error_response(&refusal);
         }
+        if req.uri().path() == homeboy_http::metrics::PATH {
+            return self.serve_metrics(&req).await;
+        }
+        let path = req.uri().path();
+        let reading = matches!(
+            *req.method(),
+            axum::http::Method::GET | axum::http::Method::HEAD
+        );
+        if !reading && is_transport_read(path) {
+            let method = req.method().as_str();
+            return error_response(&ApiError::method_not_allowed(method, path, &["GET"]));
+        }
+        if reading {
+            if path == OPENAPI_PATH {
+                return openapi_response();
+            }
+            if crate::dashboard::is_page_path(path) {
+                // The page is for the person on this machine: never through an allowed public name.
+                let on_loopback = request_host(req.headers(), req.uri())
+                    .ok()
+                    .is_some_and(|host| self.hosts.is_own_loopback(&host));
+                return crate::dashboard::respond(path, on_loopback);
+            }
+        }
         self.dispatch(req).await
+    }
+
+    /// `GET /metrics`, for the machine's own operator only: the `Host` must name this loopback daemon and
+    /// the request must not have come through a reverse proxy (`homeboy_http::host::came_through_proxy`:
+    /// the broker recipe's proxy sends the broker's own loopback `Host`). Through the public proxy the
+    /// route does not exist.
+    async fn serve_metrics<B>(&self, req: &axum::http::Request<B>) -> Response {
+        let own = matches!(
+            request_host(req.headers(), req.uri()),
+            Ok(host) if self.hosts.is_own_loopback(&host)
+        ) && !homeboy_http::host::came_through_proxy(req.headers());
+        if !own {
+            return error_response(&ApiError::route_not_found(
+                req.method().as_str(),
+                req.uri().path(),
+            ));
+        }
+        if req.method() != axum::http::Method::GET {
+            return error_response(&ApiError::method_not_allowed(
+                req.method().as_str(),
+                req.uri().path(),
+                &["GET"],
+            ));
+        }
+        self.metrics
+            .scrape(self.jobs.as_ref().map(JobsRuntime::store))
+            .await
     }
 
     /// Hands a request to the transport-free handler, off the event loop when its route may block.
@@ -101,9 +200,18 @@ impl App {
             (!bytes.is_empty()).then(|| bytes.to_vec()),
         );
         for name in &CONTRACT_HEADERS {
-            if let Some(value) = parts.headers.get(name).and_then(|v| v.to_str().ok()) {
-                api_req = api_req.with_header(name.as_str(), value);
-            }
+            let Some(value) = parts.headers.get(name) else {
+                continue;
+            };
+            // A credential or cursor that is not text is refused, not taken as absent (the value is never
+            // quoted back).
+            let Ok(value) = value.to_str() else {
+                return error_response(&ApiError::invalid_argument(
+                    name.as_str(),
+                    "is not visible ASCII text",
+                ));
+            };
+            api_req = api_req.with_header(name.as_str(), value);
         }
         if matches!(api_req.method, Method::Get | Method::Head)
             && let Some((run_id, artifact_id)) =
@@ -121,7 +229,14 @@ impl App {
         }
         if let Some(jobs) = &self.jobs {
             if api_req.method == Method::Get && api_req.path == "/runtime/jobs" {
-                return answer_response(&ApiResponse::ok(jobs.runtime_view()));
+                let view = serde_json::to_value(jobs.runtime_view()).unwrap_or_default();
+                return answer_response(&ApiResponse::ok(view));
+            }
+            if api_req.method == Method::Get
+                && api_req.path == "/jobs/events"
+                && is_follow(&api_req)
+            {
+                return jobs.job_changes();
             }
             if api_req.method == Method::Post && api_req.path == "/runner/jobs/claim" {
                 return self.log(
@@ -134,18 +249,16 @@ impl App {
                 return self.follow(jobs, job_id, &api_req).await;
             }
         }
-        if let Some((status, json)) = self.api.handle_inline_json(&api_req) {
-            if status == 405 {
+        // Inline and short-read routes (and every routing error) are answered here on the event loop, in
+        // one routing pass: a hand-off to the blocking pool and back costs more than a short store read.
+        let (method, path) = (api_req.method.clone(), api_req.path.clone());
+        let answer = match self.api.handle_json_up_to(&api_req, Cost::Read) {
+            Some(answer) if answer.status == 405 => {
                 // Rare: answered again as a value so the response can carry `Allow` (no handler runs).
                 return answer_response(&self.api.handle(&api_req));
             }
-            return bytes_response(status, json);
-        }
-        let (method, path) = (api_req.method.clone(), api_req.path.clone());
-        let answer = match self.api.route_cost(&api_req) {
-            // A short store read costs less than a hand-off to the blocking pool and back.
-            Some(Cost::Read) => self.api.handle_json(&api_req),
-            _ => run_blocking_json(self.api.clone(), api_req).await,
+            Some(answer) => answer,
+            None => run_blocking_json(self.api.clone(), api_req).await,
         };
         if let Some(detail) = &answer.internal_detail {
             log_failure(
@@ -160,20 +273,25 @@ impl App {
     }
 
     /// `GET /jobs/:id/events?follow=true`: a Server-Sent Events stream after checking job and cursor.
+    ///
+    /// The cursor is `Last-Event-ID` when the request carries one, else `after`, else 0: a browser's
+    /// `EventSource` reconnects to the URL it was opened with (its `after` included) and says in
+    /// `Last-Event-ID` where it got to, so the header is the newer word. A cursor that is not a sequence
+    /// number is refused, whichever way it came.
     async fn follow(&self, jobs: &JobsRuntime, job_id: String, req: &ApiRequest) -> Response {
         let after = match req.query_u64("after") {
             Ok(after) => after,
             Err(error) => return error_response(&error),
         };
-        let after = after
-            .or_else(|| {
-                req.header("last-event-id")
-                    .and_then(|v| v.trim().parse().ok())
-            })
-            .unwrap_or(0);
-        // The plain listing route validates the job id (404 for an unknown job) before streaming starts.
-        let probe = ApiRequest::get(&format!("{}?after={after}&limit=1", req.path));
-        let answer = run_blocking(self.api.clone(), probe).await;
+        let resumed = match req.last_event_id() {
+            Ok(resumed) => resumed,
+            Err(error) => return error_response(&error),
+        };
+        let after = resumed.or(after).unwrap_or(0);
+        // The plain listing route answers the same request first: it validates the job id (404 for an
+        // unknown job) and every parameter (a stream refuses what a page refuses, `limit` included, though
+        // a stream has no pages) before streaming starts.
+        let answer = run_blocking(self.api.clone(), req.clone()).await;
         if answer.status != 200 {
             return answer_response(&answer);
         }
@@ -206,9 +324,34 @@ fn log_failure(method: &str, path: &str, status: u16, error_id: Option<&str>, de
     );
 }
 
+/// Where the daemon serves its OpenAPI document.
+pub const OPENAPI_PATH: &str = "/openapi.json";
+
+/// `GET /openapi.json`: the routes this server answers (`homeboy_api::openapi`), built once. Not wrapped in
+/// the envelope: it is the document itself.
+/// (hyper answers HEAD with the same headers and no body.)
+fn openapi_response() -> Response {
+    static DOCUMENT: std::sync::OnceLock<Bytes> = std::sync::OnceLock::new();
+    let document = DOCUMENT.get_or_init(|| {
+        let document = homeboy_api::openapi::document_for(homeboy_api::openapi::Server::Daemon);
+        serde_json::to_vec(&document).unwrap_or_default().into()
+    });
+    homeboy_http::json_response(200, document.clone()).map(Body::new)
+}
+
+/// Paths the daemon answers itself (not the handler's router), all `GET` (and `HEAD`) only.
+fn is_transport_read(path: &str) -> bool {
+    path == OPENAPI_PATH || path == "/runtime/jobs" || crate::dashboard::is_page_path(path)
+}
+
+/// Whether a request asks for a stream (`follow=true` or `follow=1`).
+fn is_follow(req: &ApiRequest) -> bool {
+    matches!(req.query("follow"), Some("true" | "1"))
+}
+
 /// The job id of `GET /jobs/:id/events?follow=true`.
 fn follow_target(req: &ApiRequest) -> Option<String> {
-    if req.method != Method::Get || !matches!(req.query("follow"), Some("true" | "1")) {
+    if req.method != Method::Get || !is_follow(req) {
         return None;
     }
     let rest = req.path.strip_prefix("/jobs/")?;
@@ -220,44 +363,87 @@ fn follow_target(req: &ApiRequest) -> Option<String> {
     })
 }
 
-/// The DNS-rebinding and cross-site check: a request must name this daemon in `Host` and, when a browser
-/// says where it comes from, come from this daemon's own origin.
+/// The DNS-rebinding and cross-site check: a request must name this daemon in its one `Host` (origin-form
+/// target, no second `Host`, see [`request_host`]) and, when a browser says where it comes from (one
+/// `Origin`), come from this daemon's own origin. A name the operator allowed with `--allowed-host` (a
+/// broker behind a public proxy) reaches only what a runner needs: `/health` and `/runner/*`; everything
+/// else answers only to the loopback `Host`.
 fn refuse_foreign(hosts: &LoopbackPolicy, headers: &HeaderMap, uri: &Uri) -> Option<ApiError> {
-    let named = match request_host(headers, uri) {
-        Ok(named) => named,
+    let host_refused = if hosts.is_usual_own_request(headers, uri) {
+        None
+    } else {
+        refuse_foreign_host(hosts, headers, uri)
+    };
+    host_refused.or_else(|| refuse_foreign_origin(hosts, headers))
+}
+
+/// The `Host` half of [`refuse_foreign`], for a request that does not spell the loopback `Host` the usual
+/// way.
+fn refuse_foreign_host(hosts: &LoopbackPolicy, headers: &HeaderMap, uri: &Uri) -> Option<ApiError> {
+    let host = match request_host(headers, uri) {
+        Ok(host) => host,
         Err(refusal) => return Some(refusal),
     };
-    if let Some(host) = named
-        && !(hosts.is_own_loopback(&host) || hosts.is_allowed_name(&host))
-    {
-        let shown = headers
+    let shown = || {
+        headers
             .get(header::HOST)
             .and_then(|v| v.to_str().ok())
-            .unwrap_or(&host.host);
-        return Some(
-            ApiError::new(
-                ErrorKind::Forbidden,
-                "forbidden.host",
-                "the Host header does not name this loopback daemon",
-            )
-            .with_detail("host", shown)
-            .with_hint("connect to http://127.0.0.1:<port> as written in `homeboy daemon status`"),
-        );
-    }
-    if let Some(origin) = headers.get(header::ORIGIN) {
-        let origin = origin.to_str().unwrap_or("");
-        if !hosts.allows_origin(origin) {
+            .unwrap_or(&host.host)
+            .to_string()
+    };
+    if !hosts.is_own_loopback(&host) {
+        if !hosts.is_allowed_name(&host) {
             return Some(
                 ApiError::new(
                     ErrorKind::Forbidden,
-                    "forbidden.origin",
-                    "cross-origin requests may not drive the homeboy daemon",
+                    "forbidden.host",
+                    "the Host header does not name this loopback daemon",
                 )
-                .with_detail("origin", origin),
+                .with_detail("host", shown())
+                .with_hint(
+                    "connect to http://127.0.0.1:<port> as written in `homeboy daemon status`",
+                ),
+            );
+        }
+        if !is_public_route(uri.path()) {
+            return Some(
+                ApiError::new(
+                    ErrorKind::Forbidden,
+                    "forbidden.host_scope",
+                    "an allowed public host reaches /health and /runner/* only",
+                )
+                .with_detail("host", shown())
+                .with_hint("other routes answer only to the daemon's loopback address"),
             );
         }
     }
     None
+}
+
+/// The `Origin` half of [`refuse_foreign`]: a browser's request must come from this daemon's own origin.
+fn refuse_foreign_origin(hosts: &LoopbackPolicy, headers: &HeaderMap) -> Option<ApiError> {
+    let origin = match request_origin(headers) {
+        Ok(origin) => origin,
+        Err(refusal) => return Some(refusal),
+    };
+    if let Some(origin) = origin
+        && !hosts.allows_origin(origin)
+    {
+        return Some(
+            ApiError::new(
+                ErrorKind::Forbidden,
+                "forbidden.origin",
+                "cross-origin requests may not drive the homeboy daemon",
+            )
+            .with_detail("origin", origin),
+        );
+    }
+    None
+}
+
+/// The routes an `--allowed-host` name may reach: what a runner behind a public proxy needs.
+fn is_public_route(path: &str) -> bool {
+    path == "/health" || path.starts_with("/runner/")
 }
 
 /// A handler answer as an HTTP response (through the edge, so a 405 carries `Allow` and a 413 closes).
@@ -290,6 +476,10 @@ mod tests {
     use http_body_util::BodyExt;
 
     fn app() -> (tempfile::TempDir, App) {
+        app_with(&[])
+    }
+
+    fn app_with(allowed_hosts: &[&str]) -> (tempfile::TempDir, App) {
         let dir = tempfile::tempdir().unwrap();
         let paths = homeboy_config::Paths::at(dir.path().join("c"), dir.path().join("d"));
         let identity = homeboy_service::DaemonIdentity {
@@ -301,7 +491,8 @@ mod tests {
         let api = Arc::new(Api::new(identity, paths));
         let options = HttpOptions {
             max_body_bytes: 16,
-            allowed_hosts: Vec::new(),
+            allowed_hosts: allowed_hosts.iter().map(|h| h.to_string()).collect(),
+            ..HttpOptions::default()
         };
         (dir, App::new(api, 7421, &options, None))
     }
@@ -337,6 +528,67 @@ mod tests {
         assert_eq!(body["error"]["details"]["field"], "host");
         let r = send(&app, "GET", &[("host", "127.0.0.1")], "").await;
         assert_eq!(r.status(), 403, "a loopback Host without the daemon's port");
+    }
+
+    #[tokio::test]
+    async fn no_host_an_absolute_target_and_two_origins_are_refused() {
+        let (_dir, app) = app();
+        let r = send(&app, "GET", &[], "").await;
+        assert_eq!(r.status(), 400, "no Host");
+        assert_eq!(envelope(r).await["error"]["details"]["field"], "host");
+        let absolute = axum::http::Request::builder()
+            .uri("http://evil.example/config/paths")
+            .header("host", "127.0.0.1:7421")
+            .body(Body::empty())
+            .unwrap();
+        let r = app.handle(absolute).await;
+        assert_eq!(r.status(), 400, "absolute-form target");
+        let r = send(
+            &app,
+            "GET",
+            &[
+                ("host", "127.0.0.1:7421"),
+                ("origin", "http://127.0.0.1:7421"),
+                ("origin", "https://evil.example"),
+            ],
+            "",
+        )
+        .await;
+        assert_eq!(r.status(), 400, "two Origin headers");
+        assert_eq!(envelope(r).await["error"]["details"]["field"], "origin");
+    }
+
+    #[tokio::test]
+    async fn an_allowed_host_reaches_health_and_runner_routes_only() {
+        let (_dir, app) = app_with(&["broker.example.com"]);
+        let get = |path: &'static str, host: &'static str| {
+            let app = app.clone();
+            async move {
+                let req = axum::http::Request::builder()
+                    .uri(path)
+                    .header("host", host)
+                    .body(Body::empty())
+                    .unwrap();
+                app.handle(req).await.status()
+            }
+        };
+        assert_eq!(get("/health", "broker.example.com").await, 200);
+        // Reached the runner routes (`GET` is not one of their methods), not refused by the host guard.
+        assert_eq!(get("/runner/jobs", "broker.example.com").await, 405);
+        for path in [
+            "/jobs",
+            "/config/paths",
+            "/components",
+            "/runs",
+            "/tools",
+            "/version",
+            "/runtime/jobs",
+            "/runner",
+            "/healthz",
+        ] {
+            assert_eq!(get(path, "broker.example.com").await, 403, "{path}");
+            assert_ne!(get(path, "127.0.0.1:7421").await, 403, "{path} on loopback");
+        }
     }
 
     #[tokio::test]

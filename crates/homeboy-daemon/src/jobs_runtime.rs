@@ -1,6 +1,7 @@
 //! The parts of the job contract that need the transport: the claim long poll (`wait_ms`), the Server-Sent
-//! Events stream of `GET /jobs/:id/events?follow=true`, and the daemon's job maintenance (lease expiry and
-//! pruning on a timer).
+//! Events streams of `GET /jobs/:id/events?follow=true` (one job's events) and `GET /jobs/events?follow=true`
+//! (every job's changes, for dashboards), and the daemon's job maintenance (lease expiry and pruning on a
+//! timer).
 //!
 //! The job store calls an observer after every durable batch; here that becomes a [`Notify`] for "a job
 //! became claimable" and a broadcast of changed job ids. Waiters always re-read the store through the
@@ -22,11 +23,13 @@ use std::time::Duration;
 use axum::http::HeaderValue;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
-use homeboy_api::jobs::{ClaimBody, MAX_CLAIM_WAIT_MS};
+use homeboy_api::jobs::{ClaimBody, MAX_CLAIM_WAIT_MS, RuntimeJobs};
 use homeboy_jobs::{JobEvent, JobStore, PrunePolicy};
 use homeboy_service::{Api, ApiError, ApiRequest, ApiResponse, JsonAnswer};
 use tokio::sync::{Notify, broadcast, mpsc, watch};
 use tokio::time::Instant;
+
+use crate::metrics::DaemonMetrics;
 
 /// Events read per store call while streaming.
 const STREAM_PAGE: usize = 500;
@@ -46,6 +49,8 @@ pub struct JobsRuntime {
     shutdown: watch::Receiver<bool>,
     /// Claim long polls waiting for the queue to grow.
     parked_claims: Arc<AtomicUsize>,
+    /// Claims granted and leases expired are counted here.
+    metrics: Arc<DaemonMetrics>,
 }
 
 /// Counts one parked claim long poll while it lives (a dropped request future counts out too).
@@ -86,13 +91,26 @@ impl JobsRuntime {
             changed,
             shutdown,
             parked_claims: Arc::new(AtomicUsize::new(0)),
+            metrics: Arc::new(DaemonMetrics::default()),
         }
+    }
+
+    /// The daemon's metrics (claims and lease expiries are counted here; the HTTP app adds the rest).
+    pub fn metrics(&self) -> Arc<DaemonMetrics> {
+        self.metrics.clone()
+    }
+
+    /// The job store, for the job gauge of `GET /metrics`.
+    pub fn store(&self) -> Arc<dyn JobStore> {
+        self.store.clone()
     }
 
     /// `GET /runtime/jobs`: `{claim_waiters}`, the claim long polls parked right now. A waiter counts only
     /// once it is registered for the queue's wake-up, so a job enqueued after it is counted wakes it.
-    pub fn runtime_view(&self) -> serde_json::Value {
-        serde_json::json!({"claim_waiters": self.parked_claims.load(Ordering::SeqCst)})
+    pub fn runtime_view(&self) -> RuntimeJobs {
+        RuntimeJobs {
+            claim_waiters: self.parked_claims.load(Ordering::SeqCst),
+        }
     }
 
     /// Notified whenever the queue grows (a job was enqueued or requeued): the analysis executor's wake-up.
@@ -103,6 +121,7 @@ impl JobsRuntime {
     /// Sweeps expired leases every second and prunes finished jobs every ten minutes until shutdown.
     pub fn spawn_maintenance(&self, prune: PrunePolicy) {
         let store = self.store.clone();
+        let metrics = self.metrics.clone();
         let mut shutdown = self.shutdown.clone();
         tokio::spawn(async move {
             let mut sweep = tokio::time::interval(SWEEP_EVERY);
@@ -112,8 +131,10 @@ impl JobsRuntime {
                     _ = sweep.tick() => {
                         let store = store.clone();
                         let result = tokio::task::spawn_blocking(move || store.expire_leases()).await;
-                        if let Ok(Err(e)) = result {
-                            tracing::error!("lease sweep failed: {e}");
+                        match result {
+                            Ok(Ok(expired)) => metrics.lease_expiries.inc_by(expired.len() as u64),
+                            Ok(Err(e)) => tracing::error!("lease sweep failed: {e}"),
+                            Err(_) => {}
                         }
                     }
                     _ = prune_timer.tick() => {
@@ -147,6 +168,9 @@ impl JobsRuntime {
             notified.as_mut().enable();
             let answer = run_blocking(api.clone(), req.clone()).await;
             let empty = answer.status == 200 && answer.body["data"]["claim"].is_null();
+            if answer.status == 200 && !empty {
+                self.metrics.claims.inc();
+            }
             if !empty || Instant::now() >= deadline || *shutdown.borrow() {
                 return answer;
             }
@@ -159,24 +183,70 @@ impl JobsRuntime {
         }
     }
 
-    /// `GET /jobs/:id/events?follow=true`: the events after the cursor (`after` or `Last-Event-ID`), then new
+    /// `GET /jobs/:id/events?follow=true`: the events after the cursor (`Last-Event-ID`, else `after`), then new
     /// ones as they happen, as Server-Sent Events; the stream ends after the job's terminal status event.
     pub fn event_stream(&self, job_id: String, after: u64) -> Response {
         let (frames, body) = mpsc::channel::<Event>(64);
         let runtime = self.clone();
         tokio::spawn(async move { runtime.pump_events(job_id, after, frames).await });
-        let stream = futures_util::stream::unfold(body, |mut body| async move {
-            body.recv()
-                .await
-                .map(|frame| (Ok::<_, Infallible>(frame), body))
-        });
-        let sse =
-            Sse::new(stream).keep_alive(KeepAlive::new().interval(KEEP_ALIVE).text("keep-alive"));
-        let mut response = sse.into_response();
-        response
-            .headers_mut()
-            .insert("x-accel-buffering", HeaderValue::from_static("no"));
-        response
+        sse_response(body)
+    }
+
+    /// `GET /jobs/events?follow=true`: every job's changes as Server-Sent Events. `event: ready` first (the
+    /// stream is subscribed: a listing read after it misses nothing), then `event: job` with the job as it is
+    /// now each time one changes; `ready` again after the stream fell behind (the reader lists again).
+    pub fn job_changes(&self) -> Response {
+        let (frames, body) = mpsc::channel::<Event>(64);
+        let runtime = self.clone();
+        let changes = self.changed.subscribe();
+        tokio::spawn(async move { runtime.pump_changes(changes, frames).await });
+        sse_response(body)
+    }
+
+    async fn pump_changes(
+        &self,
+        mut changes: broadcast::Receiver<Arc<Vec<String>>>,
+        frames: mpsc::Sender<Event>,
+    ) {
+        let mut shutdown = self.shutdown.clone();
+        let ready = || Event::default().event("ready").data("{}");
+        if frames.send(ready()).await.is_err() {
+            return;
+        }
+        loop {
+            let ids = tokio::select! {
+                changed = changes.recv() => match changed {
+                    Ok(ids) => ids,
+                    Err(broadcast::error::RecvError::Lagged(_)) => {
+                        if frames.send(ready()).await.is_err() {
+                            return;
+                        }
+                        continue;
+                    }
+                    Err(broadcast::error::RecvError::Closed) => return,
+                },
+                () = frames.closed() => return,
+                _ = shutdown.changed() => return,
+            };
+            let store = self.store.clone();
+            let read = tokio::task::spawn_blocking(move || {
+                ids.iter()
+                    .filter_map(|id| store.get(id).ok().flatten())
+                    .collect::<Vec<_>>()
+            })
+            .await
+            .unwrap_or_default();
+            for job in read {
+                let data = serde_json::to_string(&job).unwrap_or_else(|_| "{}".into());
+                if frames
+                    .send(Event::default().event("job").data(data))
+                    .await
+                    .is_err()
+                {
+                    return;
+                }
+            }
+        }
     }
 
     async fn pump_events(&self, job_id: String, mut cursor: u64, frames: mpsc::Sender<Event>) {
@@ -244,6 +314,21 @@ impl JobsRuntime {
             }
         }
     }
+}
+
+/// The frames of `body` as a Server-Sent Events response, with a keep-alive comment every 15 s.
+fn sse_response(body: mpsc::Receiver<Event>) -> Response {
+    let stream = futures_util::stream::unfold(body, |mut body| async move {
+        body.recv()
+            .await
+            .map(|frame| (Ok::<_, Infallible>(frame), body))
+    });
+    let sse = Sse::new(stream).keep_alive(KeepAlive::new().interval(KEEP_ALIVE).text("keep-alive"));
+    let mut response = sse.into_response();
+    response
+        .headers_mut()
+        .insert("x-accel-buffering", HeaderValue::from_static("no"));
+    response
 }
 
 fn event_frame(event: &JobEvent) -> Event {

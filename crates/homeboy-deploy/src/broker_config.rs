@@ -21,6 +21,7 @@ use homeboy_config::Paths;
 use serde::Serialize;
 
 use crate::DeployError;
+use crate::multi_broker::{self, MultiBroker, SharedStore};
 
 /// The service name and unit file.
 pub const SERVICE_NAME: &str = "homeboy-broker";
@@ -53,6 +54,11 @@ pub struct BrokerConfigOptions {
     /// uses them too when given, and its automatic HTTPS otherwise.
     pub tls_certificate: Option<String>,
     pub tls_certificate_key: Option<String>,
+    /// A PostgreSQL job store shared by several brokers (`--store`): renders the multi-broker shape.
+    pub store: Option<SharedStore>,
+    /// The other brokers on this host the proxy spreads runners over (default with a store: the next
+    /// port).
+    pub peers: Vec<SocketAddr>,
 }
 
 impl BrokerConfigOptions {
@@ -66,6 +72,8 @@ impl BrokerConfigOptions {
             group: DEFAULT_SERVICE_USER.to_string(),
             tls_certificate: None,
             tls_certificate_key: None,
+            store: None,
+            peers: Vec::new(),
         }
     }
 }
@@ -92,6 +100,9 @@ pub struct BrokerConfig {
     pub nginx_site: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub caddy_site: Option<String>,
+    /// Several brokers sharing one PostgreSQL job store (with `--store`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub multi_broker: Option<MultiBroker>,
     pub daemon_state_path: String,
     pub daemon_jobs_path: String,
     pub install_steps: Vec<String>,
@@ -130,6 +141,31 @@ pub fn render(options: &BrokerConfigOptions) -> Result<BrokerConfig, DeployError
         check_domain(domain)?;
     }
     let tls = tls_files(options)?;
+    let multi = match &options.store {
+        Some(store) => {
+            let mut brokers = vec![listen];
+            if options.peers.is_empty() {
+                brokers.push(SocketAddr::new(
+                    listen.ip(),
+                    listen.port().wrapping_add(1).max(1),
+                ));
+            }
+            for peer in &options.peers {
+                if !homeboy_config::net::is_loopback_host(&peer.ip().to_string())
+                    || peer.port() == 0
+                {
+                    return Err(refused(
+                        "peer",
+                        "must be another broker's fixed loopback address on this host, e.g. 127.0.0.1:7422",
+                    ));
+                }
+                brokers.push(*peer);
+            }
+            brokers.dedup();
+            Some(multi_broker::render(store, &brokers, SERVICE_NAME)?)
+        }
+        None => None,
+    };
 
     let paths = Paths::resolve(|name| (name == "HOME").then(|| OsString::from(BROKER_HOME)))?;
     let listen_text = listen.to_string();
@@ -147,23 +183,29 @@ pub fn render(options: &BrokerConfigOptions) -> Result<BrokerConfig, DeployError
         unit_path: UNIT_PATH.to_string(),
         systemd_unit: systemd_unit(options),
         private_tunnel_examples: tunnel_examples(listen),
-        nginx_site: domain.as_deref().map(|d| nginx_site(d, listen, &tls)),
+        nginx_site: domain
+            .as_deref()
+            .map(|d| nginx_site(d, listen, &tls, multi.as_ref())),
         caddy_site: domain.as_deref().map(|d| caddy_site(d, listen, &tls)),
         public_exposure_warning: warning,
         domain: domain.clone(),
         daemon_state_path: paths.daemon_state().display().to_string(),
-        daemon_jobs_path: paths.daemon_jobs().display().to_string(),
-        install_steps: install_steps(options, &broker_url),
+        daemon_jobs_path: match &options.store {
+            Some(store) => store.url_shown.clone(),
+            None => paths.daemon_jobs().display().to_string(),
+        },
+        install_steps: install_steps(options, &broker_url, multi.as_ref()),
         status_commands: status_commands(options, &broker_url),
         log_commands: vec![
             format!("journalctl -u {SERVICE_NAME} -f"),
             format!("journalctl -u {SERVICE_NAME} --since today --no-pager"),
         ],
-        caveats: caveats(&paths, domain.as_deref()),
+        caveats: caveats(&paths, domain.as_deref(), multi.as_ref()),
+        multi_broker: multi,
     })
 }
 
-fn refused(field: &str, problem: impl Into<String>) -> DeployError {
+pub(crate) fn refused(field: &str, problem: impl Into<String>) -> DeployError {
     DeployError::Refused(ApiError::invalid_argument(field, problem))
 }
 
@@ -262,9 +304,26 @@ fn systemd_unit(options: &BrokerConfigOptions) -> String {
         "{} daemon serve --addr {}",
         options.binary_path, options.listen_addr
     );
+    if options.store.is_some() {
+        exec.push_str(&multi_broker::exec_flags());
+    }
     if let Some(domain) = &options.domain {
         // The daemon's Host guard accepts the public name too (the proxies also send the loopback name).
         let _ = write!(exec, " --allowed-host {domain}");
+    }
+    let store_lines = if options.store.is_some() {
+        multi_broker::unit_lines()
+    } else {
+        String::new()
+    };
+    let mut allowed = String::from("localhost");
+    if let Some(address) = options
+        .store
+        .as_ref()
+        .and_then(multi_broker::allowed_address)
+    {
+        allowed.push(' ');
+        allowed.push_str(&address);
     }
     format!(
         "\
@@ -287,7 +346,7 @@ WorkingDirectory={BROKER_HOME}
 StateDirectory=homeboy
 StateDirectoryMode=0700
 UMask=0077
-ExecStart={exec}
+{store_lines}ExecStart={exec}
 Restart=on-failure
 RestartSec=2s
 # The daemon drains in-flight requests for up to 10 s after SIGTERM.
@@ -317,7 +376,7 @@ MemoryDenyWriteExecute=yes
 SystemCallArchitectures=native
 SystemCallFilter=@system-service
 IPAddressDeny=any
-IPAddressAllow=localhost
+IPAddressAllow={allowed}
 
 [Install]
 WantedBy=multi-user.target
@@ -356,14 +415,33 @@ fn comment_block(domain: &str) -> String {
     out
 }
 
-fn nginx_site(domain: &str, listen: SocketAddr, tls: &TlsFiles) -> String {
-    let upstream = [
-        format!("proxy_pass http://{listen};"),
-        "proxy_http_version 1.1;".to_string(),
-        format!(
-            "# Send the broker's loopback name (the unit's --allowed-host also accepts {domain}: either is enough)."
+fn nginx_site(
+    domain: &str,
+    listen: SocketAddr,
+    tls: &TlsFiles,
+    multi: Option<&MultiBroker>,
+) -> String {
+    let (target, host_comment, host) = match multi {
+        None => (
+            listen.to_string(),
+            format!(
+                "# Send the broker's loopback name (the unit's --allowed-host also accepts {domain}: either is enough)."
+            ),
+            listen.to_string(),
         ),
-        format!("proxy_set_header Host {listen};"),
+        Some(_) => (
+            multi_broker::UPSTREAM_NAME.to_string(),
+            format!(
+                "# Several brokers: send the public name, which every broker's --allowed-host {domain} accepts."
+            ),
+            "$host".to_string(),
+        ),
+    };
+    let upstream = [
+        format!("proxy_pass http://{target};"),
+        "proxy_http_version 1.1;".to_string(),
+        host_comment,
+        format!("proxy_set_header Host {host};"),
         "proxy_set_header Connection \"\";".to_string(),
         "proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;".to_string(),
         "proxy_set_header X-Forwarded-Proto $scheme;".to_string(),
@@ -377,7 +455,7 @@ fn nginx_site(domain: &str, listen: SocketAddr, tls: &TlsFiles) -> String {
 #
 # WARNING: PUBLIC EXPOSURE.
 {warning}
-server {{
+{upstream_block}server {{
     listen 443 ssl http2;
     listen [::]:443 ssl http2;
     server_name {domain};
@@ -415,6 +493,7 @@ server {{
 }}
 ",
         warning = comment_block(domain),
+        upstream_block = multi.map_or(String::new(), |m| format!("{}\n", m.nginx_upstream)),
         certificate = tls.certificate,
         key = tls.key,
     )
@@ -512,7 +591,11 @@ name."
     ]
 }
 
-fn install_steps(options: &BrokerConfigOptions, broker_url: &str) -> Vec<String> {
+fn install_steps(
+    options: &BrokerConfigOptions,
+    broker_url: &str,
+    multi: Option<&MultiBroker>,
+) -> Vec<String> {
     let mut steps = vec![
         format!("Install homeboy on the VPS at {}.", options.binary_path),
         format!(
@@ -529,6 +612,20 @@ fn install_steps(options: &BrokerConfigOptions, broker_url: &str) -> Vec<String>
             .to_string(),
         "Reach the broker from runner machines through one of private_tunnel_examples.".to_string(),
     ];
+    if let Some(multi) = multi {
+        // The database comes before the unit starts, and pairing goes to the database.
+        steps.splice(
+            2..2,
+            multi
+                .install_steps
+                .iter()
+                .take(multi.install_steps.len() - 1)
+                .cloned(),
+        );
+        if let Some(pair) = steps.iter_mut().find(|s| s.starts_with("Pair each runner")) {
+            pair.clone_from(multi.install_steps.last().expect("a pairing step"));
+        }
+    }
     if let Some(domain) = &options.domain {
         steps.push(format!(
             "Only with broker auth in use: install nginx_site (or caddy_site) for {domain}, obtain its certificate, \
@@ -550,7 +647,7 @@ fn status_commands(options: &BrokerConfigOptions, broker_url: &str) -> Vec<Strin
     ]
 }
 
-fn caveats(paths: &Paths, domain: Option<&str>) -> Vec<String> {
+fn caveats(paths: &Paths, domain: Option<&str>, multi: Option<&MultiBroker>) -> Vec<String> {
     let mut caveats = vec![
         format!(
             "State: the unit sets HOME={BROKER_HOME}, so daemon state lives under {} (state.json, jobs.redb), not in \
@@ -573,6 +670,9 @@ and proxies connect to it locally."
 request arrives from loopback."
             .to_string(),
     ];
+    if let Some(multi) = multi {
+        caveats.extend(multi.caveats.iter().cloned());
+    }
     if let Some(domain) = domain {
         caveats.push(format!(
             "Public site {domain}: only /runner/ and /health are proxied; reach jobs and other daemon routes through \
@@ -608,6 +708,18 @@ pub fn render_checklist(config: &BrokerConfig) -> String {
     }
     if let Some(warning) = &config.public_exposure_warning {
         let _ = writeln!(out, "\n--- public exposure ---\nWARNING: {warning}");
+    }
+    if let Some(multi) = &config.multi_broker {
+        let _ = writeln!(
+            out,
+            "\n--- {} ---\n{}",
+            multi.environment_file_path, multi.environment_file
+        );
+        let _ = writeln!(
+            out,
+            "--- brokers behind the proxy ---\n{}",
+            multi.upstream_brokers.join("\n")
+        );
     }
     if let Some(site) = &config.nginx_site {
         let _ = writeln!(out, "\n--- nginx site ---\n{site}");

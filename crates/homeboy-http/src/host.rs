@@ -31,12 +31,22 @@ impl RequestHost {
             "" | ":" => None,
             rest => Some(rest.strip_prefix(':')?.parse::<u16>().ok()?),
         };
-        let host = host.strip_prefix('[').unwrap_or(host);
-        let host = host.strip_suffix(']').unwrap_or(host);
-        let host = host.strip_suffix('.').unwrap_or(host);
-        if host.is_empty() {
-            return None;
-        }
+        let host = match host.strip_prefix('[') {
+            // An IP literal is an IPv6 address (`http` lets through anything between the brackets).
+            Some(literal) => {
+                let address = literal.strip_suffix(']')?;
+                address.parse::<std::net::Ipv6Addr>().ok()?;
+                address
+            }
+            // A name or an IPv4 address, without the root's trailing dot, and with no empty label.
+            None => {
+                let name = host.strip_suffix('.').unwrap_or(host);
+                if name.is_empty() || name.split('.').any(str::is_empty) {
+                    return None;
+                }
+                name
+            }
+        };
         Some(RequestHost {
             host: host.to_ascii_lowercase(),
             port,
@@ -49,9 +59,18 @@ impl RequestHost {
     }
 }
 
-/// The request's host: its single `Host` header, else the authority of an absolute-form target, else none.
-/// Two `Host` headers are refused (RFC 9112 §3.2: which one would count?), as is one that is not a host.
-pub fn request_host(headers: &HeaderMap, uri: &Uri) -> Result<Option<RequestHost>, ApiError> {
+/// The host a request names: its one `Host` header. Refused with `400 validation.invalid_argument`
+/// (`field: host`): no `Host` (HTTP/1.1 requires one, RFC 9112 §3.2), two (which one would count?), one that
+/// is not a host, and a target in absolute or authority form (`GET http://other.example/x`): every homeboy
+/// server is an origin server, never a proxy, and a second authority next to `Host` is one more place where
+/// two hops could disagree about where a request goes.
+pub fn request_host(headers: &HeaderMap, uri: &Uri) -> Result<RequestHost, ApiError> {
+    if uri.authority().is_some() {
+        return Err(ApiError::invalid_argument(
+            "host",
+            "the request target names a host (absolute form); send the path alone and the host in Host",
+        ));
+    }
     let mut values = headers.get_all(header::HOST).iter();
     let first = values.next();
     if values.next().is_some() {
@@ -60,15 +79,28 @@ pub fn request_host(headers: &HeaderMap, uri: &Uri) -> Result<Option<RequestHost
             "the request has more than one Host header",
         ));
     }
-    match first {
-        Some(value) => {
-            let text = value.to_str().unwrap_or("");
-            RequestHost::parse(text)
-                .map(Some)
-                .ok_or_else(|| ApiError::invalid_argument("host", "is not a host name or address"))
-        }
-        None => Ok(uri.authority().and_then(|a| RequestHost::parse(a.as_str()))),
+    let value = first.ok_or_else(|| {
+        ApiError::invalid_argument(
+            "host",
+            "the request has no Host header (HTTP/1.1 requires one)",
+        )
+    })?;
+    RequestHost::parse(value.to_str().unwrap_or(""))
+        .ok_or_else(|| ApiError::invalid_argument("host", "is not a host name or address"))
+}
+
+/// The request's `Origin` header, if it has one. Two are refused (`400`, `field: origin`): a check of the
+/// first would let the second through.
+pub fn request_origin(headers: &HeaderMap) -> Result<Option<&str>, ApiError> {
+    let mut values = headers.get_all(header::ORIGIN).iter();
+    let first = values.next();
+    if values.next().is_some() {
+        return Err(ApiError::invalid_argument(
+            "origin",
+            "the request has more than one Origin header",
+        ));
     }
+    Ok(first.map(|value| value.to_str().unwrap_or("")))
 }
 
 /// The origin a browser says a request comes from: `http(s)://host[:port]`; `null` and opaque origins are
@@ -95,6 +127,9 @@ pub fn parse_origin(value: &str) -> Option<RequestHost> {
 pub struct LoopbackPolicy {
     port: u16,
     allowed_names: Vec<String>,
+    /// The `Host` values this server's local clients send, spelled as they send them: compared byte for
+    /// byte before anything is parsed (the common case costs one comparison).
+    usual_hosts: [String; 3],
 }
 
 impl LoopbackPolicy {
@@ -103,10 +138,32 @@ impl LoopbackPolicy {
     pub fn new(port: u16, allowed_names: &[String]) -> Self {
         LoopbackPolicy {
             port,
+            usual_hosts: [
+                format!("127.0.0.1:{port}"),
+                format!("localhost:{port}"),
+                format!("[::1]:{port}"),
+            ],
             allowed_names: allowed_names
                 .iter()
                 .map(|n| n.trim_end_matches('.').to_ascii_lowercase())
                 .collect(),
+        }
+    }
+
+    /// Whether the request names this server on loopback the way local clients spell it: origin-form
+    /// target and one `Host` that is exactly `127.0.0.1:<port>`, `localhost:<port>` or `[::1]:<port>`. A
+    /// shortcut only: `false` means "parse and decide" ([`request_host`], [`LoopbackPolicy::is_own_loopback`]).
+    pub fn is_usual_own_request(&self, headers: &HeaderMap, uri: &Uri) -> bool {
+        if uri.authority().is_some() {
+            return false;
+        }
+        let mut values = headers.get_all(header::HOST).iter();
+        match (values.next(), values.next()) {
+            (Some(value), None) => self
+                .usual_hosts
+                .iter()
+                .any(|usual| usual.as_bytes() == value.as_bytes()),
+            _ => false,
         }
     }
 
@@ -134,6 +191,30 @@ impl LoopbackPolicy {
     }
 }
 
+/// Headers a reverse proxy adds: a request carrying any of them came through one.
+const PROXY_HEADERS: [&str; 5] = [
+    "forwarded",
+    "x-forwarded-for",
+    "x-forwarded-host",
+    "x-forwarded-proto",
+    "x-real-ip",
+];
+
+/// Whether a request naming `host` is local: a loopback name, and no proxy header. Behind the operator's
+/// proxy every connection comes from loopback and `Host` is whatever the proxy sent (nginx passes
+/// `Host: 127.0.0.1` through to the site it made its default server; the broker recipe sets the broker's
+/// own loopback address), so a request that carries `Forwarded`, `X-Forwarded-*` or `X-Real-IP` is never
+/// local, whatever its `Host`. The rendered proxy sites always set them. What the operator-only routes
+/// (`GET /metrics`, the ingress's control API on loopback names) ask.
+pub fn is_local(headers: &HeaderMap, host: &str) -> bool {
+    is_loopback_host(host) && !came_through_proxy(headers)
+}
+
+/// Whether the request carries a header only a reverse proxy adds.
+pub fn came_through_proxy(headers: &HeaderMap) -> bool {
+    PROXY_HEADERS.iter().any(|h| headers.contains_key(*h))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -152,8 +233,48 @@ mod tests {
             "host:port",
             "host:99999",
             "[::1",
+            "..",
+            "a..b",
+            ".a",
+            "[:..]",
+            "[v1.x]",
+            "[1.2.3.4]",
         ] {
             assert!(RequestHost::parse(bad).is_none(), "{bad}");
+        }
+    }
+
+    /// The byte-for-byte shortcut accepts only what the parsing path accepts as this server's loopback.
+    #[test]
+    fn the_usual_host_shortcut_agrees_with_the_parser() {
+        let g = LoopbackPolicy::new(7421, &["broker.example.com".to_string()]);
+        let request = |target: &str, hosts: &[&str]| {
+            let mut builder = http::Request::get(target);
+            for host in hosts {
+                builder = builder.header(header::HOST, *host);
+            }
+            builder.body(()).unwrap()
+        };
+        for usual in ["127.0.0.1:7421", "localhost:7421", "[::1]:7421"] {
+            let req = request("/runs", &[usual]);
+            assert!(g.is_usual_own_request(req.headers(), req.uri()), "{usual}");
+            let parsed = request_host(req.headers(), req.uri()).unwrap();
+            assert!(g.is_own_loopback(&parsed), "{usual}");
+        }
+        for (target, hosts) in [
+            ("/runs", &["127.0.0.1:7422"][..]),
+            ("/runs", &["127.0.0.1"][..]),
+            ("/runs", &["127.0.0.1:7421", "127.0.0.1:7421"][..]),
+            ("/runs", &[][..]),
+            ("/runs", &["evil.example:7421"][..]),
+            ("/runs", &["broker.example.com"][..]),
+            ("http://127.0.0.1:7421/runs", &["127.0.0.1:7421"][..]),
+        ] {
+            let req = request(target, hosts);
+            assert!(
+                !g.is_usual_own_request(req.headers(), req.uri()),
+                "{target} {hosts:?}"
+            );
         }
     }
 
@@ -202,27 +323,46 @@ mod tests {
     }
 
     #[test]
-    fn one_host_header_only() {
+    fn exactly_one_host_header_and_an_origin_form_target() {
         let uri: Uri = "/x".parse().unwrap();
         let mut headers = HeaderMap::new();
-        assert_eq!(request_host(&headers, &uri).unwrap(), None);
+        let refused = |headers: &HeaderMap, uri: &Uri| {
+            let error = request_host(headers, uri).unwrap_err();
+            assert_eq!(error.code, "validation.invalid_argument");
+            assert_eq!(error.details["field"], "host");
+            error.message
+        };
+        assert!(refused(&headers, &uri).contains("no Host"));
         headers.append(header::HOST, "a.example".parse().unwrap());
-        assert_eq!(
-            request_host(&headers, &uri).unwrap().unwrap().host,
-            "a.example"
-        );
+        assert_eq!(request_host(&headers, &uri).unwrap().host, "a.example");
+        for target in ["http://c.example/x", "http://a.example/x", "a.example:80"] {
+            let absolute: Uri = target.parse().unwrap();
+            assert!(
+                refused(&headers, &absolute).contains("absolute"),
+                "{target}"
+            );
+            assert!(refused(&HeaderMap::new(), &absolute).contains("absolute"));
+        }
         headers.append(header::HOST, "b.example".parse().unwrap());
+        assert!(refused(&headers, &uri).contains("more than one"));
+        let mut bad = HeaderMap::new();
+        bad.append(header::HOST, "a b".parse().unwrap());
+        assert!(refused(&bad, &uri).contains("not a host"));
+    }
+
+    #[test]
+    fn one_origin_header_at_most() {
+        let mut headers = HeaderMap::new();
+        assert_eq!(request_origin(&headers).unwrap(), None);
+        headers.append(header::ORIGIN, "http://127.0.0.1:1".parse().unwrap());
         assert_eq!(
-            request_host(&headers, &uri).unwrap_err().details["field"],
-            "host"
+            request_origin(&headers).unwrap(),
+            Some("http://127.0.0.1:1")
         );
-        let absolute: Uri = "http://c.example/x".parse().unwrap();
+        headers.append(header::ORIGIN, "https://evil.example".parse().unwrap());
         assert_eq!(
-            request_host(&HeaderMap::new(), &absolute)
-                .unwrap()
-                .unwrap()
-                .host,
-            "c.example"
+            request_origin(&headers).unwrap_err().details["field"],
+            "origin"
         );
     }
 }

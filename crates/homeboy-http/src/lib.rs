@@ -5,7 +5,8 @@
 //!   [`workers`]: one single-threaded runtime per core on `SO_REUSEPORT` sockets.
 //! - [`body`]: request body caps (`payload.too_large`); [`backoff`]: retry delays for clients.
 //! - [`host`]: `Host`/`Origin` parsing and the loopback policy.
-//! - [`response`]: the envelope as an HTTP response, with the one fallback status; [`logging`]: server logs.
+//! - [`response`]: the envelope as an HTTP response, with the one fallback status; [`logging`]: server logs
+//!   (stderr, or a capped and rotated file); [`metrics`]: `GET /metrics` in the Prometheus text format.
 //! - [`files`]: a file as an HTTP response (validators, conditional requests, ranges) per RFC 9110.
 //! - [`client`] (feature `client`): the reqwest builder and error text without URLs.
 //!
@@ -19,6 +20,9 @@ pub mod client;
 pub mod files;
 pub mod host;
 pub mod logging;
+pub mod metrics;
+#[cfg(test)]
+mod proptests;
 pub mod response;
 pub mod serve;
 pub mod workers;

@@ -95,8 +95,28 @@ fn reuseport_listener(addr: std::net::SocketAddr) -> std::io::Result<std::net::T
     sockopt::set_socket_reuseaddr(&socket, true)?;
     sockopt::set_socket_reuseport(&socket, true)?;
     rustix::net::bind(&socket, &addr)?;
-    rustix::net::listen(&socket, 1024)?;
+    // As deep as the system allows (`net.core.somaxconn`): a thousand clients may arrive at once.
+    rustix::net::listen(&socket, -1)?;
     Ok(std::net::TcpListener::from(socket))
+}
+
+/// Raises the soft open-file limit to the hard one (systemd starts services at 1,024; every preview
+/// client's channel and every browser connection is a file). Returns the limit now in force.
+pub fn raise_open_file_limit() -> Option<u64> {
+    use rustix::process::{Resource, getrlimit, setrlimit};
+    let mut limit = getrlimit(Resource::Nofile);
+    if limit.current != limit.maximum {
+        limit.current = limit.maximum;
+        setrlimit(Resource::Nofile, limit).ok()?;
+    }
+    limit.current
+}
+
+/// Deepens a listening socket's accept backlog from the standard library's 128 to the system's limit
+/// (`net.core.somaxconn`): thousands of preview clients reconnect at once after a restart.
+pub fn deep_backlog(listener: std::net::TcpListener) -> std::io::Result<std::net::TcpListener> {
+    rustix::net::listen(&listener, -1)?;
+    Ok(listener)
 }
 
 /// The number of available cores (at least 1): the default worker count.

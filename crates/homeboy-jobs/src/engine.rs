@@ -26,13 +26,13 @@
 
 use std::any::Any;
 use std::collections::VecDeque;
-use std::fs::OpenOptions;
 use std::ops::Bound;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, RwLock};
 use std::time::Duration;
 
+use homeboy_config::private_file;
 use redb::backends::FileBackend;
 use redb::{
     BackendError, Database, Durability, ReadableDatabase, ReadableTable, StorageBackend,
@@ -419,16 +419,11 @@ impl Engine {
     /// Opens `path` (and `path` + `.wal`) and replays the log into redb.
     pub fn open(path: &Path, clock: Clock) -> Result<Engine, JobError> {
         if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir).map_err(JobError::storage)?;
+            private_file::create_dir_all(dir).map_err(JobError::storage)?;
         }
-        // What `Database::create` does, with the file in our hands so it can be fenced.
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(path)
-            .map_err(JobError::storage)?;
+        // What `Database::create` does, with the file in our hands so it can be fenced; `0600`: jobs carry
+        // their output.
+        let file = private_file::open_store(path).map_err(JobError::storage)?;
         let db = FileBackend::new(file).map_err(JobError::storage)?;
         let mut wal_path = path.as_os_str().to_owned();
         wal_path.push(".wal");

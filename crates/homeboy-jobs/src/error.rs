@@ -29,6 +29,11 @@ pub enum JobError {
     /// The embedded store or its log failed; the operation did not happen.
     #[error("job store failure: {0}")]
     Storage(String),
+    /// The store's database cannot be reached right now (connection lost, server restarting or down). The
+    /// operation was not acknowledged; retrying later is safe (a submission key makes a retried enqueue
+    /// idempotent). The text never carries a password.
+    #[error("job store unavailable: {0}")]
+    Unavailable(String),
 }
 
 impl JobError {

@@ -1,18 +1,19 @@
 //! The job store contract ([`JobStore`]) and its embedded implementation on redb ([`RedbJobStore`]).
 //!
 //! Every mutating operation runs through the engine's writer (group commit) and returns only after its
-//! change is durable; reads use snapshots. The state machine of the wire contract is enforced here, once:
-//! queued → running | failed | cancelled; running → succeeded | failed | cancelled; a runner's expired lease
-//! returns the job to queued until `max_attempts`, then fails it with `stale_reason: "claim_expired"`.
+//! change is durable; reads use snapshots. The state machine of the wire contract lives in
+//! [`crate::machine`], shared with every backend; this file keeps redb's records, queues and indexes in step
+//! with what it decides. Daemon-executed jobs have a queue of their own, so the daemon's executor (woken by
+//! every enqueue) looks at its own jobs only, never at the runners' backlog.
 
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
-use sha2::{Digest, Sha256};
+use serde_json::Value;
 
 use crate::JobError;
 use crate::engine::{Clock, Engine, Observer, Snapshot, Tx, system_clock};
+use crate::machine::{self, Appended, JobMut};
 use crate::model::*;
 use crate::tables::{Table, created_value, event_key, lease_job_id, lease_key, read_u64, u64_key};
 
@@ -57,6 +58,28 @@ pub trait JobStore: Send + Sync {
     fn prune(&self, policy: &PrunePolicy) -> Result<usize, JobError>;
     /// Called after every committed change (for long polls and event streams).
     fn set_observer(&self, observer: Observer);
+    /// How many jobs are in each status, in `JobStatus::ALL` order (metrics and the daemon's idle check).
+    /// The default pages through [`JobStore::list`]; a backend with an index does better.
+    fn count_by_status(&self) -> Result<[(JobStatus, u64); 5], JobError> {
+        let mut counts = JobStatus::ALL.map(|s| (s, 0u64));
+        for (status, count) in &mut counts {
+            let mut cursor = None;
+            loop {
+                let page = self.list(&JobFilter {
+                    status: Some(*status),
+                    limit: 500,
+                    cursor,
+                    ..JobFilter::default()
+                })?;
+                *count += page.jobs.len() as u64;
+                match page.next_cursor {
+                    Some(next) => cursor = Some(next),
+                    None => break,
+                }
+            }
+        }
+        Ok(counts)
+    }
 }
 
 /// The stored form of a job: the public job plus bookkeeping.
@@ -108,6 +131,7 @@ impl RedbJobStore {
         options: StoreOptions,
     ) -> Result<(RedbJobStore, Recovery), JobError> {
         let store = RedbJobStore { engine, options };
+        store.engine.write(split_daemon_queue)?;
         let (failed_stale, running_claims) = store.engine.write(fail_stale_daemon_jobs)?;
         let recovery = Recovery {
             replayed_records: store.engine.replayed,
@@ -138,10 +162,7 @@ impl JobStore for RedbJobStore {
     }
 
     fn claim(&self, req: ClaimRequest) -> Result<Option<Claimed>, JobError> {
-        if req.runner_id.is_empty() {
-            return Err(JobError::invalid("runner_id", "must not be empty"));
-        }
-        let lease_ms = req.lease_ms.clamp(1, self.options.max_lease_ms);
+        let lease_ms = machine::validate_claim(&req, &self.options)?;
         self.engine.write(move |tx| {
             expire(tx)?;
             claim(tx, &req, lease_ms)
@@ -154,7 +175,7 @@ impl JobStore for RedbJobStore {
 
     fn heartbeat(&self, job_id: &str, actor: &Actor, lease_ms: u64) -> Result<Job, JobError> {
         let (job_id, actor) = (job_id.to_string(), actor.clone());
-        let lease_ms = lease_ms.clamp(1, self.options.max_lease_ms);
+        let lease_ms = machine::lease_ms(lease_ms, &self.options);
         self.engine
             .write(move |tx| heartbeat(tx, &job_id, &actor, lease_ms))
     }
@@ -165,23 +186,11 @@ impl JobStore for RedbJobStore {
         actor: &Actor,
         events: Vec<NewEvent>,
     ) -> Result<Vec<JobEvent>, JobError> {
-        if let Some(bad) = events.iter().find(|e| e.kind == EventKind::Status) {
-            return Err(JobError::invalid(
-                "kind",
-                format!("{:?} events are written by the store only", bad.kind),
-            ));
-        }
+        machine::validate_events(&events)?;
         let (job_id, actor) = (job_id.to_string(), actor.clone());
         let retention = self.options.event_retention;
-        self.engine.write(move |tx| {
-            let mut record = load_for(tx, &job_id, &actor)?;
-            let appended = events
-                .into_iter()
-                .map(|e| push_event(tx, &mut record, e.kind, e.message, e.data, retention))
-                .collect::<Result<Vec<_>, _>>()?;
-            save(tx, &record)?;
-            Ok(appended)
-        })
+        self.engine
+            .write(move |tx| append_events(tx, &job_id, &actor, events, retention))
     }
 
     fn finish(&self, job_id: &str, actor: &Actor, result: JobResult) -> Result<Job, JobError> {
@@ -212,6 +221,20 @@ impl JobStore for RedbJobStore {
     fn list(&self, filter: &JobFilter) -> Result<JobPage, JobError> {
         let snap = self.engine.snapshot()?;
         list(&snap, filter)
+    }
+
+    /// One scan of the creation index, which holds each job's status code: no record is read.
+    fn count_by_status(&self) -> Result<[(JobStatus, u64); 5], JobError> {
+        let snap = self.engine.snapshot()?;
+        let mut counts = JobStatus::ALL.map(|s| (s, 0u64));
+        snap.each(Table::Created, &[], None, false, |_, value| {
+            let code = value.first().copied().unwrap_or(u8::MAX);
+            if let Some((_, count)) = counts.iter_mut().find(|(s, _)| s.code() == code) {
+                *count += 1;
+            }
+            Ok(true)
+        })?;
+        Ok(counts)
     }
 
     fn events(&self, job_id: &str, after: u64, limit: usize) -> Result<Vec<JobEvent>, JobError> {
@@ -255,52 +278,13 @@ impl JobStore for RedbJobStore {
 }
 
 // ---- operations (run inside the writer) -------------------------------------------------------------
-
-/// SHA-256 of the request with object keys sorted, so key order does not make two equal submissions differ.
-fn request_digest(request: &Value) -> String {
-    fn write(value: &Value, out: &mut Vec<u8>) {
-        match value {
-            Value::Object(map) => {
-                let mut keys: Vec<&String> = map.keys().collect();
-                keys.sort();
-                out.push(b'{');
-                for (i, key) in keys.into_iter().enumerate() {
-                    if i > 0 {
-                        out.push(b',');
-                    }
-                    out.extend_from_slice(Value::String(key.clone()).to_string().as_bytes());
-                    out.push(b':');
-                    write(&map[key], out);
-                }
-                out.push(b'}');
-            }
-            Value::Array(items) => {
-                out.push(b'[');
-                for (i, item) in items.iter().enumerate() {
-                    if i > 0 {
-                        out.push(b',');
-                    }
-                    write(item, out);
-                }
-                out.push(b']');
-            }
-            scalar => out.extend_from_slice(scalar.to_string().as_bytes()),
-        }
-    }
-    let mut canonical = Vec::new();
-    write(request, &mut canonical);
-    hex::encode(Sha256::digest(&canonical))
-}
+//
+// Each operation loads the record, lets the shared state machine (`crate::machine`) change the job, and
+// hands the result to `write_back`, which moves the indexes by what changed and writes the events.
 
 fn enqueue(tx: &mut Tx<'_, '_>, new: NewJob, default_attempts: u32) -> Result<Enqueued, JobError> {
-    if new.operation.trim().is_empty() {
-        return Err(JobError::invalid("operation", "must not be empty"));
-    }
-    let max_attempts = new.max_attempts.unwrap_or(default_attempts);
-    if max_attempts == 0 {
-        return Err(JobError::invalid("max_attempts", "must be at least 1"));
-    }
-    let digest = request_digest(&new.request);
+    let max_attempts = machine::validate_new(&new, default_attempts)?;
+    let digest = machine::request_digest(&new.request);
     if let Some(key) = &new.submission_key
         && let Some(bytes) = tx.get(Table::Submissions, key.as_bytes())?
     {
@@ -322,38 +306,14 @@ fn enqueue(tx: &mut Tx<'_, '_>, new: NewJob, default_attempts: u32) -> Result<En
     let seq = tx.next_seq();
     // Time-ordered ids keep the records of recent (active) jobs on neighbouring B-tree pages.
     let id = uuid::Uuid::now_v7().to_string();
-    let now = tx.now_ms;
     let mut record = Record {
-        job: Job {
-            id: id.clone(),
-            operation: new.operation,
-            status: JobStatus::Queued,
-            created_at_ms: now,
-            updated_at_ms: now,
-            event_count: 0,
-            started_at_ms: None,
-            finished_at_ms: None,
-            stale_reason: None,
-            target_runner_id: new.target_runner_id,
-            claim_id: None,
-            claimed_by_runner_id: None,
-            claimed_at_ms: None,
-            claim_expires_at_ms: None,
-            artifacts: Vec::new(),
-            executor: new.executor,
-            project_id: new.project_id,
-            attempt: 0,
-            max_attempts,
-            last_sequence: 0,
-            events_dropped: 0,
-            exit_code: None,
-            submission_key: new.submission_key.clone(),
-        },
+        job: machine::new_job(id.clone(), &new, max_attempts, tx.now_ms),
         seq,
         queue_seq: seq,
         past_claims: Vec::new(),
         first_retained: 1,
     };
+    let appended = machine::enqueued(&mut record.view(), tx.now_ms);
     if let Some(key) = &new.submission_key {
         let submission = Submission {
             job_id: id.clone(),
@@ -370,21 +330,7 @@ fn enqueue(tx: &mut Tx<'_, '_>, new: NewJob, default_attempts: u32) -> Result<En
         id.as_bytes().to_vec(),
         serde_json::to_vec(&new.request).map_err(JobError::storage)?,
     )?;
-    tx.put(Table::Queue, u64_key(seq), queue_entry(&record.job))?;
-    tx.put(
-        Table::Created,
-        u64_key(seq),
-        created_value(JobStatus::Queued.code(), &id),
-    )?;
-    push_status_event(
-        tx,
-        &mut record,
-        "job queued",
-        json!({"status": "queued"}),
-        u64::MAX,
-    )?;
-    save(tx, &record)?;
-    tx.queue_grew();
+    write_back(tx, &Before::NEW, &record, &appended)?;
     Ok(Enqueued {
         job: record.job,
         request: new.request,
@@ -399,31 +345,18 @@ fn claim(
 ) -> Result<Option<Claimed>, JobError> {
     let runner = req.runner_id.as_bytes();
     let project = req.project_id.as_deref().map(str::as_bytes);
-    let Some(job_id) = first_queued(tx, |entry| {
-        entry.executor == Executor::Runner
-            && entry.target.is_none_or(|t| t == runner)
-            && project.is_none_or(|p| entry.project == Some(p))
+    let Some(job_id) = first_queued(tx, Table::Queue, |entry| {
+        entry.target.is_none_or(|t| t == runner) && project.is_none_or(|p| entry.project == Some(p))
     })?
     else {
         return Ok(None);
     };
     let mut record = require(tx, &job_id)?;
-    let now = tx.now_ms;
+    let before = Before::of(&record);
     let claim_id = uuid::Uuid::new_v4().to_string();
-    let expires = now + lease_ms;
-    tx.delete(Table::Queue, u64_key(record.queue_seq))?;
-    set_status(tx, &mut record, JobStatus::Running)?;
-    let job = &mut record.job;
-    job.attempt += 1;
-    job.started_at_ms = Some(now);
-    job.claim_id = Some(claim_id);
-    job.claimed_by_runner_id = Some(req.runner_id.clone());
-    job.claimed_at_ms = Some(now);
-    job.claim_expires_at_ms = Some(expires);
-    tx.put(Table::Leases, lease_key(expires, &job.id), Vec::new())?;
-    let data = json!({"status": "running", "runner_id": req.runner_id, "attempt": job.attempt});
-    push_status_event(tx, &mut record, "job claimed", data, u64::MAX)?;
-    save(tx, &record)?;
+    let now = tx.now_ms;
+    let appended = machine::claim(&mut record.view(), &req.runner_id, claim_id, now, lease_ms)?;
+    write_back(tx, &before, &record, &appended)?;
     let request = load_request(tx, &job_id)?;
     Ok(Some(Claimed {
         job: record.job,
@@ -431,14 +364,15 @@ fn claim(
     }))
 }
 
-/// The id of the oldest queued job whose queue entry satisfies `eligible`.
+/// The id of the oldest entry of `queue` that satisfies `eligible`.
 fn first_queued(
     tx: &Tx<'_, '_>,
+    queue: Table,
     eligible: impl Fn(&QueueEntry<'_>) -> bool,
 ) -> Result<Option<String>, JobError> {
     let mut found = None;
     tx.each(
-        Table::Queue,
+        queue,
         &[],
         None,
         false,
@@ -454,22 +388,14 @@ fn first_queued(
 }
 
 fn start_next_daemon_job(tx: &mut Tx<'_, '_>) -> Result<Option<Claimed>, JobError> {
-    let Some(id) = first_queued(tx, |entry| entry.executor == Executor::Daemon)? else {
+    // Daemon jobs have a queue of their own, so looking for one never walks the runners' backlog.
+    let Some(id) = first_queued(tx, Table::DaemonQueue, |_| true)? else {
         return Ok(None);
     };
     let mut record = require(tx, &id)?;
-    tx.delete(Table::Queue, u64_key(record.queue_seq))?;
-    set_status(tx, &mut record, JobStatus::Running)?;
-    record.job.attempt += 1;
-    record.job.started_at_ms = Some(tx.now_ms);
-    push_status_event(
-        tx,
-        &mut record,
-        "job started",
-        json!({"status": "running"}),
-        u64::MAX,
-    )?;
-    save(tx, &record)?;
+    let before = Before::of(&record);
+    let appended = machine::start_daemon(&mut record.view(), tx.now_ms)?;
+    write_back(tx, &before, &record, &appended)?;
     let request = load_request(tx, &id)?;
     Ok(Some(Claimed {
         job: record.job,
@@ -484,26 +410,25 @@ fn heartbeat(
     lease_ms: u64,
 ) -> Result<Job, JobError> {
     let mut record = require(tx, job_id)?;
-    match check_actor(&record, actor, tx.now_ms) {
-        Ok(()) => {}
-        // The runner still holds the claim, but the job was cancelled: tell it, so it stops.
-        Err(JobError::NotRunning { .. })
-            if record.job.status == JobStatus::Cancelled && holds_live_claim(&record, actor) =>
-        {
-            return Ok(record.job);
-        }
-        Err(e) => return Err(e),
-    }
-    if let Actor::Runner { .. } = actor {
-        let old = record.job.claim_expires_at_ms.unwrap_or(0);
-        let expires = tx.now_ms + lease_ms;
-        tx.delete(Table::Leases, lease_key(old, job_id))?;
-        tx.put(Table::Leases, lease_key(expires, job_id), Vec::new())?;
-        record.job.claim_expires_at_ms = Some(expires);
-        record.job.updated_at_ms = tx.now_ms;
-        save(tx, &record)?;
+    let before = Before::of(&record);
+    if machine::heartbeat(&mut record.view(), actor, tx.now_ms, lease_ms)? {
+        write_back(tx, &before, &record, &Appended::default())?;
     }
     Ok(record.job)
+}
+
+fn append_events(
+    tx: &mut Tx<'_, '_>,
+    job_id: &str,
+    actor: &Actor,
+    events: Vec<NewEvent>,
+    retention: u64,
+) -> Result<Vec<JobEvent>, JobError> {
+    let mut record = require(tx, job_id)?;
+    let before = Before::of(&record);
+    let appended = machine::append(&mut record.view(), actor, events, tx.now_ms, retention)?;
+    write_back(tx, &before, &record, &appended)?;
+    Ok(appended.events)
 }
 
 fn finish(
@@ -513,74 +438,19 @@ fn finish(
     result: JobResult,
     retention: u64,
 ) -> Result<Job, JobError> {
-    let mut record = load_for(tx, job_id, actor)?;
-    let status = if result.exit_code == 0 {
-        JobStatus::Succeeded
-    } else {
-        JobStatus::Failed
-    };
-    release_lease(tx, &record)?;
-    let exit_code = result.exit_code;
-    record.job.artifacts = result.artifacts.clone();
-    record.job.exit_code = Some(exit_code);
-    let result_json = serde_json::to_value(&result).map_err(JobError::storage)?;
-    push_event(
-        tx,
-        &mut record,
-        EventKind::Result,
-        Some("job result".into()),
-        Some(result_json),
-        retention,
-    )?;
-    if status == JobStatus::Failed {
-        let message = format!("job exited with code {exit_code}");
-        push_event(
-            tx,
-            &mut record,
-            EventKind::Error,
-            Some(message),
-            Some(json!({"exit_code": exit_code})),
-            retention,
-        )?;
-    }
-    set_status(tx, &mut record, status)?;
-    record.job.finished_at_ms = Some(tx.now_ms);
-    let data = json!({"status": status.as_str(), "exit_code": exit_code});
-    push_status_event(
-        tx,
-        &mut record,
-        &format!("job {}", status.as_str()),
-        data,
-        retention,
-    )?;
-    save(tx, &record)?;
+    let mut record = require(tx, job_id)?;
+    let before = Before::of(&record);
+    let appended = machine::finish(&mut record.view(), actor, result, tx.now_ms, retention)?;
+    write_back(tx, &before, &record, &appended)?;
     Ok(record.job)
 }
 
 fn cancel(tx: &mut Tx<'_, '_>, job_id: &str, retention: u64) -> Result<Job, JobError> {
     let mut record = require(tx, job_id)?;
-    match record.job.status {
-        JobStatus::Cancelled => return Ok(record.job),
-        JobStatus::Queued => tx.delete(Table::Queue, u64_key(record.queue_seq))?,
-        JobStatus::Running => release_lease(tx, &record)?,
-        other => {
-            return Err(JobError::IllegalTransition {
-                job_id: job_id.to_string(),
-                from: other.as_str().into(),
-                to: "cancelled".into(),
-            });
-        }
+    let before = Before::of(&record);
+    if let Some(appended) = machine::cancel(&mut record.view(), tx.now_ms, retention)? {
+        write_back(tx, &before, &record, &appended)?;
     }
-    set_status(tx, &mut record, JobStatus::Cancelled)?;
-    record.job.finished_at_ms = Some(tx.now_ms);
-    push_status_event(
-        tx,
-        &mut record,
-        "job cancelled",
-        json!({"status": "cancelled"}),
-        retention,
-    )?;
-    save(tx, &record)?;
     Ok(record.job)
 }
 
@@ -592,51 +462,18 @@ fn expire(tx: &mut Tx<'_, '_>) -> Result<Vec<Job>, JobError> {
     let mut changed = Vec::new();
     for (key, _) in expired {
         let job_id = lease_job_id(&key);
-        tx.delete(Table::Leases, key)?;
         let Some(mut record) = load(tx, &job_id)? else {
+            tx.delete(Table::Leases, key)?;
             continue;
         };
-        if record.job.status != JobStatus::Running || record.job.executor != Executor::Runner {
+        let before = Before::of(&record);
+        if before.lease.map(|t| lease_key(t, &job_id)).as_ref() != Some(&key) {
+            tx.delete(Table::Leases, key)?; // Left behind; `write_back` moves only the record's own lease.
+        }
+        let Some(appended) = machine::expire(&mut record.view(), now) else {
             continue;
-        }
-        let claim_id = record.job.claim_id.take().unwrap_or_default();
-        let runner = record.job.claimed_by_runner_id.take();
-        record.past_claims.push(claim_id);
-        record.job.claimed_at_ms = None;
-        record.job.claim_expires_at_ms = None;
-        if record.job.attempt < record.job.max_attempts {
-            // Running → queued is not a client transition; only lease expiry does it.
-            move_status_index(tx, &record, JobStatus::Queued)?;
-            record.job.status = JobStatus::Queued;
-            record.job.updated_at_ms = now;
-            tx.put(
-                Table::Queue,
-                u64_key(record.queue_seq),
-                queue_entry(&record.job),
-            )?;
-            let data = json!({"status": "queued", "reason": "claim_expired", "expired_runner_id": runner, "attempt": record.job.attempt});
-            push_status_event(
-                tx,
-                &mut record,
-                "claim expired; job requeued",
-                data,
-                u64::MAX,
-            )?;
-            tx.queue_grew();
-        } else {
-            set_status(tx, &mut record, JobStatus::Failed)?;
-            record.job.stale_reason = Some("claim_expired".into());
-            record.job.finished_at_ms = Some(now);
-            let data = json!({"status": "failed", "stale_reason": "claim_expired", "attempts": record.job.attempt});
-            push_status_event(
-                tx,
-                &mut record,
-                "claim expired; no attempts left",
-                data,
-                u64::MAX,
-            )?;
-        }
-        save(tx, &record)?;
+        };
+        write_back(tx, &before, &record, &appended)?;
         changed.push(record.job);
     }
     Ok(changed)
@@ -660,21 +497,30 @@ fn fail_stale_daemon_jobs(tx: &mut Tx<'_, '_>) -> Result<(Vec<String>, u64), Job
             claims += 1;
             continue; // Runner claims keep their lease until it expires.
         }
-        set_status(tx, &mut record, JobStatus::Failed)?;
-        record.job.stale_reason = Some("daemon_restarted".into());
-        record.job.finished_at_ms = Some(tx.now_ms);
-        let data = json!({"status": "failed", "stale_reason": "daemon_restarted"});
-        push_status_event(
-            tx,
-            &mut record,
-            "the daemon stopped while this job ran",
-            data,
-            u64::MAX,
-        )?;
-        save(tx, &record)?;
-        failed.push(id);
+        let before = Before::of(&record);
+        if let Some(appended) = machine::fail_stale_daemon(&mut record.view(), tx.now_ms) {
+            write_back(tx, &before, &record, &appended)?;
+            failed.push(id);
+        }
     }
     Ok((failed, claims))
+}
+
+/// On open: stores written before daemon jobs had a queue of their own keep them in the runners' queue;
+/// move them over once.
+fn split_daemon_queue(tx: &mut Tx<'_, '_>) -> Result<(), JobError> {
+    let daemon_entries: Vec<_> = tx
+        .collect(Table::Queue, &[], None)?
+        .into_iter()
+        .filter(|(_, value)| {
+            parse_queue_entry(value).is_some_and(|e| e.executor == Executor::Daemon)
+        })
+        .collect();
+    for (key, value) in daemon_entries {
+        tx.delete(Table::Queue, key.clone())?;
+        tx.put(Table::DaemonQueue, key, value)?;
+    }
+    Ok(())
 }
 
 fn prune_some(tx: &mut Tx<'_, '_>, policy: &PrunePolicy, max: usize) -> Result<usize, JobError> {
@@ -726,6 +572,95 @@ fn prune_some(tx: &mut Tx<'_, '_>, policy: &PrunePolicy, max: usize) -> Result<u
 }
 
 // ---- helpers ----------------------------------------------------------------------------------------
+
+impl Record {
+    /// The record as the state machine sees it.
+    fn view(&mut self) -> JobMut<'_> {
+        JobMut {
+            job: &mut self.job,
+            past_claims: &mut self.past_claims,
+            first_retained: &mut self.first_retained,
+        }
+    }
+}
+
+/// What the indexes said about a record before an operation changed it.
+struct Before {
+    /// `None` for a job that did not exist yet.
+    status: Option<JobStatus>,
+    lease: Option<u64>,
+    last_sequence: u64,
+}
+
+impl Before {
+    const NEW: Before = Before {
+        status: None,
+        lease: None,
+        last_sequence: 0,
+    };
+
+    fn of(record: &Record) -> Before {
+        Before {
+            status: Some(record.job.status),
+            lease: machine::lease_of(&record.job),
+            last_sequence: record.job.last_sequence,
+        }
+    }
+}
+
+/// Persists what an operation did: the appended events still retained, the events retention dropped, the
+/// status index, queue membership, the lease index, and the record itself.
+fn write_back(
+    tx: &mut Tx<'_, '_>,
+    before: &Before,
+    record: &Record,
+    appended: &Appended,
+) -> Result<(), JobError> {
+    let job = &record.job;
+    for event in appended.kept() {
+        tx.put(
+            Table::Events,
+            event_key(&job.id, event.sequence),
+            serde_json::to_vec(event).map_err(JobError::storage)?,
+        )?;
+    }
+    // Only events stored before this operation need deleting; newer dropped ones were never written.
+    let stored_end = appended.dropped.end.min(before.last_sequence + 1);
+    for sequence in appended.dropped.start..stored_end {
+        tx.delete(Table::Events, event_key(&job.id, sequence))?;
+    }
+    if before.status != Some(job.status) {
+        tx.put(
+            Table::Created,
+            u64_key(record.seq),
+            created_value(job.status.code(), &job.id),
+        )?;
+    }
+    let queue = match job.executor {
+        Executor::Daemon => Table::DaemonQueue,
+        Executor::Runner => Table::Queue,
+    };
+    let (was_queued, is_queued) = (
+        before.status == Some(JobStatus::Queued),
+        job.status == JobStatus::Queued,
+    );
+    if was_queued && !is_queued {
+        tx.delete(queue, u64_key(record.queue_seq))?;
+    } else if !was_queued && is_queued {
+        tx.put(queue, u64_key(record.queue_seq), queue_entry(job))?;
+        tx.queue_grew();
+    }
+    let lease = machine::lease_of(job);
+    if before.lease != lease {
+        if let Some(old) = before.lease {
+            tx.delete(Table::Leases, lease_key(old, &job.id))?;
+        }
+        if let Some(new) = lease {
+            tx.put(Table::Leases, lease_key(new, &job.id), Vec::new())?;
+        }
+    }
+    save(tx, record)
+}
 
 /// A queue entry carries what claim eligibility needs, so a claim reads only the queue until it finds a
 /// job: `executor u8 | target_len u16 | target | project_len u16 | project | job id`
@@ -818,161 +753,11 @@ fn save(tx: &mut Tx<'_, '_>, record: &Record) -> Result<(), JobError> {
     Ok(())
 }
 
-/// The record of a running job the actor may act on.
-fn load_for(tx: &Tx<'_, '_>, job_id: &str, actor: &Actor) -> Result<Record, JobError> {
-    let record = require(tx, job_id)?;
-    check_actor(&record, actor, tx.now_ms)?;
-    Ok(record)
-}
-
-fn holds_live_claim(record: &Record, actor: &Actor) -> bool {
-    matches!(actor, Actor::Runner { runner_id, claim_id }
-        if record.job.claim_id.as_deref() == Some(claim_id.as_str())
-            && record.job.claimed_by_runner_id.as_deref() == Some(runner_id.as_str()))
-}
-
-/// Every claim-scoped call must name the claiming runner, the live claim id, a running job and an
-/// unexpired lease; the daemon may act only on its own running jobs.
-fn check_actor(record: &Record, actor: &Actor, now: u64) -> Result<(), JobError> {
-    let job = &record.job;
-    let not_running = || JobError::NotRunning {
-        job_id: job.id.clone(),
-        status: job.status.as_str().into(),
-    };
-    match actor {
-        Actor::Daemon => {
-            if job.executor != Executor::Daemon {
-                return Err(JobError::ClaimMismatch {
-                    job_id: job.id.clone(),
-                });
-            }
-            if job.status != JobStatus::Running {
-                return Err(not_running());
-            }
-            Ok(())
-        }
-        Actor::Runner { claim_id, .. } => {
-            if job.executor != Executor::Runner {
-                return Err(JobError::ClaimMismatch {
-                    job_id: job.id.clone(),
-                });
-            }
-            if holds_live_claim(record, actor) {
-                if job.status != JobStatus::Running {
-                    return Err(not_running());
-                }
-                if job.claim_expires_at_ms.is_some_and(|t| t <= now) {
-                    return Err(JobError::ClaimExpired {
-                        job_id: job.id.clone(),
-                    });
-                }
-                return Ok(());
-            }
-            if record.past_claims.iter().any(|c| c == claim_id) {
-                return Err(JobError::ClaimExpired {
-                    job_id: job.id.clone(),
-                });
-            }
-            Err(JobError::ClaimMismatch {
-                job_id: job.id.clone(),
-            })
-        }
-    }
-}
-
-fn release_lease(tx: &mut Tx<'_, '_>, record: &Record) -> Result<(), JobError> {
-    if let Some(expires) = record.job.claim_expires_at_ms {
-        tx.delete(Table::Leases, lease_key(expires, &record.job.id))?;
-    }
-    Ok(())
-}
-
-/// A contract transition: refuses what the state machine forbids and keeps the status index in step.
-fn set_status(tx: &mut Tx<'_, '_>, record: &mut Record, next: JobStatus) -> Result<(), JobError> {
-    let current = record.job.status;
-    if !current.can_become(next) {
-        return Err(JobError::IllegalTransition {
-            job_id: record.job.id.clone(),
-            from: current.as_str().into(),
-            to: next.as_str().into(),
-        });
-    }
-    move_status_index(tx, record, next)?;
-    record.job.status = next;
-    record.job.updated_at_ms = tx.now_ms;
-    Ok(())
-}
-
-fn move_status_index(
-    tx: &mut Tx<'_, '_>,
-    record: &Record,
-    next: JobStatus,
-) -> Result<(), JobError> {
-    tx.put(
-        Table::Created,
-        u64_key(record.seq),
-        created_value(next.code(), &record.job.id),
-    )
-}
-
 /// `(creation seq, status code, job id)` of a `Created` entry.
 fn created_entry(key: &[u8], value: &[u8]) -> (u64, u8, String) {
     let status = value.first().copied().unwrap_or(u8::MAX);
     let id = String::from_utf8_lossy(value.get(1..).unwrap_or_default()).into_owned();
     (read_u64(key), status, id)
-}
-
-fn push_status_event(
-    tx: &mut Tx<'_, '_>,
-    record: &mut Record,
-    message: &str,
-    data: Value,
-    retention: u64,
-) -> Result<JobEvent, JobError> {
-    push_event(
-        tx,
-        record,
-        EventKind::Status,
-        Some(message.to_string()),
-        Some(data),
-        retention,
-    )
-}
-
-/// Appends one event, dropping (and counting) the oldest beyond `retention`. Status events of a terminal
-/// job are the only events allowed after it ends, which `load_for` already guarantees for clients.
-fn push_event(
-    tx: &mut Tx<'_, '_>,
-    record: &mut Record,
-    kind: EventKind,
-    message: Option<String>,
-    data: Option<Value>,
-    retention: u64,
-) -> Result<JobEvent, JobError> {
-    let job = &mut record.job;
-    let event = JobEvent {
-        sequence: job.last_sequence + 1,
-        job_id: job.id.clone(),
-        kind,
-        timestamp_ms: tx.now_ms,
-        message,
-        data,
-    };
-    tx.put(
-        Table::Events,
-        event_key(&job.id, event.sequence),
-        serde_json::to_vec(&event).map_err(JobError::storage)?,
-    )?;
-    job.last_sequence = event.sequence;
-    job.event_count += 1;
-    job.updated_at_ms = tx.now_ms;
-    let retention = retention.max(1);
-    while job.last_sequence + 1 - record.first_retained > retention {
-        tx.delete(Table::Events, event_key(&job.id, record.first_retained))?;
-        record.first_retained += 1;
-        job.events_dropped += 1;
-    }
-    Ok(event)
 }
 
 fn list(snap: &Snapshot, filter: &JobFilter) -> Result<JobPage, JobError> {
@@ -1020,5 +805,5 @@ fn list(snap: &Snapshot, filter: &JobFilter) -> Result<JobPage, JobError> {
 }
 
 #[cfg(test)]
-#[path = "store_tests.rs"]
+#[path = "redb_store_tests.rs"]
 mod tests;

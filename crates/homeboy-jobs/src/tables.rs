@@ -11,7 +11,7 @@ pub(crate) enum Table {
     Jobs = 1,
     /// job id → the submitted request (JSON).
     Requests = 2,
-    /// queue seq → job id: queued jobs, oldest first.
+    /// queue seq → queue entry: queued runner jobs, oldest first.
     Queue = 3,
     /// creation seq → status code ‖ job id: every job, for newest-first listing, status filters without
     /// loading records, recovery and pruning. (5 was a status index; codes are never reused.)
@@ -24,10 +24,13 @@ pub(crate) enum Table {
     Submissions = 8,
     /// name → u64: counters and the checkpoint lsn.
     Meta = 9,
+    /// queue seq → queue entry: queued daemon-executed jobs, oldest first (apart from the runners' queue,
+    /// so the daemon's executor never walks the runners' backlog).
+    DaemonQueue = 10,
 }
 
 impl Table {
-    pub const ALL: [Table; 8] = [
+    pub const ALL: [Table; 9] = [
         Table::Jobs,
         Table::Requests,
         Table::Queue,
@@ -36,6 +39,7 @@ impl Table {
         Table::Leases,
         Table::Submissions,
         Table::Meta,
+        Table::DaemonQueue,
     ];
 
     pub fn code(self) -> u8 {

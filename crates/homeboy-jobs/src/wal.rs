@@ -15,11 +15,10 @@
 //! The file is reached through redb's `StorageBackend` trait, like the database file: production passes
 //! the real file, crash tests a file that fails on cue (`homeboy-faultfs`).
 
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io;
 #[cfg(test)]
 use std::os::unix::fs::FileExt;
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -56,13 +55,7 @@ pub(crate) struct Wal {
 impl Wal {
     /// Opens (creating and zero-filling as needed) the log at `path` with `capacity` bytes.
     pub fn open(path: &Path, capacity: u64) -> io::Result<Wal> {
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .mode(0o600)
-            .open(path)?;
+        let file = homeboy_config::private_file::open_store(path)?;
         let grows = file.metadata()?.len() < capacity;
         let wal = Wal::on(
             Arc::new(FileBackend::new(file).map_err(io::Error::other)?),
@@ -285,6 +278,7 @@ fn decode_payload(mut bytes: &[u8]) -> Option<Vec<Mutation>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::fs::OpenOptions;
 
     fn put(k: &str, v: &str) -> Mutation {
         Mutation {

@@ -6,6 +6,7 @@ use std::fs::File;
 use std::io::{Read, Write};
 use std::path::Path;
 
+use homeboy_config::private_file;
 use sha2::{Digest, Sha256};
 
 use crate::artifact_path::check_relative;
@@ -39,6 +40,14 @@ pub fn mime_for(name: &str) -> String {
         .to_string()
 }
 
+/// How an artifact's file is created: `0600` in `0700` directories, since a run's output log and reports
+/// are job output.
+fn create_options() -> std::fs::OpenOptions {
+    let mut options = private_file::options();
+    options.write(true).create(true).truncate(true);
+    options
+}
+
 /// `runs/<run id>/<name>`: where a run's artifact lives under the root.
 pub fn stored_path(run_id: &str, name: &str) -> String {
     format!("runs/{run_id}/{name}")
@@ -54,7 +63,7 @@ pub fn keep_file(
     let relative = stored_path(source.run_id, source.name);
     let target = root.join(&relative);
     let parent = target.parent().unwrap_or(root);
-    std::fs::create_dir_all(parent).map_err(|e| ObservationError::io("create", parent, e))?;
+    private_file::create_dir_all(parent).map_err(|e| ObservationError::io("create", parent, e))?;
     let temp = parent.join(format!(
         ".{}.part",
         target
@@ -62,7 +71,8 @@ pub fn keep_file(
             .map(|n| n.to_string_lossy())
             .unwrap_or_default()
     ));
-    let mut out = File::create(&temp).map_err(|e| ObservationError::io("create", &temp, e))?;
+    let mut out = private_file::open(&create_options(), &temp)
+        .map_err(|e| ObservationError::io("create", &temp, e))?;
     let (size_bytes, sha256) = copy_hashing(file, Some(&mut out))
         .map_err(|e| ObservationError::io("copy an artifact to", &temp, e))?;
     out.sync_all()
@@ -81,8 +91,9 @@ pub fn keep_bytes(
     let relative = stored_path(source.run_id, source.name);
     let target = root.join(&relative);
     let parent = target.parent().unwrap_or(root);
-    std::fs::create_dir_all(parent).map_err(|e| ObservationError::io("create", parent, e))?;
-    let mut out = File::create(&target).map_err(|e| ObservationError::io("create", &target, e))?;
+    private_file::create_dir_all(parent).map_err(|e| ObservationError::io("create", parent, e))?;
+    let mut out = private_file::open(&create_options(), &target)
+        .map_err(|e| ObservationError::io("create", &target, e))?;
     out.write_all(bytes)
         .and_then(|()| out.sync_all())
         .map_err(|e| ObservationError::io("write", &target, e))?;

@@ -16,6 +16,7 @@ pub mod artifact_path;
 pub mod artifacts;
 pub mod compare;
 mod error;
+mod file_stamp;
 pub mod findings;
 mod keys;
 pub mod model;
@@ -33,6 +34,12 @@ pub fn new_id() -> String {
     uuid::Uuid::now_v7().to_string()
 }
 
+/// Whether `text` is an id as [`new_id`] writes it (a UUID, lower-case and hyphenated): what a run listing's
+/// cursor must be.
+pub fn is_id(text: &str) -> bool {
+    uuid::Uuid::try_parse(text).is_ok_and(|id| id.hyphenated().to_string() == text)
+}
+
 /// Now as RFC 3339 UTC with milliseconds (`2026-01-01T12:00:00.123Z`): runs are timed to the millisecond.
 pub use homeboy_config::clock::now_rfc3339_ms as now_rfc3339;
 pub use homeboy_config::clock::{format_ms, now_ms};
@@ -48,5 +55,16 @@ mod tests {
         let a = super::new_id();
         let b = super::new_id();
         assert!(a < b, "ids sort in creation order");
+        assert!(super::is_id(&a));
+        for bad in [
+            "garbage",
+            "",
+            &a.to_uppercase(),
+            &a.replace('-', ""),
+            &format!("{{{a}}}"),
+            &format!("{a}x"),
+        ] {
+            assert!(!super::is_id(bad), "{bad}");
+        }
     }
 }

@@ -9,12 +9,17 @@
 //! use this mode (redb refuses to mix modes), which is why it is only ever opened through
 //! [`ObservationStore::open`].
 //!
+//! **Generation.** Every write transaction also counts up a generation number stored in the same file, in
+//! the same transaction ([`ObservationStore::generation`]): a reader that kept an answer knows, with one
+//! lookup, whether any process has written since (the daemon's read cache, `homeboy-service`).
+//!
 //! Writes are durable when they return (redb's immediate durability). A run is written twice: when it starts
 //! (`running`, with its owner) and when it ends ([`Completion`]: the final record, its artifacts and its
 //! findings in one transaction).
 
-use std::fs::OpenOptions;
 use std::path::Path;
+
+use homeboy_config::private_file;
 
 use redb::backends::FileBackend;
 use redb::{
@@ -23,6 +28,7 @@ use redb::{
 };
 
 use crate::ObservationError;
+use crate::file_stamp::FileStamp;
 use crate::keys::{
     child_key, children, filter_prefix, finding_key, finding_sequence, index_keys, index_run_id,
     page_bounds,
@@ -37,13 +43,32 @@ const RUNS: TableDefinition<&str, &[u8]> = TableDefinition::new("runs");
 const RUN_INDEX: TableDefinition<&[u8], ()> = TableDefinition::new("run_index");
 const ARTIFACTS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("artifacts");
 const FINDINGS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("findings");
+/// `generation` → how many write transactions the store has committed (absent: none since it gained the key).
+const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
+const GENERATION: &str = "generation";
 
 /// Page cache per open handle: the readers touch a few pages per request.
 const CACHE_BYTES: usize = 64 * 1024 * 1024;
 
+/// What [`ObservationStore::list_runs_json`] wrote besides the runs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JsonRunPage {
+    /// The cursor of the next page, if there is one.
+    pub next_cursor: Option<String>,
+    /// The page holds a running run: its `status_note` follows its owner process, not the store.
+    pub has_running: bool,
+}
+
 /// The store of runs, artifacts and findings.
 pub struct ObservationStore {
     db: Database,
+    /// The store's file, when it is on one: a second handle on the open file, so the generation's
+    /// shortcut ([`ObservationStore::generation`]) stats it without a path lookup.
+    file: Option<std::fs::File>,
+    /// A settled stamp of the file and the generation read after it was taken.
+    known: std::sync::Mutex<Option<(FileStamp, u64)>>,
+    /// Generations read from the database rather than vouched for by the file's stamp (for tests).
+    generation_reads: std::sync::atomic::AtomicU64,
 }
 
 fn storage(e: impl std::fmt::Display) -> ObservationError {
@@ -54,18 +79,19 @@ impl ObservationStore {
     /// Opens (creating) the store at `path`, shared with other processes (see the module doc).
     pub fn open(path: &Path) -> Result<ObservationStore, ObservationError> {
         if let Some(parent) = path.parent() {
-            std::fs::create_dir_all(parent)
+            private_file::create_dir_all(parent)
                 .map_err(|e| ObservationError::io("create", parent, e))?;
         }
-        // What redb's `Builder::create` does, with the file in our hands (see `open_on`).
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(path)
+        // What redb's `Builder::create` does, with the file in our hands (see `open_on`); `0600`: runs carry
+        // their findings and output.
+        let file =
+            private_file::open_store(path).map_err(|e| ObservationError::io("open", path, e))?;
+        let stamped = file
+            .try_clone()
             .map_err(|e| ObservationError::io("open", path, e))?;
-        Self::open_on(FileBackend::new(file).map_err(storage)?)
+        let mut store = Self::open_on(FileBackend::new(file).map_err(storage)?)?;
+        store.file = Some(stamped);
+        Ok(store)
     }
 
     /// Opens the store on `file`: the real file in production, a file that fails on cue in the crash tests.
@@ -75,7 +101,12 @@ impl ObservationStore {
             .set_concurrency_mode(ConcurrencyMode::MultiWriter)
             .set_cache_size(CACHE_BYTES);
         let db = builder.create_with_backend(file).map_err(storage)?;
-        let store = ObservationStore { db };
+        let store = ObservationStore {
+            db,
+            file: None,
+            known: std::sync::Mutex::new(None),
+            generation_reads: std::sync::atomic::AtomicU64::new(0),
+        };
         store.ensure_tables()?;
         Ok(store)
     }
@@ -86,7 +117,8 @@ impl ObservationStore {
         let ready = read.open_table(RUNS).is_ok()
             && read.open_table(RUN_INDEX).is_ok()
             && read.open_table(ARTIFACTS).is_ok()
-            && read.open_table(FINDINGS).is_ok();
+            && read.open_table(FINDINGS).is_ok()
+            && read.open_table(META).is_ok();
         drop(read);
         if ready {
             return Ok(());
@@ -96,12 +128,63 @@ impl ObservationStore {
         tx.open_table(RUN_INDEX).map_err(storage)?;
         tx.open_table(ARTIFACTS).map_err(storage)?;
         tx.open_table(FINDINGS).map_err(storage)?;
+        tx.open_table(META).map_err(storage)?;
         tx.commit().map_err(storage)
+    }
+
+    /// Begins a write transaction that counts up the generation: every write goes through here.
+    fn begin_write(&self) -> Result<WriteTransaction, ObservationError> {
+        let tx = self.db.begin_write().map_err(storage)?;
+        {
+            let mut meta = tx.open_table(META).map_err(storage)?;
+            let current = meta
+                .get(GENERATION)
+                .map_err(storage)?
+                .map_or(0, |v| v.value());
+            meta.insert(GENERATION, current.wrapping_add(1))
+                .map_err(storage)?;
+        }
+        Ok(tx)
+    }
+
+    /// The store's generation: a number that changes with every committed write of any process sharing the
+    /// file. An answer computed after reading generation `g` is current for as long as the generation stays
+    /// `g`. Costs one `stat` while the file is unchanged since a settled stamp (`file_stamp.rs`); else one
+    /// read transaction and one lookup. The stamp is taken *before* the generation is read, so a write in
+    /// between changes the file after the stamp and is never hidden behind it.
+    pub fn generation(&self) -> Result<u64, ObservationError> {
+        let stamp = self.file.as_ref().and_then(FileStamp::of);
+        if let Some((stamp, _)) = stamp
+            && let Some((known, generation)) = *self.known.lock().unwrap_or_else(|p| p.into_inner())
+            && known == stamp
+        {
+            return Ok(generation);
+        }
+        let generation = self.read_generation()?;
+        if let Some((stamp, true)) = stamp {
+            *self.known.lock().unwrap_or_else(|p| p.into_inner()) = Some((stamp, generation));
+        }
+        Ok(generation)
+    }
+
+    fn read_generation(&self) -> Result<u64, ObservationError> {
+        self.generation_reads
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let read = self.db.begin_read().map_err(storage)?;
+        let meta = match read.open_table(META) {
+            Ok(meta) => meta,
+            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(0),
+            Err(e) => return Err(storage(e)),
+        };
+        Ok(meta
+            .get(GENERATION)
+            .map_err(storage)?
+            .map_or(0, |v| v.value()))
     }
 
     /// Records a new run (normally `running`). Refused if the id exists.
     pub fn create_run(&self, run: &Run) -> Result<(), ObservationError> {
-        let tx = self.db.begin_write().map_err(storage)?;
+        let tx = self.begin_write()?;
         if read_run(&tx.open_table(RUNS).map_err(storage)?, &run.id)?.is_some() {
             return Err(ObservationError::Invalid {
                 field: "id",
@@ -115,7 +198,7 @@ impl ObservationStore {
     /// Stores a run's end: its final record (replacing the running one, if any), artifacts and findings,
     /// in one transaction. Returns the stored run.
     pub fn complete_run(&self, completion: Completion) -> Result<Run, ObservationError> {
-        let tx = self.db.begin_write().map_err(storage)?;
+        let tx = self.begin_write()?;
         let run = complete(&tx, completion)?;
         tx.commit().map_err(storage)?;
         Ok(run)
@@ -126,7 +209,7 @@ impl ObservationStore {
         &self,
         completions: impl IntoIterator<Item = Completion>,
     ) -> Result<usize, ObservationError> {
-        let tx = self.db.begin_write().map_err(storage)?;
+        let tx = self.begin_write()?;
         let mut count = 0;
         for completion in completions {
             complete(&tx, completion)?;
@@ -143,7 +226,7 @@ impl ObservationStore {
         &self,
         mut artifact: StoredArtifact,
     ) -> Result<StoredArtifact, ObservationError> {
-        let tx = self.db.begin_write().map_err(storage)?;
+        let tx = self.begin_write()?;
         if read_run(&tx.open_table(RUNS).map_err(storage)?, &artifact.run_id)?.is_none() {
             return Err(ObservationError::NotFound {
                 kind: "run",
@@ -231,12 +314,13 @@ impl ObservationStore {
     }
 
     /// Like [`ObservationStore::list_runs`], written as a JSON array into `out` (running runs annotated
-    /// with their `status_note`); returns the next cursor. Finished runs are copied as stored, unparsed.
+    /// with their `status_note`); returns the next cursor and whether the page holds a running run (whose
+    /// note can change without a write). Finished runs are copied as stored, unparsed.
     pub fn list_runs_json(
         &self,
         filter: &RunFilter,
         out: &mut Vec<u8>,
-    ) -> Result<Option<String>, ObservationError> {
+    ) -> Result<JsonRunPage, ObservationError> {
         let prefix = filter_prefix(filter)?;
         let (lower, upper) = page_bounds(&prefix, filter.cursor.as_deref());
         let read = self.db.begin_read().map_err(storage)?;
@@ -246,6 +330,7 @@ impl ObservationStore {
         let mut count = 0;
         let mut last_id = String::new();
         let mut more = false;
+        let mut has_running = false;
         for entry in index
             .range(lower.as_slice()..upper.as_slice())
             .map_err(storage)?
@@ -261,14 +346,17 @@ impl ObservationStore {
                 if count > 0 {
                     out.push(b',');
                 }
-                write_run_json(record.value(), out)?;
+                has_running |= write_run_json(record.value(), out)?;
                 count += 1;
                 last_id.clear();
                 last_id.push_str(id);
             }
         }
         out.push(b']');
-        Ok(more.then_some(last_id))
+        Ok(JsonRunPage {
+            next_cursor: more.then_some(last_id),
+            has_running,
+        })
     }
 
     /// Like [`ObservationStore::findings`], written as a JSON array into `out`; returns the next cursor.
@@ -444,17 +532,18 @@ fn run_record(run: &Run) -> Result<Vec<u8>, ObservationError> {
     Ok(record)
 }
 
-/// Appends a run record's JSON to `out`, with its `status_note` when it is running.
-fn write_run_json(record: &[u8], out: &mut Vec<u8>) -> Result<(), ObservationError> {
+/// Appends a run record's JSON to `out`, with its `status_note` when it is running; returns whether it is.
+fn write_run_json(record: &[u8], out: &mut Vec<u8>) -> Result<bool, ObservationError> {
     match record.first() {
         Some(1) => {
             let mut run = parse_run(record)?;
             annotate(&mut run);
-            serde_json::to_writer(out, &run).map_err(storage)
+            serde_json::to_writer(out, &run).map_err(storage)?;
+            Ok(true)
         }
         _ => {
             out.extend_from_slice(record.get(1..).unwrap_or_default());
-            Ok(())
+            Ok(false)
         }
     }
 }
@@ -788,6 +877,108 @@ mod tests {
     }
 
     #[test]
+    fn every_write_of_any_handle_moves_the_generation_and_reads_do_not() {
+        let (dir, store) = store();
+        // A second handle on the same file: what another process sharing the store sees and does.
+        let peer = ObservationStore::open(&dir.path().join("o/obs.redb")).unwrap();
+        let mut seen = vec![store.generation().unwrap()];
+        let wrote = |label: &str, seen: &mut Vec<u64>| {
+            let now = peer.generation().unwrap();
+            assert_eq!(
+                store.generation().unwrap(),
+                now,
+                "{label}: both handles agree"
+            );
+            assert!(
+                !seen.contains(&now),
+                "{label}: generation {now} seen before"
+            );
+            seen.push(now);
+        };
+        let running = run("api", "lint", RunStatus::Running, None);
+        peer.create_run(&running).unwrap();
+        wrote("create_run by the peer", &mut seen);
+        let mut done = running.clone();
+        done.status = RunStatus::Pass;
+        store
+            .complete_run(Completion {
+                run: done.clone(),
+                artifacts: vec![],
+                findings: vec![finding("clippy", "a.rs", "f1")],
+            })
+            .unwrap();
+        wrote("complete_run", &mut seen);
+        store
+            .import([Completion {
+                run: run("web", "test", RunStatus::Fail, None),
+                artifacts: vec![],
+                findings: vec![],
+            }])
+            .unwrap();
+        wrote("import", &mut seen);
+        let root = dir.path().join("artifacts");
+        let kept = root.join("runs").join(&done.id);
+        std::fs::create_dir_all(&kept).unwrap();
+        std::fs::write(kept.join("report.json"), b"{}").unwrap();
+        let source = crate::artifacts::ArtifactSource {
+            run_id: &done.id,
+            kind: "file",
+            name: "report.json",
+            source_path: None,
+        };
+        peer.attach_artifact(crate::artifacts::describe_kept(&root, &source).unwrap())
+            .unwrap();
+        wrote("attach_artifact by the peer", &mut seen);
+        // A refused write commits nothing, so the generation stays.
+        assert!(store.create_run(&running).is_err());
+        let before = store.generation().unwrap();
+        let mut out = Vec::new();
+        store
+            .list_runs_json(&RunFilter::default(), &mut out)
+            .unwrap();
+        store
+            .findings_json(&done.id, &FindingFilter::default(), &mut out)
+            .unwrap();
+        assert_eq!(store.generation().unwrap(), before, "reads write nothing");
+        assert_eq!(*seen.last().unwrap(), before);
+    }
+
+    #[test]
+    fn a_settled_file_vouches_for_the_generation_until_any_process_writes() {
+        let (dir, store) = store();
+        let path = dir.path().join("o/obs.redb");
+        let peer = ObservationStore::open(&path).unwrap();
+        peer.create_run(&run("api", "lint", RunStatus::Running, None))
+            .unwrap();
+        let reads = || {
+            store
+                .generation_reads
+                .load(std::sync::atomic::Ordering::Relaxed)
+        };
+        // As if the last write were a second ago: the stamp has settled.
+        let age = |path: &std::path::Path| {
+            std::fs::File::options()
+                .write(true)
+                .open(path)
+                .unwrap()
+                .set_modified(std::time::SystemTime::now() - std::time::Duration::from_secs(1))
+                .unwrap();
+        };
+        age(&path);
+        let before = store.generation().unwrap();
+        let read_once = reads();
+        assert_eq!(store.generation().unwrap(), before);
+        assert_eq!(store.generation().unwrap(), before);
+        assert_eq!(reads(), read_once, "the settled stamp answered");
+        peer.create_run(&run("web", "test", RunStatus::Running, None))
+            .unwrap();
+        let after = store.generation().unwrap();
+        assert_ne!(after, before, "a write by another handle shows at once");
+        assert_eq!(after, peer.generation().unwrap());
+        assert_eq!(reads(), read_once + 1);
+    }
+
+    #[test]
     fn json_readers_match_the_typed_ones() {
         let (_dir, store) = store();
         let mut orphan = run("api", "test", RunStatus::Running, None);
@@ -827,10 +1018,14 @@ mod tests {
             let mut expected = typed.runs.clone();
             expected.iter_mut().for_each(annotate);
             let mut out = Vec::new();
-            let next = store.list_runs_json(&filter, &mut out).unwrap();
+            let page = store.list_runs_json(&filter, &mut out).unwrap();
             let parsed: Vec<Run> = serde_json::from_slice(&out).unwrap();
             assert_eq!(parsed, expected);
-            assert_eq!(next, typed.next_cursor);
+            assert_eq!(page.next_cursor, typed.next_cursor);
+            assert_eq!(
+                page.has_running,
+                expected.iter().any(|r| r.status == RunStatus::Running)
+            );
         }
         let mut out = Vec::new();
         store

@@ -82,33 +82,57 @@ pub struct Grant {
     /// Why the lease is shorter than asked (`max_session_ttl_secs`, `token_expires_at`), if it is.
     pub capped_by: Option<&'static str>,
     pub expires_at: OffsetDateTime,
+    /// The granting policy's `max_sessions_per_token` and `max_sessions_per_client`.
+    pub max_sessions_per_token: u32,
+    pub max_sessions_per_client: u32,
+}
+
+/// A service declaration that could not be read while loading the policies: its id and why (the problem
+/// names the file). Shown to the operator — in the ingress log and to callers on the machine — never to a
+/// public caller.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BrokenDeclaration {
+    pub service: String,
+    pub problem: String,
 }
 
 /// The native preview auth policies the ingress enforces: one per service declaration.
 #[derive(Debug, Clone, Default)]
 pub struct PolicySet {
     policies: Vec<(String, NativePreviewAuth)>,
+    broken: Vec<BrokenDeclaration>,
 }
 
 impl PolicySet {
     /// Policies from explicit `(service id, policy)` pairs.
     pub fn new(policies: Vec<(String, NativePreviewAuth)>) -> Self {
-        PolicySet { policies }
+        PolicySet {
+            policies,
+            broken: Vec::new(),
+        }
     }
 
     /// Loads the policies from the service declarations in `paths.tunnel_services_dir()`: the named
     /// `services` (each must exist and declare `policy.native_preview_auth`), or, when none are named,
-    /// every declaration that has one. Read at every registration, so revocations apply at once.
+    /// every declaration that has one. Read at every registration, so revocations apply at once. A
+    /// declaration that does not parse is kept aside ([`PolicySet::broken`]) rather than failing the others.
     pub fn load(paths: &Paths, services: &[String]) -> Result<PolicySet, PreviewError> {
         let dir: DeclarationDir<TunnelService> = DeclarationDir::new(paths.tunnel_services_dir());
         let mut policies = Vec::new();
+        let mut broken = Vec::new();
         if services.is_empty() {
             for listed in dir.list()? {
                 // A broken declaration must not lock every client out of the others.
-                if let Ok(service) = listed.item
-                    && let Some(auth) = service.policy.native_preview_auth
-                {
-                    policies.push((service.id, auth));
+                match listed.item {
+                    Ok(service) => {
+                        if let Some(auth) = service.policy.native_preview_auth {
+                            policies.push((service.id, auth));
+                        }
+                    }
+                    Err(problem) => broken.push(BrokenDeclaration {
+                        service: listed.id,
+                        problem: problem.to_string(),
+                    }),
                 }
             }
         } else {
@@ -128,7 +152,12 @@ impl PolicySet {
                 policies.push((service.id, auth));
             }
         }
-        Ok(PolicySet { policies })
+        Ok(PolicySet { policies, broken })
+    }
+
+    /// The declarations that could not be read (only when every declaration is considered).
+    pub fn broken(&self) -> &[BrokenDeclaration] {
+        &self.broken
     }
 
     /// Whether any policy is configured.
@@ -188,6 +217,8 @@ fn authorize_one(
         requested_ttl_secs: req.requested_ttl_secs,
         capped_by,
         expires_at: now.saturating_add(Duration::seconds(ttl_secs as i64)),
+        max_sessions_per_token: policy.max_sessions_per_token,
+        max_sessions_per_client: policy.max_sessions_per_client,
     })
 }
 

@@ -54,6 +54,10 @@ pub struct IngressServeFlags {
     /// Seconds shutdown waits for in-flight requests
     #[arg(long, default_value_t = 30.0)]
     pub drain_timeout_secs: f64,
+    /// Seconds between keepalive pings on preview clients' multiplexed channels (and how long a ping may
+    /// go unanswered before the channel counts as dead)
+    #[arg(long, default_value_t = 5.0)]
+    pub channel_keepalive_secs: f64,
     /// The scheme browsers use (that of the TLS proxy), for public URLs
     #[arg(long, default_value = "https")]
     pub public_scheme: String,
@@ -87,6 +91,8 @@ impl IngressServeFlags {
         options.upstream_timeout = seconds("--upstream-timeout-secs", self.upstream_timeout_secs)?;
         options.client_grace = seconds("--client-grace-secs", self.client_grace_secs)?;
         options.drain_timeout = seconds("--drain-timeout-secs", self.drain_timeout_secs)?;
+        options.channel_keepalive =
+            seconds("--channel-keepalive-secs", self.channel_keepalive_secs)?;
         options.public_scheme = self.public_scheme.clone();
         if let Some(threads) = self.threads {
             options.threads = threads.max(1);

@@ -16,10 +16,13 @@ pub mod clock;
 mod error;
 pub mod headers;
 pub mod host;
+#[cfg(test)]
+mod host_proptests;
 pub mod ingress;
 pub mod install;
 pub mod pool;
 pub mod routes;
 pub mod signal;
+pub mod splice;
 
 pub use error::PreviewError;

@@ -306,7 +306,9 @@ impl Upstream {
         ))
     }
 
-    async fn dial(&self) -> Result<Sender, ForwardError> {
+    /// A new connection (not taken from the pool). A request on it may switch protocols (`Upgrade`); a
+    /// connection that did is never pooled.
+    pub async fn dial(&self) -> Result<Sender, ForwardError> {
         let target = (self.origin.host.as_str(), self.origin.port);
         let stream = match tokio::time::timeout(
             self.connect_timeout,
@@ -334,7 +336,7 @@ impl Upstream {
             .await
             .map_err(|e| ForwardError::Failed(describe(&e)))?;
         tokio::spawn(async move {
-            let _ = conn.await;
+            let _ = conn.with_upgrades().await;
         });
         Ok(sender)
     }

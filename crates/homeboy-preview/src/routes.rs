@@ -66,24 +66,9 @@ pub struct ChannelGrantRecord {
     pub ttl_secs: u64,
 }
 
-/// Lifecycle state of a route.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum RouteState {
-    Active,
-    Expired,
-    Disconnected,
-}
-
-impl RouteState {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            RouteState::Active => "active",
-            RouteState::Expired => "expired",
-            RouteState::Disconnected => "disconnected",
-        }
-    }
-}
+/// A route's lifecycle state and status view, and the route table's status report: the contract's types
+/// (`homeboy_api::preview`).
+pub use homeboy_api::preview::{InvalidRecord, RouteState, RouteStatus, RouteStatusReport};
 
 impl RouteRecord {
     /// The state at `now`, from the record alone: inactive wins over expired.
@@ -300,7 +285,7 @@ impl RouteStore {
         let mut invalid = Vec::new();
         for listed in self.list()? {
             match listed.item {
-                Ok(record) => routes.push(RouteStatus::of(&record, record.state_at(now))),
+                Ok(record) => routes.push(route_status(&record, record.state_at(now))),
                 Err(e) => invalid.push(InvalidRecord {
                     session_id: listed.id,
                     problem: e.to_string(),
@@ -316,83 +301,18 @@ impl RouteStore {
     }
 }
 
-/// One route as status outputs show it.
-#[derive(Debug, Clone, Serialize)]
-pub struct RouteStatus {
-    pub session_id: String,
-    pub public_host: String,
-    pub upstream_origin: String,
-    pub state: RouteState,
-    pub active: bool,
-    pub transport: &'static str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub expires_at: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub client_id: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub updated_at: Option<String>,
-}
-
-impl RouteStatus {
-    /// The status line of `record` in `state`.
-    pub fn of(record: &RouteRecord, state: RouteState) -> Self {
-        RouteStatus {
-            session_id: record.session_id.clone(),
-            public_host: record.public_host.clone(),
-            upstream_origin: record.upstream_origin.clone(),
-            state,
-            active: record.active,
-            transport: record.transport(),
-            expires_at: record.expires_at.clone(),
-            client_id: record.channel.as_ref().map(|c| c.client_id.clone()),
-            updated_at: record.updated_at.clone(),
-        }
-    }
-}
-
-/// A record file that could not be read.
-#[derive(Debug, Clone, Serialize)]
-pub struct InvalidRecord {
-    pub session_id: String,
-    pub problem: String,
-}
-
-/// The offline status report of the route table.
-#[derive(Debug, Clone, Serialize)]
-pub struct RouteStatusReport {
-    pub routes_dir: String,
-    pub checked_at: String,
-    pub routes: Vec<RouteStatus>,
-    pub invalid_records: Vec<InvalidRecord>,
-}
-
-impl RouteStatusReport {
-    /// One line per route, for people.
-    pub fn to_text(&self) -> String {
-        let mut out = String::new();
-        if self.routes.is_empty() {
-            out.push_str(&format!("no preview routes in {}\n", self.routes_dir));
-        }
-        for r in &self.routes {
-            out.push_str(&format!(
-                "{}  {}  -> {}  {}{}\n",
-                r.session_id,
-                r.public_host,
-                r.upstream_origin,
-                r.state.as_str(),
-                r.expires_at
-                    .as_deref()
-                    .map(|t| format!("  (expires {t})"))
-                    .unwrap_or_default()
-            ));
-        }
-        for bad in &self.invalid_records {
-            out.push_str(&format!(
-                "{}  unreadable: {}\n",
-                bad.session_id, bad.problem
-            ));
-        }
-        out
+/// The status line of `record` in `state`.
+pub fn route_status(record: &RouteRecord, state: RouteState) -> RouteStatus {
+    RouteStatus {
+        session_id: record.session_id.clone(),
+        public_host: record.public_host.clone(),
+        upstream_origin: record.upstream_origin.clone(),
+        state,
+        active: record.active,
+        transport: record.transport().into(),
+        expires_at: record.expires_at.clone(),
+        client_id: record.channel.as_ref().map(|c| c.client_id.clone()),
+        updated_at: record.updated_at.clone(),
     }
 }
 

@@ -26,7 +26,7 @@ pub fn alive(pid: u32) -> bool {
 
 /// Whether any process of group `pgid` is still alive (zombies excluded where `/proc` can tell).
 pub fn group_alive(pgid: u32) -> bool {
-    let Some(p) = to_pid(pgid) else { return false };
+    let Some(p) = to_pgid(pgid) else { return false };
     match test_kill_process_group(p) {
         Ok(()) | Err(rustix::io::Errno::PERM) => {
             // kill(-pgid, 0) also succeeds for zombies; ask /proc when we can.
@@ -95,6 +95,18 @@ pub fn same_process_alive(pid: u32, started: Option<u64>) -> bool {
     }
 }
 
+/// When this machine booted, in seconds since the Unix epoch (`btime` of `/proc/stat`), where `/proc` can
+/// tell. A pid or process group recorded before it names nothing of ours any more: after a reboot the
+/// numbers are handed out again.
+pub fn boot_time() -> Option<u64> {
+    let stat = std::fs::read_to_string("/proc/stat").ok()?;
+    stat.lines()
+        .find_map(|line| line.strip_prefix("btime "))?
+        .trim()
+        .parse()
+        .ok()
+}
+
 /// Sends `signal` to `pid`; false if the process does not exist.
 pub fn signal(pid: u32, signal: Signal) -> bool {
     to_pid(pid).is_some_and(|p| kill_process(p, signal).is_ok())
@@ -102,7 +114,7 @@ pub fn signal(pid: u32, signal: Signal) -> bool {
 
 /// Sends `signal` to every process of group `pgid`; false if the group does not exist.
 pub fn signal_group(pgid: u32, signal: Signal) -> bool {
-    to_pid(pgid).is_some_and(|p| kill_process_group(p, signal).is_ok())
+    to_pgid(pgid).is_some_and(|p| kill_process_group(p, signal).is_ok())
 }
 
 /// Sends SIGTERM, waits up to `grace`, then SIGKILL and waits a little more. Returns whether SIGKILL was
@@ -177,6 +189,12 @@ pub fn new_session(cmd: &mut Command) {
 
 fn to_pid(pid: u32) -> Option<Pid> {
     i32::try_from(pid).ok().and_then(Pid::from_raw)
+}
+
+/// A process group we may signal: never group 1 (`kill(-1, …)` means every process we can signal), so a
+/// damaged record naming it cannot take the machine down.
+fn to_pgid(pgid: u32) -> Option<Pid> {
+    (pgid > 1).then(|| to_pid(pgid)).flatten()
 }
 
 struct Stat {
@@ -257,5 +275,26 @@ mod tests {
         assert!(!alive(pid));
         let _ = child.wait();
         assert!(!signal(pid, Signal::TERM));
+    }
+
+    #[test]
+    fn group_one_is_never_signalled() {
+        // SIGCONT: harmless even if the guard failed.
+        assert!(!signal_group(1, Signal::CONT));
+        assert!(!group_alive(1));
+        assert!(!group_alive(0));
+    }
+
+    #[test]
+    fn boot_time_is_in_the_past() {
+        let boot = boot_time().expect("/proc/stat has btime");
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs();
+        assert!(
+            boot > 1_000_000_000 && boot <= now,
+            "btime {boot}, now {now}"
+        );
     }
 }

@@ -7,10 +7,11 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use homeboy_config::Paths;
-use homeboy_config::broker_auth::BrokerAuthFile;
+use homeboy_config::broker_auth::{BrokerAuthFile, CredentialStore};
 use homeboy_jobs::JobStore;
 use homeboy_observations::ObservationStore;
 
+use crate::read_cache::ReadCache;
 use crate::router::{Cost, Data, Router};
 use crate::{ApiError, ApiRequest, ApiResponse, DaemonIdentity, JsonBytes, Method, routes};
 
@@ -40,13 +41,18 @@ pub struct Api {
     /// Serialised answers of the routes that cannot change while the daemon runs (`GET /health`, ...).
     constant: Vec<(&'static str, Arc<[u8]>)>,
     pub(crate) paths: Paths,
-    router: Router<Api>,
+    pub(crate) router: Router<Api>,
     pub(crate) jobs: Option<Arc<dyn JobStore>>,
     pub(crate) observations: Option<Arc<ObservationStore>>,
     pub(crate) runner_auth: RunnerAuth,
-    pub(crate) broker_credentials: BrokerAuthFile,
-    /// Runner sessions registered since the daemon started (informational, not durable).
+    pub(crate) broker_credentials: Arc<dyn CredentialStore>,
+    /// Runner sessions registered since the daemon started, when the credential store keeps none
+    /// (informational, not durable).
     pub(crate) sessions: Mutex<HashMap<String, homeboy_api::jobs::RunnerSession>>,
+    /// Managed services and preview sessions, when the binary serving the daemon reads them.
+    pub(crate) local_views: Option<Arc<dyn routes::LocalViews>>,
+    /// Kept answers of the run readers, valid while the observation store's generation holds.
+    pub(crate) read_cache: ReadCache,
 }
 
 impl Api {
@@ -57,13 +63,15 @@ impl Api {
         let mut api = Api {
             identity,
             constant: Vec::new(),
-            broker_credentials: BrokerAuthFile::new(paths.broker_auth()),
+            broker_credentials: Arc::new(BrokerAuthFile::new(paths.broker_auth())),
             paths,
             router,
             jobs: None,
             observations: None,
             runner_auth: RunnerAuth::Required,
             sessions: Mutex::new(HashMap::new()),
+            local_views: None,
+            read_cache: ReadCache::default(),
         };
         api.constant = ["/health", "/version", "/config/paths", "/tools"]
             .into_iter()
@@ -84,6 +92,19 @@ impl Api {
         self
     }
 
+    /// Answers `GET /tunnel/services` and `GET /tunnel/previews` with `views`.
+    pub fn with_local_views(mut self, views: Arc<dyn routes::LocalViews>) -> Self {
+        self.local_views = Some(views);
+        self
+    }
+
+    /// Authenticates runners against `store` (default: `<config>/broker_auth.json`); runner sessions are
+    /// recorded there too when it keeps them.
+    pub fn with_credentials(mut self, store: Arc<dyn CredentialStore>) -> Self {
+        self.broker_credentials = store;
+        self
+    }
+
     /// Sets how runner routes authenticate.
     pub fn with_runner_auth(mut self, auth: RunnerAuth) -> Self {
         self.runner_auth = auth;
@@ -98,56 +119,31 @@ impl Api {
         }
     }
 
-    /// Answers `req` if its route is answered from memory; `None` (without doing anything) if the route may
-    /// block on disk or processes, in which case the transport calls [`Api::handle`] off its event loop.
-    pub fn handle_inline(&self, req: &ApiRequest) -> Option<ApiResponse> {
-        self.router
-            .dispatch_up_to(self, req, Cost::Inline)
-            .map(|result| match result {
-                Ok(data) => ApiResponse::ok(data),
-                Err(error) => ApiResponse::error(&error),
-            })
-    }
-
-    /// Like [`Api::handle_inline`], but with the envelope already serialised: answers of routes that cannot
-    /// change while the daemon runs are shared, not rebuilt.
-    pub fn handle_inline_json(&self, req: &ApiRequest) -> Option<(u16, JsonBytes)> {
-        if matches!(req.method, Method::Get | Method::Head)
-            && let Some((_, bytes)) = self.constant.iter().find(|(path, _)| *path == req.path)
-        {
-            return Some((200, JsonBytes::Shared(bytes.clone())));
-        }
-        self.router
-            .dispatch_data(self, req, Cost::Inline)
-            .map(|result| {
-                let answer = serialise(result);
-                (answer.status, answer.json)
-            })
-    }
-
-    /// The cost of the route `req` matches (`None` for an unmatched one, whose error is answered inline).
-    pub fn route_cost(&self, req: &ApiRequest) -> Option<Cost> {
-        self.router.cost(req)
-    }
-
     /// Answers one request with the envelope already serialised — what a transport writes. Routes that
     /// serialise their own data (the run and finding readers) never build a JSON value tree here.
     pub fn handle_json(&self, req: &ApiRequest) -> JsonAnswer {
+        self.handle_json_up_to(req, Cost::Blocking)
+            .unwrap_or_else(|| serialise(Err(ApiError::internal("route refused to run"))))
+    }
+
+    /// Like [`Api::handle_json`] for a route that costs at most `max_cost` (and for every error, answered
+    /// at once); `None`, having run nothing, when the route costs more. A transport asks with
+    /// [`Cost::Read`] on its event loop and hands only the `None`s to its blocking pool: one routing pass
+    /// for what it answers itself.
+    pub fn handle_json_up_to(&self, req: &ApiRequest, max_cost: Cost) -> Option<JsonAnswer> {
         if matches!(req.method, Method::Get | Method::Head)
             && let Some((_, bytes)) = self.constant.iter().find(|(path, _)| *path == req.path)
         {
-            return JsonAnswer {
+            return Some(JsonAnswer {
                 status: 200,
                 json: JsonBytes::Shared(bytes.clone()),
                 internal_detail: None,
                 error_id: None,
-            };
+            });
         }
-        let result = self
-            .router
-            .dispatch_data(self, req, Cost::Blocking)
-            .unwrap_or_else(|| Err(ApiError::internal("route refused to run")));
-        serialise(result)
+        self.router
+            .dispatch_data(self, req, max_cost)
+            .map(serialise)
     }
 
     /// The identity this handler reports.
@@ -180,6 +176,30 @@ impl Api {
         })
     }
 
+    /// The answer of a run reader: kept from an earlier request while the observation store's generation
+    /// holds, else computed by `compute` — the data's JSON and whether it may be kept (see `read_cache.rs`).
+    pub(crate) fn kept_read(
+        &self,
+        req: &ApiRequest,
+        compute: impl FnOnce(&ObservationStore) -> Result<(Vec<u8>, bool), ApiError>,
+    ) -> Result<Data, ApiError> {
+        let store = self.observation_store()?;
+        let generation = store
+            .generation()
+            .map_err(crate::routes::domain_errors::observation_error)?;
+        let key = crate::read_cache::request_key(req);
+        if let Some(kept) = self.read_cache.get(generation, &key) {
+            return Ok(Data::Envelope(kept));
+        }
+        let (data, keep) = compute(store)?;
+        if !keep {
+            return Ok(Data::Raw(data));
+        }
+        let envelope: Arc<[u8]> = homeboy_api::success_bytes(&data).into();
+        self.read_cache.put(generation, key, envelope.clone());
+        Ok(Data::Envelope(envelope))
+    }
+
     pub(crate) fn job_store(&self) -> Result<&Arc<dyn JobStore>, ApiError> {
         self.jobs.as_ref().ok_or_else(|| {
             ApiError::new(
@@ -194,6 +214,12 @@ impl Api {
 /// A handler's result as the serialised envelope.
 fn serialise(result: Result<Data, ApiError>) -> JsonAnswer {
     match result {
+        Ok(Data::Envelope(envelope)) => JsonAnswer {
+            status: 200,
+            json: JsonBytes::Shared(envelope),
+            internal_detail: None,
+            error_id: None,
+        },
         Ok(Data::Raw(data)) => JsonAnswer {
             status: 200,
             json: JsonBytes::Owned(homeboy_api::success_bytes(&data)),
@@ -252,7 +278,10 @@ mod tests {
             r.body["data"],
             json!({"version": "0.1.0", "build_id": "abc1234"})
         );
-        let (status, bytes) = api.handle_inline_json(&ApiRequest::get("/health")).unwrap();
+        let answer = api
+            .handle_json_up_to(&ApiRequest::get("/health"), Cost::Inline)
+            .unwrap();
+        let (status, bytes) = (answer.status, answer.json);
         assert_eq!(status, 200);
         let cached: serde_json::Value = serde_json::from_slice(bytes.as_ref()).unwrap();
         assert_eq!(cached, api.handle(&ApiRequest::get("/health")).body);

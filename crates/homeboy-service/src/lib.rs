@@ -9,6 +9,7 @@
 //! (`homeboy-http`) and the servers adapt to this crate, and tests drive it without sockets.
 
 mod handler;
+mod read_cache;
 mod request;
 pub mod router;
 mod routes;
@@ -16,4 +17,4 @@ mod routes;
 pub use handler::{Api, JsonAnswer, RunnerAuth};
 pub use homeboy_api::{ApiError, DaemonIdentity, ErrorKind};
 pub use request::{ApiRequest, ApiResponse, JsonBytes, Method, parse_json};
-pub use routes::{MAX_INLINE_BYTES, artifact_content_route, job_error};
+pub use routes::{LocalViews, MAX_INLINE_BYTES, artifact_content_route, job_error};

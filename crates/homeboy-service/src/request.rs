@@ -97,6 +97,22 @@ impl ApiRequest {
             .map(|(_, v)| v.as_str())
     }
 
+    /// The `Last-Event-ID` header as an event sequence (`None` when absent or empty); anything but digits
+    /// is refused, on a followed stream and a plain page alike. Digits beyond the largest sequence name a
+    /// point after every event there can be (`u64::MAX`): the stream resumes with nothing to replay.
+    pub fn last_event_id(&self) -> Result<Option<u64>, ApiError> {
+        match self.header("last-event-id").map(str::trim) {
+            None | Some("") => Ok(None),
+            Some(value) if value.bytes().all(|b| b.is_ascii_digit()) => {
+                Ok(Some(value.parse::<u64>().unwrap_or(u64::MAX)))
+            }
+            Some(_) => Err(ApiError::invalid_argument(
+                "Last-Event-ID",
+                "must be the id of an event (a non-negative integer)",
+            )),
+        }
+    }
+
     /// The bearer token: `Authorization: Bearer <token>`, else `x-homeboy-broker-token`.
     pub fn bearer_token(&self) -> Option<&str> {
         self.header("authorization")
@@ -156,11 +172,13 @@ impl ApiRequest {
     }
 }
 
-/// Parses `bytes` as `T` with errors in the contract's terms (see [`ApiRequest::json_body`]).
+/// Parses `bytes` as `T` with errors in the contract's terms (see [`ApiRequest::json_body`]). A number
+/// with a zero fraction (`54.0`) is read as the integer it is, as JSON Schema reads it.
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     // First make sure it is JSON at all, so syntax errors and shape errors are told apart.
-    let value: Value =
+    let mut value: Value =
         serde_json::from_slice(bytes).map_err(|e| ApiError::invalid_json(e.to_string()))?;
+    integral_numbers(&mut value);
     serde_path_to_error::deserialize(value).map_err(|err| {
         let path = err.path().to_string();
         let inner = err.into_inner();
@@ -191,6 +209,28 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
             ApiError::invalid_argument(field, problem)
         }
     })
+}
+
+/// Rewrites every number with a zero fraction that an integer type can hold (`54.0`, `-7.0`) as that
+/// integer: JSON does not tell `1.0` from `1`, and neither does the contract's schema (`type: integer`).
+fn integral_numbers(value: &mut Value) {
+    match value {
+        Value::Number(number) if number.is_f64() => {
+            let Some(float) = number.as_f64() else { return };
+            if float.fract() != 0.0 || !float.is_finite() {
+                return;
+            }
+            // Exactly representable in the integer types (2^64 and -2^63 are powers of two).
+            if (0.0..18_446_744_073_709_551_616.0).contains(&float) {
+                *value = Value::from(float as u64);
+            } else if (-9_223_372_036_854_775_808.0..0.0).contains(&float) {
+                *value = Value::from(float as i64);
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(integral_numbers),
+        Value::Object(map) => map.values_mut().for_each(integral_numbers),
+        _ => {}
+    }
 }
 
 fn parse_query(query: &str) -> Vec<(String, String)> {
@@ -310,6 +350,27 @@ mod tests {
     }
 
     #[test]
+    fn last_event_id_is_digits_and_saturates_past_every_sequence() {
+        let id = |value: &str| {
+            ApiRequest::get("/jobs/j/events")
+                .with_header("last-event-id", value)
+                .last_event_id()
+        };
+        assert_eq!(id("").unwrap(), None);
+        assert_eq!(id(" 42 ").unwrap(), Some(42));
+        assert_eq!(id("18446744073709551615").unwrap(), Some(u64::MAX));
+        assert_eq!(id("19956350904033407602399030186").unwrap(), Some(u64::MAX));
+        for bad in ["-1", "4x", "0x10", "1 2", "+3"] {
+            let e = id(bad).unwrap_err();
+            assert_eq!(e.details["field"], "Last-Event-ID", "{bad}");
+        }
+        assert_eq!(
+            ApiRequest::get("/jobs/j/events").last_event_id().unwrap(),
+            None
+        );
+    }
+
+    #[test]
     fn query_is_decoded() {
         let r = ApiRequest::get("/runs?kind=bench&component=my%20app&limit=5&limit=7");
         assert_eq!(r.path, "/runs");
@@ -340,5 +401,18 @@ mod tests {
             .json_body::<Body>()
             .unwrap();
         assert_eq!(ok.runner_id, "a");
+        // An integer written with a zero fraction is the integer; a real fraction is not.
+        let ok = ApiRequest::new(
+            Method::Post,
+            "/x",
+            Some(br#"{"runner_id":"a","lease_ms":54.0}"#.to_vec()),
+        )
+        .json_body::<Body>()
+        .unwrap();
+        assert_eq!(ok.lease_ms, Some(54));
+        let e = bad(r#"{"runner_id": "a", "lease_ms": 54.5}"#);
+        assert_eq!(e.details["field"], "lease_ms");
+        let e = bad(r#"{"runner_id": "a", "lease_ms": -1.0}"#);
+        assert_eq!(e.details["field"], "lease_ms");
     }
 }

@@ -30,19 +30,22 @@ pub fn data(answer: impl serde::Serialize) -> Result<Value, ApiError> {
 /// A route handler: the shared context, the matched call, and JSON data or an error back.
 pub type HandlerFn<C> = fn(&C, &Call<'_>) -> Result<Value, ApiError>;
 
-/// A route handler that serialises its own data: the JSON bytes of `data`.
-pub type RawHandlerFn<C> = fn(&C, &Call<'_>) -> Result<Vec<u8>, ApiError>;
+/// A route handler that serialises its own data: [`Data::Raw`], or a whole envelope it kept
+/// ([`Data::Envelope`]).
+pub type RawHandlerFn<C> = fn(&C, &Call<'_>) -> Result<Data, ApiError>;
 
 enum Handler<C> {
     Value(HandlerFn<C>),
     Raw(RawHandlerFn<C>),
 }
 
-/// A handler's data: a JSON value, or the JSON bytes of one.
+/// A handler's data: a JSON value, the JSON bytes of one, or the serialised success envelope around it
+/// (shared, for answers kept between requests).
 #[derive(Debug, Clone, PartialEq)]
 pub enum Data {
     Value(Value),
     Raw(Vec<u8>),
+    Envelope(std::sync::Arc<[u8]>),
 }
 
 impl Data {
@@ -50,12 +53,16 @@ impl Data {
     pub fn into_value(self) -> Result<Value, ApiError> {
         match self {
             Data::Value(value) => Ok(value),
-            Data::Raw(bytes) => serde_json::from_slice(&bytes).map_err(|e| {
-                ApiError::internal("a route produced invalid JSON")
-                    .with_internal_detail(e.to_string())
-            }),
+            Data::Raw(bytes) => serde_json::from_slice(&bytes).map_err(invalid_json),
+            Data::Envelope(bytes) => serde_json::from_slice::<Value>(&bytes)
+                .map_err(invalid_json)
+                .map(|mut envelope| envelope["data"].take()),
         }
     }
+}
+
+fn invalid_json(e: serde_json::Error) -> ApiError {
+    ApiError::internal("a route produced invalid JSON").with_internal_detail(e.to_string())
 }
 
 enum Segment {
@@ -65,6 +72,7 @@ enum Segment {
 
 struct Route<C> {
     method: Method,
+    pattern: &'static str,
     segments: Vec<Segment>,
     cost: Cost,
     handler: Handler<C>,
@@ -125,13 +133,23 @@ impl<C> Router<C> {
                 Some(name) => Segment::Param(name),
                 None => Segment::Literal(s),
             })
-            .collect();
+            .collect::<Vec<_>>();
+        assert!(
+            segments.len() <= MAX_SEGMENTS,
+            "route {pattern} is deeper than {MAX_SEGMENTS} segments"
+        );
         self.routes.push(Route {
             method,
+            pattern,
             segments,
             cost,
             handler,
         });
+    }
+
+    /// Every route as `(method, pattern)`, in the order they were added.
+    pub fn routes(&self) -> impl Iterator<Item = (&Method, &'static str)> {
+        self.routes.iter().map(|r| (&r.method, r.pattern))
     }
 
     /// Routes the request: the handler's result, `not_found.route` or `method_not_allowed`.
@@ -153,16 +171,10 @@ impl<C> Router<C> {
             .map(|result| result.and_then(Data::into_value))
     }
 
-    /// The cost of the route `req` matches, or `None` when no route matches (an error answered inline).
-    pub fn cost(&self, req: &ApiRequest) -> Option<Cost> {
-        let method = effective_method(&req.method);
-        self.routes
-            .iter()
-            .find(|route| route.method == method && matches(route, &req.path).is_some())
-            .map(|route| route.cost)
-    }
-
     /// Like [`Router::dispatch_up_to`], keeping the data of raw handlers serialised.
+    ///
+    /// One pass over the table: the path is split once, routes are compared by shape without allocating,
+    /// and only the chosen route's parameters are percent-decoded.
     pub fn dispatch_data(
         &self,
         ctx: &C,
@@ -170,20 +182,21 @@ impl<C> Router<C> {
         max_cost: Cost,
     ) -> Option<Result<Data, ApiError>> {
         let method = effective_method(&req.method);
+        let actual = Segments::of(&req.path);
         let mut allowed: Vec<&str> = Vec::new();
         for route in &self.routes {
-            let Some(params) = matches(route, &req.path) else {
+            if !shape_matches(route, &actual) {
                 continue;
-            };
+            }
             if route.method == method {
                 if route.cost > max_cost {
                     return None;
                 }
-                return Some(params.and_then(|params| {
+                return Some(decode_params(route, &actual).and_then(|params| {
                     let call = Call { req, params };
                     match route.handler {
                         Handler::Value(handler) => handler(ctx, &call).map(Data::Value),
-                        Handler::Raw(handler) => handler(ctx, &call).map(Data::Raw),
+                        Handler::Raw(handler) => handler(ctx, &call),
                     }
                 }));
             }
@@ -225,35 +238,69 @@ fn split(path: &str) -> impl Iterator<Item = &str> {
     trimmed.split('/').filter(move |_| !trimmed.is_empty())
 }
 
-/// `None` if the shape does not match; `Some(Err)` if a parameter is not valid UTF-8 after decoding.
-#[allow(clippy::type_complexity)]
-fn matches<C>(
-    route: &Route<C>,
-    path: &str,
-) -> Option<Result<Vec<(&'static str, String)>, ApiError>> {
-    let mut actual = split(path);
-    let mut params = Vec::new();
-    for pattern in &route.segments {
-        let segment = actual.next()?;
-        match pattern {
-            Segment::Literal(lit) if *lit == segment => {}
-            Segment::Literal(_) => return None,
-            Segment::Param(_) if segment.is_empty() => return None,
-            Segment::Param(name) => match percent_decode_str(segment).decode_utf8() {
-                Ok(value) => params.push((*name, value.into_owned())),
-                Err(_) => {
-                    return Some(Err(ApiError::invalid_argument(
-                        *name,
-                        "is not valid UTF-8 after percent-decoding",
-                    )));
-                }
-            },
+/// Routes deeper than this many segments do not exist; a longer path matches nothing.
+const MAX_SEGMENTS: usize = 8;
+
+/// A request path split once into its segments (see [`split`]); `None` beyond [`MAX_SEGMENTS`].
+struct Segments<'a> {
+    parts: [&'a str; MAX_SEGMENTS],
+    len: Option<usize>,
+}
+
+impl<'a> Segments<'a> {
+    fn of(path: &'a str) -> Segments<'a> {
+        let mut parts = [""; MAX_SEGMENTS];
+        let mut len = 0;
+        for segment in split(path) {
+            if len == MAX_SEGMENTS {
+                return Segments { parts, len: None };
+            }
+            parts[len] = segment;
+            len += 1;
+        }
+        Segments {
+            parts,
+            len: Some(len),
         }
     }
-    if actual.next().is_some() {
-        return None;
+
+    fn as_slice(&self) -> &[&'a str] {
+        self.len.map_or(&[], |len| &self.parts[..len])
     }
-    Some(Ok(params))
+}
+
+/// Whether `route`'s pattern fits the path: as many segments, equal literals, no empty parameter.
+fn shape_matches<C>(route: &Route<C>, actual: &Segments<'_>) -> bool {
+    let Some(len) = actual.len else {
+        return false;
+    };
+    len == route.segments.len()
+        && route
+            .segments
+            .iter()
+            .zip(actual.as_slice())
+            .all(|(pattern, segment)| match pattern {
+                Segment::Literal(lit) => lit == segment,
+                Segment::Param(_) => !segment.is_empty(),
+            })
+}
+
+/// The percent-decoded parameters of a route whose shape matched; an error names a parameter that is not
+/// valid UTF-8 after decoding.
+fn decode_params<C>(
+    route: &Route<C>,
+    actual: &Segments<'_>,
+) -> Result<Vec<(&'static str, String)>, ApiError> {
+    let mut params = Vec::new();
+    for (pattern, segment) in route.segments.iter().zip(actual.as_slice()) {
+        if let Segment::Param(name) = pattern {
+            let value = percent_decode_str(segment).decode_utf8().map_err(|_| {
+                ApiError::invalid_argument(*name, "is not valid UTF-8 after percent-decoding")
+            })?;
+            params.push((*name, value.into_owned()));
+        }
+    }
+    Ok(params)
 }
 
 #[cfg(test)]

@@ -3,13 +3,18 @@
 //! thing to ssh and the tests can read it without running anything.
 //!
 //! homeboy passes the server's settings as options and leaves the rest to ssh: `~` and the `%h`/`%p`/`%r`
-//! tokens of a control path, host keys, agents and the password prompt are ssh's business.
+//! tokens of a control path, host keys, agents and the password prompt are ssh's business. The one thing
+//! homeboy adds is a key passphrase kept in the OS keychain: the invocations that authenticate (a remote
+//! command, a control master, a foreground forward) are pointed at homeboy's askpass helper when the
+//! keychain has one for the server (see [`crate::askpass`]).
 
 use std::ffi::OsString;
 use std::path::PathBuf;
 use std::process::Command;
 
 use homeboy_config::servers::Server;
+
+use crate::askpass::Askpass;
 
 /// The environment variable naming an ssh_config file that homeboy passes to every ssh it runs as `-F FILE`
 /// (replacing `~/.ssh/config`). Meant for tests and isolated setups that need their own known_hosts; homeboy's
@@ -21,6 +26,8 @@ pub const SSH_CONFIG_ENV: &str = "HOMEBOY_SSH_CONFIG";
 pub struct Ssh {
     program: OsString,
     config_file: Option<PathBuf>,
+    /// Key passphrases from the keychain, when this homeboy can be ssh's askpass.
+    askpass: Option<Askpass>,
 }
 
 impl Default for Ssh {
@@ -35,15 +42,40 @@ impl Ssh {
         Ssh {
             program: program.into(),
             config_file,
+            askpass: None,
         }
     }
 
-    /// `ssh` from PATH, with `-F $HOMEBOY_SSH_CONFIG` when that variable is set.
+    /// `ssh` from PATH, with `-F $HOMEBOY_SSH_CONFIG` when that variable is set, and key passphrases from
+    /// the keychain of this environment's config dir.
     pub fn from_env() -> Self {
         let config_file = std::env::var_os(SSH_CONFIG_ENV)
             .filter(|v| !v.is_empty())
             .map(PathBuf::from);
-        Ssh::new("ssh", config_file)
+        let mut ssh = Ssh::new("ssh", config_file);
+        ssh.askpass = Askpass::from_env();
+        ssh
+    }
+
+    /// Answers the key passphrase prompts of authenticating invocations through `askpass`.
+    pub fn with_askpass(mut self, askpass: Askpass) -> Self {
+        self.askpass = Some(askpass);
+        self
+    }
+
+    /// A `Command` like [`Ssh::command`] for an invocation that authenticates: pointed at the askpass
+    /// helper when the keychain holds the server's passphrase.
+    pub(crate) fn authenticating(
+        &self,
+        server: &Server,
+        extra: &[OsString],
+        remote: &[String],
+    ) -> Command {
+        let mut cmd = self.command(server, extra, remote);
+        if let Some(askpass) = &self.askpass {
+            askpass.apply(&mut cmd, server);
+        }
+        cmd
     }
 
     /// The program that is run.
@@ -102,7 +134,7 @@ impl Ssh {
         } else {
             Vec::new()
         };
-        self.command(server, &extra, remote)
+        self.authenticating(server, &extra, remote)
     }
 }
 

@@ -46,6 +46,19 @@ pub enum SshError {
         #[source]
         source: std::io::Error,
     },
+    /// A stale control socket could not be removed.
+    #[error("remove the stale control socket {path}: {source}")]
+    RemoveSocket {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// The OS keychain could not store, read or remove a passphrase (never carries the passphrase).
+    #[error("keychain: {problem}")]
+    Keychain { problem: String },
+    /// A passphrase could not be read from the terminal.
+    #[error("cannot read the passphrase: {0}")]
+    Prompt(String),
     /// The server declaration could not be read.
     #[error(transparent)]
     Config(#[from] homeboy_config::ConfigError),

@@ -160,7 +160,7 @@ impl Ssh {
         if server.managed_session().is_some() {
             extra.push(option("ControlMaster", "no"));
         }
-        self.command(server, &extra, &[])
+        self.authenticating(server, &extra, &[])
     }
 
     fn master_forward(

@@ -3,7 +3,9 @@
 //!
 //! homeboy never sees the password: the master's ssh talks to the terminal directly, then goes to the
 //! background (`-f`) holding the authenticated connection, and later ssh invocations reuse it through the
-//! control socket. Where that socket is comes from ssh itself (`ssh -G`), so `~` and `%h/%p/%r` mean exactly
+//! control socket. (A key passphrase kept in the OS keychain reaches the master through homeboy's askpass
+//! helper; see [`crate::askpass`].) A control socket that no master listens on any more — left by a reboot
+//! or a crash — is removed before a new master starts, since ssh refuses to start one over it. Where that socket is comes from ssh itself (`ssh -G`), so `~` and `%h/%p/%r` mean exactly
 //! what they mean to ssh.
 
 use std::ffi::OsString;
@@ -113,13 +115,15 @@ impl Ssh {
             return Ok((ConnectOutcome::AlreadyConnected, before));
         }
         create_socket_dir(&before.control_path)?;
+        // A socket left by a master that died (a reboot, a crash) makes ssh refuse to become the master.
+        remove_if_stale(&before.control_path)?;
         let extra = [
             "-f".into(),
             "-N".into(),
             option("ControlMaster", "yes"),
             option("ControlPersist", &auth.persist),
         ];
-        let mut cmd = self.command(server, &extra, &[]);
+        let mut cmd = self.authenticating(server, &extra, &[]);
         let status = cmd.status().map_err(|source| self.spawn_error(source))?;
         if !status.success() {
             return Err(SshError::Failed {
@@ -139,6 +143,13 @@ impl Ssh {
             });
         }
         Ok((ConnectOutcome::Connected, after))
+    }
+
+    /// Removes the control socket of `server`'s managed session when no master listens on it any more (left
+    /// by a reboot or a crashed master). Returns whether it removed one.
+    pub fn clean_stale_socket(&self, server: &Server) -> Result<bool, SshError> {
+        let socket = self.control_socket(server)?;
+        remove_if_stale(&socket)
     }
 
     /// Stops the control master of `server` (`ssh -O exit`) and waits until its socket is gone.
@@ -199,6 +210,31 @@ fn master_pid(stderr: &str) -> Option<u32> {
     rest.split(')').next()?.trim().parse().ok()
 }
 
+/// Removes `socket` if it is a Unix socket that refuses connections (nobody listens: its master is gone).
+/// Anything else — no file, a live master, a file that is not a socket — is left alone.
+fn remove_if_stale(socket: &Path) -> Result<bool, SshError> {
+    use std::os::unix::fs::FileTypeExt;
+    let Ok(meta) = std::fs::symlink_metadata(socket) else {
+        return Ok(false);
+    };
+    if !meta.file_type().is_socket() {
+        return Ok(false);
+    }
+    match std::os::unix::net::UnixStream::connect(socket) {
+        Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => {
+            match std::fs::remove_file(socket) {
+                Ok(()) => Ok(true),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
+                Err(source) => Err(SshError::RemoveSocket {
+                    path: socket.to_path_buf(),
+                    source,
+                }),
+            }
+        }
+        _ => Ok(false),
+    }
+}
+
 /// Creates the directory of the control socket (0700) if it does not exist.
 fn create_socket_dir(socket: &Path) -> Result<(), SshError> {
     use std::os::unix::fs::DirBuilderExt;
@@ -237,6 +273,24 @@ mod tests {
             err.to_string().contains("key_plus_password_controlmaster"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn only_a_socket_nobody_listens_on_is_stale() {
+        let dir = tempfile::tempdir().unwrap();
+        let live = dir.path().join("live");
+        let _listener = std::os::unix::net::UnixListener::bind(&live).unwrap();
+        assert!(!remove_if_stale(&live).unwrap());
+        assert!(live.exists());
+        let dead = dir.path().join("dead");
+        drop(std::os::unix::net::UnixListener::bind(&dead).unwrap());
+        assert!(dead.exists(), "a closed listener leaves its socket file");
+        assert!(remove_if_stale(&dead).unwrap());
+        assert!(!dead.exists());
+        let plain = dir.path().join("plain");
+        std::fs::write(&plain, "not a socket").unwrap();
+        assert!(!remove_if_stale(&plain).unwrap());
+        assert!(!remove_if_stale(&dir.path().join("missing")).unwrap());
     }
 
     #[test]

@@ -166,6 +166,7 @@ mod tests {
                 workflow_id: Some("workflow-abc".into()),
             },
             preview_artifact_path: None,
+            ended: None,
         }
     }
 

@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use homeboy_e2e::{Bounded, Broker, Home, Http, Runner, haystack, pid_alive, wait_until};
+use homeboy_e2e::{Backend, Bounded, Broker, Home, Http, Runner, haystack, pid_alive, wait_until};
 use serde_json::{Value, json};
 
 struct Setup {
@@ -15,8 +15,39 @@ struct Setup {
     work: String,
 }
 
+/// The tests below that hold for both job stores, each run once per backend (`broker::redb::<name>`,
+/// `broker::postgres::<name>`, a fresh database each). The crash torture is redb's own (it reads the
+/// embedded store's recovery log); the PostgreSQL torture is `multi_broker::torture_*`.
+macro_rules! on_both_backends {
+    ($($name:ident),* $(,)?) => {
+        mod redb {
+            $(#[test] fn $name() { super::$name(homeboy_e2e::Backend::Redb) })*
+        }
+        mod postgres {
+            $(#[test] fn $name() { super::$name(homeboy_e2e::Backend::Postgres) })*
+        }
+    };
+}
+
+on_both_backends!(
+    runners_run_jobs_and_stream_events_in_order,
+    a_cancelled_job_loses_its_process_group,
+    a_job_finishes_even_when_an_escaped_process_holds_its_output,
+    stale_claims_are_refused_and_jobs_requeued,
+    the_sweeper_requeues_expired_claims_and_heartbeats_keep_theirs,
+    claims_long_poll_until_work_arrives,
+    events_follow_streams_until_the_job_ends,
+    broker_auth_refusals_and_no_token_leaks,
+    unauthenticated_loopback_is_explicit_and_not_for_proxies,
+    runner_secrets_resolve_at_execution_and_never_leak,
+);
+
 fn setup(extra: &[&str]) -> Setup {
-    let home = Home::new();
+    setup_on(Backend::Redb, extra)
+}
+
+fn setup_on(backend: Backend, extra: &[&str]) -> Setup {
+    let home = Home::on(backend, "broker");
     let submit = home.pair("lab", "submit");
     let work = home.pair("lab", "work");
     let broker = Broker::start(&home, extra);
@@ -90,9 +121,8 @@ impl Setup {
     }
 }
 
-#[test]
-fn runners_run_jobs_and_stream_events_in_order() {
-    let s = setup(&[]);
+fn runners_run_jobs_and_stream_events_in_order(backend: Backend) {
+    let s = setup_on(backend, &[]);
     let _runner = Runner::start(
         &s.home,
         &s.broker.url,
@@ -113,20 +143,8 @@ fn runners_run_jobs_and_stream_events_in_order() {
     assert_eq!(job["exit_code"], 0);
     assert_eq!(job["claimed_by_runner_id"], "lab");
     let events = s.events(&ok);
-    let sequences: Vec<u64> = events
-        .iter()
-        .map(|e| e["sequence"].as_u64().unwrap())
-        .collect();
-    assert_eq!(
-        sequences,
-        (1..=sequences.len() as u64).collect::<Vec<_>>(),
-        "gap-free, ordered"
-    );
-    let stdout: Vec<&str> = events
-        .iter()
-        .filter(|e| e["kind"] == "stdout")
-        .map(|e| e["message"].as_str().unwrap())
-        .collect();
+    homeboy_e2e::assert_gap_free(&events, &ok);
+    let stdout = homeboy_e2e::messages(&events, "stdout");
     assert_eq!(
         stdout,
         vec!["line-1", "line-2", "line-3", "line-4", "line-5"]
@@ -178,9 +196,8 @@ fn runners_run_jobs_and_stream_events_in_order() {
     assert_eq!(shown["job"]["id"], ok.as_str());
 }
 
-#[test]
-fn a_cancelled_job_loses_its_process_group() {
-    let s = setup(&[]);
+fn a_cancelled_job_loses_its_process_group(backend: Backend) {
+    let s = setup_on(backend, &[]);
     let _runner = Runner::start(
         &s.home,
         &s.broker.url,
@@ -224,9 +241,8 @@ fn a_cancelled_job_loses_its_process_group() {
     assert_eq!(s.job(&id)["status"], "cancelled");
 }
 
-#[test]
-fn a_job_finishes_even_when_an_escaped_process_holds_its_output() {
-    let s = setup(&[]);
+fn a_job_finishes_even_when_an_escaped_process_holds_its_output(backend: Backend) {
+    let s = setup_on(backend, &[]);
     let _runner = Runner::start(
         &s.home,
         &s.broker.url,
@@ -267,9 +283,8 @@ fn a_job_finishes_even_when_an_escaped_process_holds_its_output() {
     assert!(stdout.iter().any(|l| l == "started"), "{stdout:?}");
 }
 
-#[test]
-fn stale_claims_are_refused_and_jobs_requeued() {
-    let s = setup(&[]);
+fn stale_claims_are_refused_and_jobs_requeued(backend: Backend) {
+    let s = setup_on(backend, &[]);
     let id = s.submit(&["true"]);
     let claim = |runner_token: &str, runner: &str, lease: u64| {
         s.http.post_auth(
@@ -308,9 +323,8 @@ fn stale_claims_are_refused_and_jobs_requeued() {
 
 /// The background sweeper alone requeues an expired claim (no claim traffic at all, only reads), and a
 /// heartbeat keeps its job across the expiry it replaced.
-#[test]
-fn the_sweeper_requeues_expired_claims_and_heartbeats_keep_theirs() {
-    let s = setup(&[]);
+fn the_sweeper_requeues_expired_claims_and_heartbeats_keep_theirs(backend: Backend) {
+    let s = setup_on(backend, &[]);
     let kept = s.submit(&["true"]);
     let dropped = s.submit(&["true"]);
     let claim = |lease: u64| {
@@ -373,9 +387,8 @@ fn the_sweeper_requeues_expired_claims_and_heartbeats_keep_theirs() {
     );
 }
 
-#[test]
-fn claims_long_poll_until_work_arrives() {
-    let s = setup(&[]);
+fn claims_long_poll_until_work_arrives(backend: Backend) {
+    let s = setup_on(backend, &[]);
     let url = format!("{}/runner/jobs/claim", s.broker.url);
     let began = Instant::now();
     let empty = s
@@ -420,9 +433,8 @@ fn claims_long_poll_until_work_arrives() {
     assert_eq!(too_long.status, 400);
 }
 
-#[test]
-fn events_follow_streams_until_the_job_ends() {
-    let s = setup(&[]);
+fn events_follow_streams_until_the_job_ends(backend: Backend) {
+    let s = setup_on(backend, &[]);
     let _runner = Runner::start(&s.home, &s.broker.url, "lab", &s.work, &[]);
     let id = s.submit(&[
         "sh",
@@ -465,9 +477,8 @@ fn events_follow_streams_until_the_job_ends() {
     assert_eq!(r.status, 404);
 }
 
-#[test]
-fn broker_auth_refusals_and_no_token_leaks() {
-    let s = setup(&[]);
+fn broker_auth_refusals_and_no_token_leaks(backend: Backend) {
+    let s = setup_on(backend, &[]);
     let other = s.home.pair("other-lab", "work");
     let revoked = s.home.pair("lab", "work");
     let listed = s
@@ -521,14 +532,25 @@ fn broker_auth_refusals_and_no_token_leaks() {
     for r in &responses {
         haystacks.push(String::from_utf8_lossy(&r.body).into_owned());
     }
-    for file in [
-        "config/broker_auth.json",
-        "config/daemon/jobs.redb",
-        "config/daemon/jobs.redb.wal",
-    ] {
-        haystacks.push(haystack(&s.home.root().join(file)));
+    match s.home.pg() {
+        None => {
+            for file in [
+                "config/broker_auth.json",
+                "config/daemon/jobs.redb",
+                "config/daemon/jobs.redb.wal",
+            ] {
+                haystacks.push(haystack(&s.home.root().join(file)));
+            }
+        }
+        Some(store) => haystacks.push(store.dump(homeboy_pg_harness::Cluster::shared())),
     }
-    haystacks.push(haystack(&s.broker.log));
+    let log = haystack(&s.broker.log);
+    // The broker logs every request (the harness runs it at debug level): the scan covers those lines.
+    assert!(
+        log.contains("/runner/jobs/claim") && log.contains("status=401"),
+        "no request lines in the broker's log:\n{log}"
+    );
+    haystacks.push(log);
     for token in [&s.work, &s.submit, &other, &revoked] {
         for hay in &haystacks {
             assert!(!hay.contains(token.as_str()), "a token leaked");
@@ -536,9 +558,8 @@ fn broker_auth_refusals_and_no_token_leaks() {
     }
 }
 
-#[test]
-fn unauthenticated_loopback_is_explicit_and_not_for_proxies() {
-    let s = setup(&["--allow-unauthenticated-loopback"]);
+fn unauthenticated_loopback_is_explicit_and_not_for_proxies(backend: Backend) {
+    let s = setup_on(backend, &["--allow-unauthenticated-loopback"]);
     let r = s.http.post_json(
         &format!("{}/runner/jobs/claim", s.broker.url),
         &json!({"runner_id": "lab"}),
@@ -692,36 +713,13 @@ fn crash_torture_loses_nothing() {
             (1..=job["last_sequence"].as_u64().unwrap()).collect::<Vec<_>>(),
             "gap in {id}"
         );
-        let results: Vec<&Value> = events.iter().filter(|e| e["kind"] == "result").collect();
-        assert_eq!(
-            results.len(),
-            1,
-            "job {id} finished {} times",
-            results.len()
-        );
-        assert!(
-            results[0]["data"]["stdout"]
-                .as_str()
-                .unwrap()
-                .contains(&format!("job-{i}"))
-        );
-        // The result came under the last claim: nothing but the final status follows it.
-        let after: Vec<&Value> = events
-            .iter()
-            .skip_while(|e| e["kind"] != "result")
-            .skip(1)
-            .collect();
-        assert!(
-            after.iter().all(|e| e["kind"] == "status"),
-            "{id}: {after:?}"
-        );
+        homeboy_e2e::assert_finished_once(id, &events, &format!("job-{i}"));
     }
     assert_eq!(statuses.get("succeeded"), Some(&2000), "{statuses:?}");
 }
 
-#[test]
-fn runner_secrets_resolve_at_execution_and_never_leak() {
-    let s = setup(&[]);
+fn runner_secrets_resolve_at_execution_and_never_leak(backend: Backend) {
+    let s = setup_on(backend, &[]);
     let secret = "sk-test-9f8e7d6c5b4a3e2d";
     let file_secret = "file-secret-0a1b2c3d4e5f";
     let secret_file = s.home.root().join("service-token");
@@ -839,8 +837,13 @@ fn runner_secrets_resolve_at_execution_and_never_leak() {
         s.home
             .homeboy_ok(&["jobs", "events", &ok, "--daemon", &s.broker.url]),
     ];
-    for file in ["config/daemon/jobs.redb", "config/daemon/jobs.redb.wal"] {
-        outputs.push(haystack(&s.home.root().join(file)));
+    match s.home.pg() {
+        None => {
+            for file in ["config/daemon/jobs.redb", "config/daemon/jobs.redb.wal"] {
+                outputs.push(haystack(&s.home.root().join(file)));
+            }
+        }
+        Some(store) => outputs.push(store.dump(homeboy_pg_harness::Cluster::shared())),
     }
     for out in &outputs {
         assert!(

@@ -88,25 +88,6 @@ fn second_start_leaves_a_healthy_daemon_alone() {
     assert_eq!(first["status"]["pid"], second["status"]["pid"]);
 }
 
-/// Pids of `homeboy daemon serve` processes whose environment points at this home.
-fn daemon_processes(home: &Home) -> Vec<u64> {
-    let needle = format!("HOMEBOY_CONFIG_DIR={}", home.config_dir().display());
-    let mut pids = Vec::new();
-    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
-        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u64>() else {
-            continue;
-        };
-        let cmdline = std::fs::read(entry.path().join("cmdline")).unwrap_or_default();
-        let environ = std::fs::read(entry.path().join("environ")).unwrap_or_default();
-        let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
-        let has_env = environ.split(|b| *b == 0).any(|kv| kv == needle.as_bytes());
-        if cmdline.contains("daemon serve") && has_env && pid_alive(pid) {
-            pids.push(pid);
-        }
-    }
-    pids
-}
-
 #[test]
 fn concurrent_starts_make_exactly_one_daemon() {
     let home = Home::new();
@@ -132,7 +113,7 @@ fn concurrent_starts_make_exactly_one_daemon() {
     }
     addrs.dedup();
     assert_eq!(addrs.len(), 1, "different addresses reported: {addrs:?}");
-    let pids = daemon_processes(&home);
+    let pids = home.daemon_processes("");
     assert_eq!(pids.len(), 1, "daemon processes: {pids:?}");
 }
 

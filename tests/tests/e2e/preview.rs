@@ -5,7 +5,12 @@
 //! direct path and both channel transports, 200 concurrent requests through the channel, every native
 //! preview auth refusal, wildcard and ownership refusals, reconnection after an ingress restart, graceful
 //! drain, local-origin failures, the token never being logged, and the install plan's snippets passing
-//! `nginx -t` and `systemd-analyze verify`.
+//! `nginx -t` and `systemd-analyze verify`. [`channel`] covers WebSockets, streams and the multiplexed
+//! channel (and the install plan's nginx and Caddy sites for real); [`browser`] drives headless Chromium
+//! through a preview.
+
+mod browser;
+mod channel;
 
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
@@ -513,7 +518,7 @@ fn hop_by_hop_headers_are_filtered_both_ways_on_every_path() {
     let origin = Origin::start("hops");
     route(&home, "direct", "direct.preview.test", &origin.url(), &[]);
     let ingress = Ingress::start(&home, &[]);
-    let mut rh = Client::start(&home, &ingress, "rh.preview.test", &origin.url(), &[]);
+    let mut mx = Client::start(&home, &ingress, "mux.preview.test", &origin.url(), &[]);
     let mut lp = Client::start(
         &home,
         &ingress,
@@ -521,10 +526,10 @@ fn hop_by_hop_headers_are_filtered_both_ways_on_every_path() {
         &origin.url(),
         &["--transport", "long-poll"],
     );
-    assert_eq!(rh.registered()["transport"], "reverse-http");
+    assert_eq!(mx.registered()["transport"], "mux");
     assert_eq!(lp.registered()["transport"], "long-poll");
     let http = Http::new();
-    for host in ["direct.preview.test", "rh.preview.test", "lp.preview.test"] {
+    for host in ["direct.preview.test", "mux.preview.test", "lp.preview.test"] {
         let r = ingress.request(
             &http,
             "GET",
@@ -588,7 +593,7 @@ fn large_downloads_and_uploads_are_byte_identical_on_every_path() {
     let origin = Origin::start("bulk");
     route(&home, "direct", "direct.preview.test", &origin.url(), &[]);
     let ingress = Ingress::start(&home, &[]);
-    let mut rh = Client::start(&home, &ingress, "rh.preview.test", &origin.url(), &[]);
+    let mut mx = Client::start(&home, &ingress, "mux.preview.test", &origin.url(), &[]);
     let mut lp = Client::start(
         &home,
         &ingress,
@@ -596,12 +601,12 @@ fn large_downloads_and_uploads_are_byte_identical_on_every_path() {
         &origin.url(),
         &["--transport", "long-poll"],
     );
-    rh.registered();
+    mx.registered();
     lp.registered();
     let http = Http::new();
     let expected = pattern(DOWNLOAD);
     let upload: Vec<u8> = (0..UPLOAD).map(|i| (i * 13 + i / 4099) as u8).collect();
-    for host in ["direct.preview.test", "rh.preview.test", "lp.preview.test"] {
+    for host in ["direct.preview.test", "mux.preview.test", "lp.preview.test"] {
         let r = ingress.get(&http, host, &format!("/bytes/{DOWNLOAD}"));
         assert_eq!(r.status, 200, "{host}");
         assert_eq!(r.body.len(), expected.len(), "{host}: download length");
@@ -634,13 +639,13 @@ fn large_downloads_and_uploads_are_byte_identical_on_every_path() {
 }
 
 #[test]
-fn two_hundred_concurrent_requests_through_the_reverse_channel() {
+fn two_hundred_concurrent_requests_through_both_channel_transports() {
     let home = Home::new();
     standard_policy(&home);
     let origin = Origin::start("assets");
     let ingress = Ingress::start(&home, &[]);
     let http = Http::new();
-    for transport in ["reverse-http", "long-poll"] {
+    for transport in ["mux", "long-poll"] {
         let host = format!("page-{transport}.preview.test");
         let mut client = Client::start(
             &home,
@@ -1021,7 +1026,7 @@ fn clients_reconnect_after_an_ingress_restart_and_the_token_is_never_logged() {
     let bind = format!("127.0.0.1:{}", dead_port());
     let mut first = Ingress::start_at(&home, &bind, &[]);
     let http = Http::new();
-    let mut rh = Client::start(&home, &first, "rh.preview.test", &origin.url(), &[]);
+    let mut mx = Client::start(&home, &first, "mux.preview.test", &origin.url(), &[]);
     let mut lp = Client::start(
         &home,
         &first,
@@ -1029,27 +1034,27 @@ fn clients_reconnect_after_an_ingress_restart_and_the_token_is_never_logged() {
         &origin.url(),
         &["--transport", "long-poll"],
     );
-    rh.registered();
+    mx.registered();
     lp.registered();
-    for host in ["rh.preview.test", "lp.preview.test"] {
+    for host in ["mux.preview.test", "lp.preview.test"] {
         assert_eq!(first.get(&http, host, "/before").status, 200);
     }
     assert!(first.terminate().success());
     let first_log = first.log();
 
     let second = Ingress::start_at(&home, &bind, &[]);
-    for host in ["rh.preview.test", "lp.preview.test"] {
+    for host in ["mux.preview.test", "lp.preview.test"] {
         let back = wait_until(Duration::from_secs(30), || {
             second.get(&http, host, "/after").status == 200
         });
         assert!(
             back,
             "{host} did not come back:\n{}\n{}",
-            rh.output(),
+            mx.output(),
             lp.output()
         );
     }
-    for client in [&mut rh, &mut lp] {
+    for client in [&mut mx, &mut lp] {
         client.wait_events("registered", 2, Duration::from_secs(5));
         assert!(
             !client.events("channel_lost").is_empty(),
@@ -1060,19 +1065,19 @@ fn clients_reconnect_after_an_ingress_restart_and_the_token_is_never_logged() {
         assert!(retry["delay_ms"].as_u64().unwrap() <= 10_000, "{retry}");
     }
     // SIGTERM closes the session: the route stays, disconnected.
-    assert!(rh.terminate().success(), "{}", rh.output());
-    let r = second.get(&http, "rh.preview.test", "/closed");
+    assert!(mx.terminate().success(), "{}", mx.output());
+    let r = second.get(&http, "mux.preview.test", "/closed");
     assert_diagnostic(
         &r,
         410,
         "disconnected_session",
-        "rh.preview.test",
+        "mux.preview.test",
         "/closed",
     );
     assert!(lp.terminate().success(), "{}", lp.output());
 
     // The token appears nowhere: logs, events, route records, status outputs.
-    let mut haystack = vec![first_log, second.log(), rh.output(), lp.output()];
+    let mut haystack = vec![first_log, second.log(), mx.output(), lp.output()];
     haystack.push(serde_json::to_string(&second.status(&http)).unwrap());
     haystack.push(home.homeboy_ok(&["tunnel", "preview-ingress", "status", "--format", "json"]));
     haystack.push(home.homeboy_ok(&["tunnel", "preview-ingress", "list", "--format", "json"]));
@@ -1081,7 +1086,7 @@ fn clients_reconnect_after_an_ingress_restart_and_the_token_is_never_logged() {
         haystack.push(std::fs::read_to_string(entry.unwrap().path()).unwrap());
     }
     assert!(
-        haystack.iter().any(|h| h.contains("rh.preview.test")),
+        haystack.iter().any(|h| h.contains("mux.preview.test")),
         "the haystack is real"
     );
     for text in &haystack {
@@ -1100,7 +1105,7 @@ fn local_origin_failures_are_502_local_origin_request_failed() {
     let ingress = Ingress::start(&home, &[]);
     let http = Http::new();
     let dead = format!("http://127.0.0.1:{}", dead_port());
-    for transport in ["reverse-http", "long-poll"] {
+    for transport in ["mux", "long-poll"] {
         let host = format!("broken-{transport}.preview.test");
         let mut client = Client::start(&home, &ingress, &host, &dead, &["--transport", transport]);
         client.registered();
@@ -1457,11 +1462,19 @@ fn requests_wait_for_the_transport_the_client_declared() {
     let ingress = Ingress::start(&home, &["--upstream-timeout-secs", "0.5"]);
     let http = Http::new();
     let claim = |host: &str, transport: &str| json!({"public_host": host, "local_origin": "http://127.0.0.1:7331", "client_id": "lab", "transport": transport});
-    let r = ingress.register(&http, Some(TOKEN), claim("rh.preview.test", "reverse-http"));
+    let r = ingress.register(&http, Some(TOKEN), claim("mux.preview.test", "mux"));
     assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
-    assert_eq!(r.json()["data"]["transport"], "reverse-http");
+    assert_eq!(r.json()["data"]["transport"], "mux");
     let r = ingress.register(&http, Some(TOKEN), claim("lp.preview.test", "long-poll"));
     assert_eq!(r.json()["data"]["transport"], "long-poll");
+    // A client of the retired reverse-HTTP transport is answered with long-poll, which it then uses.
+    let r = ingress.register(
+        &http,
+        Some(TOKEN),
+        claim("old.preview.test", "reverse-http"),
+    );
+    assert_eq!(r.json()["data"]["transport"], "long-poll");
+    assert_eq!(r.json()["data"]["transports"], json!(["long-poll", "mux"]));
     let r = ingress.register(
         &http,
         Some(TOKEN),
@@ -1469,10 +1482,10 @@ fn requests_wait_for_the_transport_the_client_declared() {
     );
     assert_eq!(r.status, 400);
     assert_eq!(r.json()["error"]["details"]["field"], "transport");
-    // Before its first connection, a request for a reverse-HTTP session waits for a connection, not for a
+    // Before its first connection, a request for a multiplexed session waits for a connection, not for a
     // long poll; for a long-poll session, for a poll.
-    let r = ingress.get(&http, "rh.preview.test", "/early");
-    assert_diagnostic(&r, 504, "upstream_timeout", "rh.preview.test", "/early");
+    let r = ingress.get(&http, "mux.preview.test", "/early");
+    assert_diagnostic(&r, 504, "upstream_timeout", "mux.preview.test", "/early");
     assert!(
         r.json()["message"].as_str().unwrap().contains("connection"),
         "{}",
@@ -1542,4 +1555,194 @@ fn leases_expire_clients_renew_them_and_revocation_ends_the_session() {
     let status = wait_exit(&mut client.child, Duration::from_secs(10));
     assert_eq!(status.code(), Some(1), "{}", client.output());
     assert!(client.output().contains("revoked"), "{}", client.output());
+}
+
+/// Issue 16: one token, and one client, hold a bounded number of preview hosts (a renewal does not count
+/// twice; a closed session makes room and its record is removed, so the route directory stays bounded), and
+/// the status listing is paged.
+#[test]
+fn preview_sessions_are_capped_per_token_and_per_client_and_the_status_is_paged() {
+    let home = Home::new();
+    declare_service(
+        &home,
+        "site-preview",
+        json!({
+            "allowed_public_hosts": ["*.preview.test"],
+            "max_sessions_per_token": 3,
+            "max_sessions_per_client": 2,
+            "tokens": [{"id": "lab", "token_sha256": digest(TOKEN), "allowed_clients": ["lab", "lab2"]}]
+        }),
+    );
+    let ingress = Ingress::start(&home, &[]);
+    let http = Http::new();
+    let claim = |n: u32, client: &str| {
+        json!({"public_host": format!("run-{n}.preview.test"), "local_origin": "http://127.0.0.1:7331",
+               "session_id": format!("run-{n}"), "client_id": client})
+    };
+    let register = |n: u32, client: &str| ingress.register(&http, Some(TOKEN), claim(n, client));
+    let limited = |r: Response, scope: &str, limit: u64| {
+        assert_eq!(r.status, 403, "{}", String::from_utf8_lossy(&r.body));
+        let e = r.json()["error"].clone();
+        assert_eq!(e["code"], "preview.session_limit", "{e}");
+        assert_eq!(
+            (
+                e["details"]["scope"].as_str(),
+                e["details"]["limit"].as_u64()
+            ),
+            (Some(scope), Some(limit)),
+            "{e}"
+        );
+        assert!(
+            e["hints"][0]["message"]
+                .as_str()
+                .is_some_and(|h| h.contains(&format!("max_sessions_per_{scope}"))),
+            "{e}"
+        );
+        assert!(!e.to_string().contains(TOKEN));
+    };
+    for n in [1, 2, 1] {
+        assert_eq!(register(n, "lab").status, 200, "run-{n}");
+    }
+    limited(register(3, "lab"), "client", 2);
+    assert_eq!(register(3, "lab2").status, 200);
+    limited(register(4, "lab2"), "token", 3);
+    let logged = wait_until(Duration::from_secs(10), || {
+        ingress.log().contains("session_limit")
+    });
+    assert!(logged, "{}", ingress.log());
+
+    // Closing a session makes room; the closed record goes, so the table stays at the cap.
+    let close = json!({"public_host": "run-1.preview.test"}).to_string();
+    let bearer = format!("Bearer {TOKEN}");
+    let r = http.request(
+        "POST",
+        &format!("{}/preview/client/close", ingress.url()),
+        &[
+            ("authorization", bearer.as_str()),
+            ("content-type", "application/json"),
+        ],
+        Some(close.as_bytes()),
+    );
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    assert_eq!(register(4, "lab2").status, 200);
+    assert_eq!(ingress.status(&http)["routes_total"], 3);
+
+    // The listing, two routes a page, in session order; a bad limit is refused.
+    let mut seen = Vec::new();
+    let mut query = "limit=2".to_string();
+    loop {
+        let r = http.get(&format!(
+            "{}/_homeboy/preview-ingress/status?{query}",
+            ingress.url()
+        ));
+        assert_eq!(r.status, 200);
+        let data = r.json()["data"].clone();
+        let routes = data["routes"].as_array().unwrap();
+        assert!(routes.len() <= 2, "{data}");
+        seen.extend(
+            routes
+                .iter()
+                .map(|r| r["session_id"].as_str().unwrap().to_string()),
+        );
+        match data["next_cursor"].as_str() {
+            Some(next) => query = format!("limit=2&cursor={next}"),
+            None => break,
+        }
+    }
+    assert_eq!(seen, ["run-2", "run-3", "run-4"]);
+    let r = http.get(&format!(
+        "{}/_homeboy/preview-ingress/status?limit=0",
+        ingress.url()
+    ));
+    assert_eq!(
+        (r.status, r.json()["error"]["details"]["field"].as_str()),
+        (400, Some("limit"))
+    );
+}
+
+/// Issue 16: a service declaration that does not parse is named — in the ingress log, and in the refusal's
+/// details for a caller on the machine, never to a public caller. And a request with two `Host` headers
+/// is refused rather than routed by the first.
+#[test]
+fn an_unreadable_declaration_is_named_to_the_operator_and_two_hosts_are_refused() {
+    let home = Home::new();
+    let dir = home.config_dir().join("tunnel/services");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("site-preview.json"),
+        r#"{"id": "site-preview", "remote_port": 7331, "policy": {"native_preview_auth": "#,
+    )
+    .unwrap();
+    let ingress = Ingress::start(&home, &[]);
+    let http = Http::new();
+    let body = json!({"public_host": "run-1.preview.test", "local_origin": "http://127.0.0.1:7331",
+                      "session_id": "run-1", "client_id": "lab"});
+    let local = ingress.register(&http, Some(TOKEN), body.clone());
+    assert_eq!(
+        local.status,
+        401,
+        "{}",
+        String::from_utf8_lossy(&local.body)
+    );
+    let e = local.json()["error"].clone();
+    assert_eq!(e["code"], "preview.auth_denied");
+    let unreadable = e["details"]["unreadable_declarations"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{e}"));
+    assert_eq!(unreadable.len(), 1, "{e}");
+    assert_eq!(unreadable[0]["service"], "site-preview");
+    assert!(
+        unreadable[0]["problem"]
+            .as_str()
+            .is_some_and(|p| p.contains("site-preview.json")),
+        "{e}"
+    );
+
+    // Through the public control host: the same refusal, no file names.
+    let bytes = body.to_string().into_bytes();
+    let bearer = format!("Bearer {TOKEN}");
+    let public = ingress.request(
+        &http,
+        "POST",
+        DOMAIN,
+        "/preview/client/register",
+        &[
+            ("authorization", bearer.as_str()),
+            ("content-type", "application/json"),
+        ],
+        Some(&bytes),
+    );
+    assert_eq!(public.status, 401);
+    let text = String::from_utf8_lossy(&public.body).into_owned();
+    assert!(
+        !text.contains("unreadable_declarations") && !text.contains("site-preview.json"),
+        "{text}"
+    );
+    // The access log is written by a background thread: wait for the line (bounded).
+    let named = wait_until(Duration::from_secs(10), || {
+        let log = ingress.log();
+        log.contains("policy_declaration_unreadable") && log.contains("site-preview.json")
+    });
+    assert!(named, "{}", ingress.log());
+
+    // Two Host headers: 400, whichever comes first.
+    for hosts in [
+        "Host: run-1.preview.test\r\nHost: preview.test",
+        "Host: preview.test\r\nHost: 127.0.0.1",
+    ] {
+        let mut stream = std::net::TcpStream::connect(&ingress.addr).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        use std::io::{Read, Write};
+        write!(
+            stream,
+            "GET /_homeboy/preview-ingress/status HTTP/1.1\r\n{hosts}\r\nConnection: close\r\n\r\n"
+        )
+        .unwrap();
+        let mut got = String::new();
+        stream.read_to_string(&mut got).unwrap();
+        assert!(got.starts_with("HTTP/1.1 400"), "{hosts:?}: {got}");
+        assert!(got.contains("more than one Host"), "{got}");
+    }
 }

@@ -3,8 +3,9 @@
 //! rendered broker recipe checked by systemd-analyze, nginx and caddy.
 
 mod broker_config;
+mod keychain;
 mod ssh;
-mod support;
+pub(crate) mod support;
 
 use std::os::unix::fs::PermissionsExt;
 use std::process::Output;

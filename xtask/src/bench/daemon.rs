@@ -1,6 +1,7 @@
 //! `cargo xtask bench daemon`: start-to-healthy time of `homeboy daemon start`, and `/health` throughput at
-//! 64 keep-alive connections next to a minimal hyper server (the ceiling) started by the same run.
-//! Targets: ratio ≥ 0.85, start-to-healthy under 100 ms.
+//! 64 keep-alive connections next to a minimal hyper server (the ceiling) started by the same run, and the
+//! same server with hyper's per-request header timer armed (what the edge's idle timeout avoids; see
+//! `docs/decisions/0010-idle-timeout.md`). Targets: ratio ≥ 0.85, start-to-healthy under 100 ms.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -68,11 +69,19 @@ pub fn run() -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
     let daemon_addr = start_daemon(&homeboy, dir.path())?;
     let (mut hello, hello_addr) = start_hello()?;
+    let (mut timed, timed_addr) = start_hello_with(&["--header-timer"])?;
     let mut ceiling_runs = Vec::new();
+    let mut timed_runs = Vec::new();
     let mut daemon_runs = Vec::new();
     for _ in 0..ROUNDS {
         ceiling_runs.push(load::run(
             hello_addr,
+            "/",
+            CONNECTIONS,
+            Duration::from_secs(LOAD_SECS),
+        )?);
+        timed_runs.push(load::run(
+            timed_addr,
             "/",
             CONNECTIONS,
             Duration::from_secs(LOAD_SECS),
@@ -84,10 +93,13 @@ pub fn run() -> anyhow::Result<()> {
             Duration::from_secs(LOAD_SECS),
         )?);
     }
-    let _ = hello.kill();
-    let _ = hello.wait();
+    for child in [&mut hello, &mut timed] {
+        let _ = child.kill();
+        let _ = child.wait();
+    }
     stop_daemon(&homeboy, dir.path())?;
     let ceiling = load::median_run(&mut ceiling_runs);
+    let timed = load::median_run(&mut timed_runs);
     let daemon = load::median_run(&mut daemon_runs);
 
     let row = |name: &str, r: &load::LoadResult| load_row(name, r, ceiling.rps);
@@ -105,7 +117,8 @@ pub fn run() -> anyhow::Result<()> {
         ],
         &[
             row("hyper hello (ceiling)", &ceiling),
-            row("homeboy daemon", &daemon),
+            row("hyper hello + hyper's header timer", &timed),
+            row("homeboy daemon (edge idle timeout)", &daemon),
         ],
     );
     println!(

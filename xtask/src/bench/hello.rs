@@ -1,22 +1,25 @@
 //! The ceiling for HTTP benchmarks: a minimal hyper server answering every request with the same body —
 //! `hello`, or the bytes of a file (`xtask bench-hello --body FILE`, served as JSON, so a read route can be
 //! compared with a server that only writes the same response bytes). Started as its own process so it
-//! competes for the CPU exactly like the daemon does.
+//! competes for the CPU exactly like the daemon does. With `--header-timer`, hyper's own 30 s
+//! `header_read_timeout` is armed (a timer per request head), so a bench can show what that costs.
 
 use std::convert::Infallible;
+use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::Full;
 use hyper::service::service_fn;
 use hyper::{Request, Response};
-use hyper_util::rt::TokioIo;
+use hyper_util::rt::{TokioIo, TokioTimer};
 
 /// Serves on `127.0.0.1:0`, printing `port=<n>` on stdout once listening.
 pub fn serve(args: &[String]) -> anyhow::Result<()> {
-    let body: Option<Bytes> = match args {
-        [flag, file] if flag == "--body" => Some(Bytes::from(std::fs::read(file)?)),
-        [] => None,
-        _ => anyhow::bail!("usage: xtask bench-hello [--body FILE]"),
+    let (body, header_timer): (Option<Bytes>, bool) = match args {
+        [flag, file] if flag == "--body" => (Some(Bytes::from(std::fs::read(file)?)), false),
+        [flag] if flag == "--header-timer" => (None, true),
+        [] => (None, false),
+        _ => anyhow::bail!("usage: xtask bench-hello [--body FILE | --header-timer]"),
     };
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -43,7 +46,13 @@ pub fn serve(args: &[String]) -> anyhow::Result<()> {
                     };
                     async move { Ok::<_, Infallible>(answer) }
                 });
-                let _ = hyper::server::conn::http1::Builder::new()
+                let mut builder = hyper::server::conn::http1::Builder::new();
+                if header_timer {
+                    builder
+                        .timer(TokioTimer::new())
+                        .header_read_timeout(Duration::from_secs(30));
+                }
+                let _ = builder
                     .serve_connection(TokioIo::new(stream), service)
                     .await;
             });

@@ -4,24 +4,25 @@
 //! (b) store-level enqueue → claim → finish cycles per second, every step durable, with 1 and 8 threads;
 //! (c) HTTP end to end: a broker and 8 runner loops draining 10,000 jobs — jobs/s and claim latency.
 //! Each is printed as a ratio to (a). Targets: (b) 8 threads ≥ 1.0×, (b) 1 thread ≥ 0.3×.
+//! (d) the backlog: enqueue and claim rates with 100,000 jobs queued, as a ratio to an empty queue — at the
+//! store, and over HTTP on a release broker (whose analysis executor wakes on every enqueue). Target ≥ 0.8×.
 
 use std::fs::OpenOptions;
 use std::io::Write;
 use std::os::unix::fs::FileExt;
 use std::path::Path;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use bytes::Bytes;
-use homeboy_jobs::{
-    Actor, ClaimRequest, Executor, JobResult, JobStore, NewJob, RedbJobStore, StoreOptions,
-};
+use homeboy_jobs::{JobStore, RedbJobStore, StoreOptions};
 use http_body_util::{BodyExt, Full};
 use hyper_util::rt::TokioIo;
 use serde_json::{Value, json};
 
 use super::release_bin;
 use super::report::{median, ratio, table, verdict};
+use super::store_load::{self, BACKLOG, Backlog, MEASURED, ROUNDS, Side};
 
 const CEILING_OPS: usize = 3000;
 const STORE_SECS: f64 = 4.0;
@@ -132,6 +133,18 @@ pub fn run() -> anyhow::Result<()> {
             ],
         ],
     );
+    let at_store = store_backlog(dir.path())?;
+    let over_http = http_backlog()?;
+    let mut rows = at_store.rows("redb store");
+    rows.extend(over_http.rows("redb broker over HTTP (8 clients)"));
+    table(
+        &format!(
+            "(d) backlog: {ROUNDS} alternating rounds of {MEASURED} jobs enqueued, then {MEASURED} claimed, on an empty queue and behind {BACKLOG} queued jobs (filled in {:.0} s / {:.0} s)",
+            at_store.fill_secs, over_http.fill_secs
+        ),
+        &store_load::backlog_header(),
+        &rows,
+    );
     Ok(())
 }
 
@@ -164,50 +177,22 @@ fn fsync_ceiling(dir: &Path) -> anyhow::Result<(f64, f64)> {
 fn store_cycles(dir: &Path, threads: usize) -> anyhow::Result<f64> {
     let path = dir.join(format!("store-{threads}.redb"));
     let (store, _) = RedbJobStore::open(&path, StoreOptions::default())?;
-    let store = Arc::new(store);
-    let deadline = Instant::now() + Duration::from_secs_f64(STORE_SECS);
-    let began = Instant::now();
-    let workers: Vec<_> = (0..threads)
-        .map(|t| {
-            let store = store.clone();
-            std::thread::spawn(move || -> anyhow::Result<u64> {
-                let runner = format!("bench-{t}");
-                let mut cycles = 0;
-                while Instant::now() < deadline {
-                    store.enqueue(NewJob {
-                        operation: "bench".into(),
-                        executor: Executor::Runner,
-                        request: serde_json::json!({"command": ["true"]}),
-                        target_runner_id: Some(runner.clone()),
-                        project_id: None,
-                        submission_key: None,
-                        max_attempts: None,
-                    })?;
-                    let claimed = store
-                        .claim(ClaimRequest {
-                            runner_id: runner.clone(),
-                            project_id: None,
-                            lease_ms: 30_000,
-                        })?
-                        .ok_or_else(|| anyhow::anyhow!("nothing to claim"))?;
-                    let actor = Actor::Runner {
-                        runner_id: runner.clone(),
-                        claim_id: claimed.job.claim_id.clone().unwrap_or_default(),
-                    };
-                    store.finish(&claimed.job.id, &actor, JobResult::default())?;
-                    cycles += 1;
-                }
-                Ok(cycles)
-            })
-        })
-        .collect();
-    let mut total = 0;
-    for w in workers {
-        total += w
-            .join()
-            .map_err(|_| anyhow::anyhow!("bench thread panicked"))??;
-    }
-    Ok(total as f64 / began.elapsed().as_secs_f64())
+    store_load::cycles(Arc::new(store), threads, STORE_SECS)
+}
+
+/// The backlog rows at the store: two fresh redb files, one filled with [`BACKLOG`] queued jobs first.
+fn store_backlog(dir: &Path) -> anyhow::Result<Backlog> {
+    let open = |name: &str| -> anyhow::Result<Arc<dyn JobStore>> {
+        let (store, _) = RedbJobStore::open(&dir.join(name), StoreOptions::default())?;
+        Ok(Arc::new(store))
+    };
+    // The fill ends with a durable checkpoint of the file; nothing else to settle.
+    let settle = || Ok(());
+    store_load::backlog(
+        open("backlog-empty.redb")?,
+        open("backlog-full.redb")?,
+        settle,
+    )
 }
 
 struct HttpResult {
@@ -217,122 +202,276 @@ struct HttpResult {
     claim_p99_ms: f64,
 }
 
+/// A release `homeboy-broker` in a temp home, with a submit token and a work token for runner `bench`.
+pub(super) struct Broker {
+    child: std::process::Child,
+    pub(super) addr: std::net::SocketAddr,
+    pub(super) submit: String,
+    pub(super) work: String,
+    _home: tempfile::TempDir,
+}
+
+impl Broker {
+    /// Pairs the tokens, fills the broker's job store with `backlog` queued jobs for runner `bench` (at the
+    /// store, before the broker opens it), and starts the broker.
+    fn start(backlog: usize) -> anyhow::Result<Broker> {
+        Self::start_with(backlog, &[])
+    }
+
+    /// Like [`Broker::start`] with extra environment for the broker and the pairing command (a PostgreSQL
+    /// store: `HOMEBOY_JOB_STORE_URL`, `PGPASSWORD`; its database then holds the tokens).
+    pub(super) fn start_with(backlog: usize, extra: &[(&str, String)]) -> anyhow::Result<Broker> {
+        let home = tempfile::tempdir()?;
+        let config = home.path().join("config");
+        let data = home.path().join("data");
+        let env = |cmd: &mut std::process::Command| {
+            cmd.env("HOMEBOY_CONFIG_DIR", &config)
+                .env("HOMEBOY_DATA_DIR", &data)
+                .env_remove("HOMEBOY_JOB_STORE_URL");
+            for (name, value) in extra {
+                cmd.env(name, value);
+            }
+        };
+        let pair = |scopes: &str| -> anyhow::Result<String> {
+            let mut cmd = std::process::Command::new(release_bin("homeboy"));
+            env(&mut cmd);
+            let out = cmd
+                .args([
+                    "runner",
+                    "broker",
+                    "pair",
+                    "--runner-id",
+                    "bench",
+                    "--scopes",
+                    scopes,
+                    "--format",
+                    "json",
+                ])
+                .output()?;
+            let v: Value = serde_json::from_slice(&out.stdout)?;
+            Ok(v["token"].as_str().unwrap_or_default().to_string())
+        };
+        let (submit, work) = (pair("submit")?, pair("work")?);
+        if backlog > 0 {
+            let paths = homeboy_config::Paths::resolve(|name| match name {
+                "HOMEBOY_CONFIG_DIR" => Some(config.clone().into_os_string()),
+                "HOMEBOY_DATA_DIR" => Some(data.clone().into_os_string()),
+                _ => None,
+            })?;
+            let (store, _) = RedbJobStore::open(&paths.daemon_jobs(), StoreOptions::default())?;
+            store_load::enqueue_rate(Arc::new(store), backlog)?;
+        }
+        let mut cmd = std::process::Command::new(release_bin("homeboy-broker"));
+        env(&mut cmd);
+        let mut child = cmd
+            .args(["--addr", "127.0.0.1:0"])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()?;
+        let mut line = String::new();
+        std::io::BufRead::read_line(
+            &mut std::io::BufReader::new(
+                child
+                    .stdout
+                    .take()
+                    .ok_or_else(|| anyhow::anyhow!("no stdout"))?,
+            ),
+            &mut line,
+        )?;
+        let addr = line
+            .split_whitespace()
+            .find_map(|w| w.strip_prefix("http://"))
+            .ok_or_else(|| anyhow::anyhow!("broker did not start: {line}"))?
+            .parse()?;
+        Ok(Broker {
+            child,
+            addr,
+            submit,
+            work,
+            _home: home,
+        })
+    }
+}
+
+impl Drop for Broker {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub(super) fn client_runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?)
+}
+
+/// Enqueues `jobs` jobs for runner `bench` over HTTP with 8 keep-alive submitters; returns jobs/s.
+async fn http_enqueue(
+    addr: std::net::SocketAddr,
+    submit: &str,
+    jobs: usize,
+) -> anyhow::Result<f64> {
+    let began = Instant::now();
+    let mut submitters = Vec::new();
+    for s in 0..8 {
+        let submit = submit.to_string();
+        let mine = jobs / 8 + usize::from(s < jobs % 8);
+        submitters.push(tokio::spawn(async move {
+            let mut conn = JsonConn::connect(addr).await?;
+            for _ in 0..mine {
+                let body = json!({"runner_id": "bench", "command": ["true"]});
+                let (status, _) = conn.post("/runner/jobs", &submit, &body).await?;
+                anyhow::ensure!(status == 200, "enqueue answered {status}");
+            }
+            anyhow::Ok(())
+        }));
+    }
+    for s in submitters {
+        s.await??;
+    }
+    Ok(jobs as f64 / began.elapsed().as_secs_f64())
+}
+
+/// Claims `jobs` jobs over HTTP with 8 keep-alive runner loops (claims only); returns claims/s.
+async fn http_claims(addr: std::net::SocketAddr, work: &str, jobs: usize) -> anyhow::Result<f64> {
+    let began = Instant::now();
+    let mut loops = Vec::new();
+    for r in 0..8 {
+        let work = work.to_string();
+        let mine = jobs / 8 + usize::from(r < jobs % 8);
+        loops.push(tokio::spawn(async move {
+            let mut conn = JsonConn::connect(addr).await?;
+            for _ in 0..mine {
+                let body = json!({"runner_id": "bench", "lease_ms": 600_000});
+                let (status, claim) = conn.post("/runner/jobs/claim", &work, &body).await?;
+                anyhow::ensure!(status == 200, "claim answered {status}");
+                anyhow::ensure!(
+                    !claim["data"]["claim"]["job"].is_null(),
+                    "the queue ran dry"
+                );
+            }
+            anyhow::Ok(())
+        }));
+    }
+    for l in loops {
+        l.await??;
+    }
+    Ok(jobs as f64 / began.elapsed().as_secs_f64())
+}
+
+/// The backlog rows over HTTP: a broker on an empty store and one on a store with [`BACKLOG`] queued jobs,
+/// both running, measured in alternating rounds.
+fn http_backlog() -> anyhow::Result<Backlog> {
+    let rt = client_runtime()?;
+    let empty = Broker::start(0)?;
+    let began = Instant::now();
+    let full = Broker::start(BACKLOG)?;
+    let fill_secs = began.elapsed().as_secs_f64();
+    let pick = |side: Side| match side {
+        Side::Empty => &empty,
+        Side::Full => &full,
+    };
+    store_load::rounds(
+        fill_secs,
+        |side, jobs| {
+            let broker = pick(side);
+            rt.block_on(http_enqueue(broker.addr, &broker.submit, jobs))
+        },
+        |side, jobs| {
+            let broker = pick(side);
+            rt.block_on(http_claims(broker.addr, &broker.work, jobs))
+        },
+    )
+}
+
 /// Starts a release broker with paired tokens, enqueues the jobs over HTTP, then lets runner loops claim and
 /// finish them all, timing every claim.
 fn http_drain() -> anyhow::Result<HttpResult> {
-    let home = tempfile::tempdir()?;
-    let env = |cmd: &mut std::process::Command| {
-        cmd.env("HOMEBOY_CONFIG_DIR", home.path().join("config"))
-            .env("HOMEBOY_DATA_DIR", home.path().join("data"));
-    };
-    let pair = |scopes: &str| -> anyhow::Result<String> {
-        let mut cmd = std::process::Command::new(release_bin("homeboy"));
-        env(&mut cmd);
-        let out = cmd
-            .args([
-                "runner",
-                "broker",
-                "pair",
-                "--runner-id",
-                "bench",
-                "--scopes",
-                scopes,
-                "--format",
-                "json",
-            ])
-            .output()?;
-        let v: Value = serde_json::from_slice(&out.stdout)?;
-        Ok(v["token"].as_str().unwrap_or_default().to_string())
-    };
-    let (submit, work) = (pair("submit")?, pair("work")?);
-    let mut cmd = std::process::Command::new(release_bin("homeboy-broker"));
-    env(&mut cmd);
-    let mut broker = cmd
-        .args(["--addr", "127.0.0.1:0"])
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
-        .spawn()?;
-    let mut line = String::new();
-    std::io::BufRead::read_line(
-        &mut std::io::BufReader::new(
-            broker
-                .stdout
-                .take()
-                .ok_or_else(|| anyhow::anyhow!("no stdout"))?,
-        ),
-        &mut line,
-    )?;
-    let addr: std::net::SocketAddr = line
-        .split_whitespace()
-        .find_map(|w| w.strip_prefix("http://"))
-        .ok_or_else(|| anyhow::anyhow!("broker did not start: {line}"))?
-        .parse()?;
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()?;
-    let result = rt.block_on(async move {
-        // Enqueue with 8 concurrent submitters.
-        let began = Instant::now();
-        let per = HTTP_JOBS / 8;
-        let mut submitters = Vec::new();
-        for _ in 0..8 {
-            let submit = submit.clone();
-            submitters.push(tokio::spawn(async move {
-                let mut conn = JsonConn::connect(addr).await?;
-                for _ in 0..per {
-                    let body = json!({"runner_id": "bench", "command": ["true"]});
-                    let (status, _) = conn.post("/runner/jobs", &submit, &body).await?;
-                    anyhow::ensure!(status == 200, "enqueue answered {status}");
-                }
-                anyhow::Ok(())
-            }));
-        }
-        for s in submitters {
-            s.await??;
-        }
-        let enqueue_per_sec = (per * 8) as f64 / began.elapsed().as_secs_f64();
-        // Drain with 8 runner loops.
-        let began = Instant::now();
-        let mut loops = Vec::new();
-        for _ in 0..HTTP_RUNNERS {
-            let work = work.clone();
-            loops.push(tokio::spawn(async move {
-                let mut conn = JsonConn::connect(addr).await?;
-                let mut claim_ms = Vec::new();
-                loop {
-                    let asked = Instant::now();
-                    let (status, claim) = conn.post("/runner/jobs/claim", &work, &json!({"runner_id": "bench"})).await?;
-                    anyhow::ensure!(status == 200, "claim answered {status}");
-                    claim_ms.push(asked.elapsed().as_secs_f64() * 1000.0);
-                    let job = &claim["data"]["claim"]["job"];
-                    if job.is_null() {
-                        return anyhow::Ok(claim_ms);
-                    }
-                    let id = job["id"].as_str().unwrap_or_default().to_string();
-                    let body = json!({"runner_id": "bench", "claim_id": job["claim_id"], "result": {"exit_code": 0}});
-                    let (status, _) = conn.post(&format!("/runner/jobs/{id}/finish"), &work, &body).await?;
-                    anyhow::ensure!(status == 200, "finish answered {status}");
-                }
-            }));
-        }
-        let mut claims = Vec::new();
-        for l in loops {
-            claims.extend(l.await??);
-        }
-        let elapsed = began.elapsed().as_secs_f64();
-        claims.sort_by(|a, b| a.total_cmp(b));
-        let pct = |p: f64| claims[((claims.len() as f64 * p) as usize).min(claims.len() - 1)];
+    let broker = Broker::start(0)?;
+    let (addr, submit, work) = (broker.addr, broker.submit.clone(), broker.work.clone());
+    let rt = client_runtime()?;
+    rt.block_on(async move {
+        let enqueue_per_sec = http_enqueue(addr, &submit, HTTP_JOBS).await?;
+        let drained = drain(&[addr], &work, HTTP_RUNNERS, HTTP_JOBS).await?;
         anyhow::Ok(HttpResult {
-            jobs_per_sec: (per * 8) as f64 / elapsed,
+            jobs_per_sec: drained.jobs_per_sec,
             enqueue_per_sec,
-            claim_p50_ms: pct(0.50),
-            claim_p99_ms: pct(0.99),
+            claim_p50_ms: drained.claim_p50_ms,
+            claim_p99_ms: drained.claim_p99_ms,
         })
-    });
-    let _ = broker.kill();
-    let _ = broker.wait();
-    result
+    })
+}
+
+/// What a drain measured.
+pub(super) struct Drained {
+    pub(super) jobs_per_sec: f64,
+    pub(super) claim_p50_ms: f64,
+    pub(super) claim_p99_ms: f64,
+}
+
+/// Enqueues `jobs` over HTTP at the first broker (8 keep-alive submitters); returns jobs/s.
+pub(super) async fn enqueue_at(
+    addr: std::net::SocketAddr,
+    submit: &str,
+    jobs: usize,
+) -> anyhow::Result<f64> {
+    http_enqueue(addr, submit, jobs).await
+}
+
+/// `loops` runner loops, spread round-robin over `brokers`, claim and finish until the queue is empty
+/// (`jobs` queued before); every claim is timed.
+pub(super) async fn drain(
+    brokers: &[std::net::SocketAddr],
+    work: &str,
+    loops: usize,
+    jobs: usize,
+) -> anyhow::Result<Drained> {
+    let began = Instant::now();
+    let mut tasks = Vec::new();
+    for i in 0..loops {
+        let work = work.to_string();
+        let addr = brokers[i % brokers.len()];
+        tasks.push(tokio::spawn(async move {
+            let mut conn = JsonConn::connect(addr).await?;
+            let mut claim_ms = Vec::new();
+            loop {
+                let asked = Instant::now();
+                let (status, claim) = conn
+                    .post(
+                        "/runner/jobs/claim",
+                        &work,
+                        &json!({"runner_id": "bench"}),
+                    )
+                    .await?;
+                anyhow::ensure!(status == 200, "claim answered {status}");
+                claim_ms.push(asked.elapsed().as_secs_f64() * 1000.0);
+                let job = &claim["data"]["claim"]["job"];
+                if job.is_null() {
+                    return anyhow::Ok(claim_ms);
+                }
+                let id = job["id"].as_str().unwrap_or_default().to_string();
+                let body = json!({"runner_id": "bench", "claim_id": job["claim_id"], "result": {"exit_code": 0}});
+                let (status, _) = conn
+                    .post(&format!("/runner/jobs/{id}/finish"), &work, &body)
+                    .await?;
+                anyhow::ensure!(status == 200, "finish answered {status}");
+            }
+        }));
+    }
+    let mut claims = Vec::new();
+    for t in tasks {
+        claims.extend(t.await??);
+    }
+    let elapsed = began.elapsed().as_secs_f64();
+    claims.sort_by(|a, b| a.total_cmp(b));
+    let pct = |p: f64| claims[((claims.len() as f64 * p) as usize).min(claims.len() - 1)];
+    Ok(Drained {
+        jobs_per_sec: jobs as f64 / elapsed,
+        claim_p50_ms: pct(0.50),
+        claim_p99_ms: pct(0.99),
+    })
 }
 
 /// One keep-alive HTTP/1.1 connection that POSTs JSON with a bearer token.

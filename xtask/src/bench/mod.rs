@@ -5,11 +5,14 @@
 mod daemon;
 pub mod hello;
 mod jobs;
+mod jobs_pg;
 pub mod load;
 mod origin;
 mod preview;
+mod preview_live;
 mod reads;
 pub mod report;
+mod store_load;
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -18,7 +21,7 @@ use anyhow::{Context, bail};
 
 use crate::workspace_root;
 
-const BENCHES: &[&str] = &["daemon", "jobs", "origin", "preview", "reads"];
+const BENCHES: &[&str] = &["daemon", "jobs", "jobs-pg", "origin", "preview", "reads"];
 
 /// `cargo xtask bench [name...]`: build in release, then hand over to `target/release/xtask bench-exec`.
 pub fn run(args: &[String]) -> anyhow::Result<()> {
@@ -58,6 +61,7 @@ pub fn exec(names: &[String]) -> anyhow::Result<()> {
         match name.as_str() {
             "daemon" => daemon::run()?,
             "jobs" => jobs::run()?,
+            "jobs-pg" => jobs_pg::run()?,
             "origin" => origin::run()?,
             "preview" => preview::run()?,
             "reads" => reads::run()?,

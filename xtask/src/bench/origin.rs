@@ -318,7 +318,7 @@ impl RssSampler {
 }
 
 /// A `kB` line of /proc/<pid>/status.
-fn vm_kib(pid: u32, field: &str) -> Option<u64> {
+pub(super) fn vm_kib(pid: u32, field: &str) -> Option<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     status
         .lines()

@@ -2,10 +2,14 @@
 //!
 //! One origin (nginx serving a 1 KiB file and a 100 MiB file) behind five paths: the origin itself (the
 //! ceiling), nginx `proxy_pass` with keep-alive upstreams, the homeboy ingress on a direct route, the
-//! homeboy reverse channel (ingress + `homeboy tunnel preview-client`, reverse-HTTP transport; the JSON
-//! long-poll transport is measured too, for information), and rathole as the peer tunnel. Requests/s and
-//! p50/p99 at 64 connections in interleaved rounds, then MB/s for the 100 MiB download through each.
-//! Targets: direct route ≥ 0.8× nginx; reverse channel ≥ 0.5× rathole in req/s and in MB/s.
+//! homeboy multiplexed channel (ingress + `homeboy tunnel preview-client`, HTTP/2 over one upgraded
+//! connection; the JSON long-poll fallback is measured too, for information), and rathole as the peer
+//! tunnel. Requests/s and p50/p99 at 64 connections in interleaved rounds, then MB/s for the 100 MiB
+//! download through each. Then the live rows ([`super::preview_live`]): WebSocket echo messages/s, 1,000
+//! slow requests at once, and the ingress's memory per idle client and per open stream.
+//! Targets: direct route ≥ 1.0× nginx; channel ≥ 1.0× rathole in req/s and in MB/s; WebSocket echo
+//! through the channel ≥ 0.5× the origin directly; all 1,000 slow requests complete; < 64 KiB of ingress
+//! memory per idle client.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -16,17 +20,24 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 
 use super::load::{self, LoadResult};
+use super::preview_live::{self, IdleClients, LiveOrigin};
 use super::release_bin;
 use super::report::{median, ratio, table, verdict};
 
 const CONNECTIONS: usize = 64;
 const LOAD_SECS: u64 = 4;
 const ROUNDS: usize = 3;
-const DOWNLOAD_ROUNDS: usize = 3;
+const DOWNLOAD_ROUNDS: usize = 5;
 const BIG: u64 = 100 * 1024 * 1024;
 const SMALL_PATH: &str = "/small.html";
 const BIG_PATH: &str = "/big.bin";
 const TOKEN: &str = "hbp-bench-token-0d9c8b7a6f5e4d3c2b1a";
+const WS_CONNECTIONS: usize = 16;
+const WS_WINDOW: usize = 16;
+const SLOW_STREAMS: usize = 1000;
+const SLOW_HOLD: Duration = Duration::from_secs(2);
+const IDLE_CLIENTS: usize = 2000;
+const IDLE_TARGET_KIB: f64 = 64.0;
 
 /// One way to reach the origin.
 struct Target {
@@ -58,6 +69,8 @@ impl Drop for Children {
 }
 
 pub fn run() -> anyhow::Result<()> {
+    // Thousands of sockets are held at once.
+    homeboy_http::workers::raise_open_file_limit();
     load::ensure_program("wrk", "wrk");
     let nginx =
         load::ensure_program("nginx", "nginx-light").context("nginx is needed for this bench")?;
@@ -114,7 +127,7 @@ pub fn run() -> anyhow::Result<()> {
         ingress,
         "channel.preview.bench",
         &origin_url,
-        "reverse-http",
+        "mux",
     )?);
     children.0.push(start_client(
         &home,
@@ -131,13 +144,47 @@ pub fn run() -> anyhow::Result<()> {
         wait_for_http(ingress, Some(host))?;
     }
 
-    // rathole: a public port forwarded to the origin.
-    let (control_port, public_port) = (free_port()?, free_port()?);
-    let (server, client) = start_rathole(&rathole, root, control_port, public_port, origin_port)?;
+    // The live origin (WebSocket echo, slow requests), on a direct route and behind a channel.
+    let live = LiveOrigin::start()?;
+    homeboy(&home)
+        .args([
+            "tunnel",
+            "preview-ingress",
+            "route",
+            "live-direct",
+            "--public-host",
+            "live-direct.preview.bench",
+            "--upstream-origin",
+            &live.url(),
+        ])
+        .stdout(Stdio::null())
+        .status()
+        .context("route the live direct session")?;
+    children.0.push(start_client(
+        &home,
+        ingress,
+        "live.preview.bench",
+        &live.url(),
+        "mux",
+    )?);
+
+    // rathole: public ports forwarded to the origin and to the live origin.
+    let (control_port, public_port, live_port) = (free_port()?, free_port()?, free_port()?);
+    let (server, client) = start_rathole(
+        &rathole,
+        root,
+        control_port,
+        &[(public_port, origin_port), (live_port, live.addr.port())],
+    )?;
     children.0.push(server);
     children.0.push(client);
     let rathole_addr = SocketAddr::from(([127, 0, 0, 1], public_port));
+    let rathole_live = SocketAddr::from(([127, 0, 0, 1], live_port));
     wait_for_http(rathole_addr, None)?;
+    wait_for_http(rathole_live, None)?;
+    for host in ["live-direct.preview.bench", "live.preview.bench"] {
+        wait_for_http(ingress, Some(host))?;
+    }
 
     let targets = [
         Target {
@@ -156,12 +203,12 @@ pub fn run() -> anyhow::Result<()> {
             host: Some("direct.preview.bench".into()),
         },
         Target {
-            name: "homeboy reverse channel (reverse-http)",
+            name: "homeboy channel (mux)",
             addr: ingress,
             host: Some("channel.preview.bench".into()),
         },
         Target {
-            name: "homeboy reverse channel (long-poll, info)",
+            name: "homeboy channel (long-poll fallback, info)",
             addr: ingress,
             host: Some("longpoll.preview.bench".into()),
         },
@@ -187,15 +234,14 @@ pub fn run() -> anyhow::Result<()> {
     }
     let results: Vec<LoadResult> = runs.iter_mut().map(|r| load::median_run(r)).collect();
 
-    // MB/s: the 100 MiB file through each, median of a few downloads.
-    let mut speeds = Vec::new();
-    for t in &targets {
-        let mut samples = Vec::new();
-        for _ in 0..DOWNLOAD_ROUNDS {
-            samples.push(download_mb_s(t.addr, t.host.as_deref(), BIG_PATH)?);
+    // MB/s: the 100 MiB file through each, every path once per round, rounds interleaved.
+    let mut samples: Vec<Vec<f64>> = vec![Vec::new(); targets.len()];
+    for _ in 0..DOWNLOAD_ROUNDS {
+        for (i, t) in targets.iter().enumerate() {
+            samples[i].push(download_mb_s(t.addr, t.host.as_deref(), BIG_PATH)?);
         }
-        speeds.push(median(&mut samples));
     }
+    let speeds: Vec<f64> = samples.iter_mut().map(|s| median(s)).collect();
 
     let (direct, rathole_i, nginx_i, route_i, channel_i) = (0, 5, 1, 2, 3);
     let rows: Vec<Vec<String>> = targets
@@ -241,24 +287,31 @@ pub fn run() -> anyhow::Result<()> {
         })
         .collect();
     table(
-        &format!("GET 100 MiB, one connection, median of {DOWNLOAD_ROUNDS}"),
+        &format!("GET 100 MiB, one connection, median of {DOWNLOAD_ROUNDS} interleaved rounds"),
         &["path", "MB/s", "vs origin", "vs rathole"],
         &rows,
     );
+
+    let live_figures = live_rows(ingress, &live, rathole_live, root)?;
     let checks = [
         (
-            "direct route req/s vs nginx proxy_pass (target >= 0.80)",
+            "direct route req/s vs nginx proxy_pass (target >= 1.00)",
             results[route_i].rps / results[nginx_i].rps,
-            0.8,
+            1.0,
         ),
         (
-            "reverse channel req/s vs rathole (target >= 0.50)",
+            "channel req/s vs rathole (target >= 1.00)",
             results[channel_i].rps / results[rathole_i].rps,
-            0.5,
+            1.0,
         ),
         (
-            "reverse channel MB/s vs rathole (target >= 0.50)",
+            "channel MB/s vs rathole (target >= 1.00)",
             speeds[channel_i] / speeds[rathole_i],
+            1.0,
+        ),
+        (
+            "WebSocket echo through the channel vs the origin (target >= 0.50)",
+            live_figures.ws_ratio,
             0.5,
         ),
     ];
@@ -266,12 +319,256 @@ pub fn run() -> anyhow::Result<()> {
     for (what, value, target) in checks {
         println!("{what}: {value:.2}x {}", verdict(value >= target));
     }
+    println!(
+        "{SLOW_STREAMS} slow requests through one channel: {} completed {}",
+        live_figures.slow_completed,
+        verdict(live_figures.slow_completed == SLOW_STREAMS)
+    );
+    println!(
+        "ingress memory per idle client (target < {IDLE_TARGET_KIB:.0} KiB): {:.1} KiB {}",
+        live_figures.idle_kib,
+        verdict(live_figures.idle_kib < IDLE_TARGET_KIB)
+    );
     let errors: u64 = results.iter().map(|r| r.errors).sum();
     if errors > 0 {
         println!("note: {errors} requests failed during the load runs (see the errors column)");
     }
     drop(children);
     Ok(())
+}
+
+/// What the live rows found that the verdicts need.
+struct LiveFigures {
+    ws_ratio: f64,
+    slow_completed: usize,
+    idle_kib: f64,
+}
+
+fn live_rows(
+    ingress: SocketAddr,
+    live: &LiveOrigin,
+    rathole_live: SocketAddr,
+    root: &Path,
+) -> anyhow::Result<LiveFigures> {
+    // WebSocket echo, every path once per round, rounds interleaved.
+    let ws_targets = [
+        ("origin (ceiling)", live.addr, "origin"),
+        (
+            "homeboy ingress, direct route",
+            ingress,
+            "live-direct.preview.bench",
+        ),
+        ("homeboy channel (mux)", ingress, "live.preview.bench"),
+        ("rathole", rathole_live, "rathole"),
+    ];
+    let mut samples = vec![Vec::new(); ws_targets.len()];
+    for _ in 0..ROUNDS {
+        for (i, (_, addr, host)) in ws_targets.iter().enumerate() {
+            samples[i].push(preview_live::ws_echo_rate(
+                *addr,
+                host,
+                WS_CONNECTIONS,
+                WS_WINDOW,
+                Duration::from_secs(LOAD_SECS),
+            )?);
+        }
+    }
+    let rates: Vec<f64> = samples.iter_mut().map(|s| median(s)).collect();
+    let rows: Vec<Vec<String>> = ws_targets
+        .iter()
+        .zip(&rates)
+        .map(|((name, _, _), rate)| {
+            vec![
+                name.to_string(),
+                format!("{rate:.0}"),
+                ratio(*rate, rates[0]),
+                ratio(*rate, rates[3]),
+            ]
+        })
+        .collect();
+    table(
+        &format!(
+            "WebSocket echo, {WS_CONNECTIONS} connections x {WS_WINDOW} messages of 64 B in flight, median of {ROUNDS} interleaved {LOAD_SECS} s rounds"
+        ),
+        &["path", "messages/s", "vs origin", "vs rathole"],
+        &rows,
+    );
+
+    // 1,000 requests held 2 s by the origin, all at once.
+    let mut rows = Vec::new();
+    let mut channel_completed = 0;
+    for (name, addr, host) in [
+        ("origin directly", live.addr, "origin"),
+        ("rathole", rathole_live, "rathole"),
+        ("homeboy channel (mux)", ingress, "live.preview.bench"),
+    ] {
+        let run = preview_live::slow_requests(addr, host, SLOW_STREAMS, SLOW_HOLD, || None)?;
+        if host == "live.preview.bench" {
+            channel_completed = run.completed;
+        }
+        rows.push(vec![
+            name.to_string(),
+            format!("{}/{SLOW_STREAMS}", run.completed),
+            format!("{:.2}", run.slowest.as_secs_f64()),
+        ]);
+    }
+
+    table(
+        &format!(
+            "{SLOW_STREAMS} requests at once, each held {} s by the origin",
+            SLOW_HOLD.as_secs()
+        ),
+        &["path", "completed", "slowest s"],
+        &rows,
+    );
+
+    // Memory per open stream: a fresh ingress (its own config) with one channel, and the slow requests
+    // through it.
+    let (streams_ingress, streams_children) = fresh_ingress(root, "home-streams", live)?;
+    let pid = streams_children.0[0].id();
+    let rss = || super::origin::vm_kib(pid, "VmRSS:");
+    let rss_quiet = rss().context("read the ingress's VmRSS")?;
+    let run = preview_live::slow_requests(
+        streams_ingress,
+        "streams.preview.bench",
+        SLOW_STREAMS,
+        SLOW_HOLD,
+        rss,
+    )?;
+    let stream_kib = run
+        .sampled_kib
+        .unwrap_or(rss_quiet)
+        .saturating_sub(rss_quiet) as f64
+        / SLOW_STREAMS as f64;
+    drop(streams_children);
+
+    // Memory per idle client: another fresh ingress with one channel, then 2,000 idle clients, then the
+    // slow requests through the channel while they are all connected.
+    let (mem_ingress, children) = fresh_ingress(root, "home-memory", live)?;
+    let pid = children.0[0].id();
+    let rss = || super::origin::vm_kib(pid, "VmRSS:");
+    let rss_before = rss().context("read the ingress's VmRSS")?;
+    let began = Instant::now();
+    let idle = IdleClients::start(
+        mem_ingress,
+        "preview.bench",
+        &live.url(),
+        TOKEN,
+        IDLE_CLIENTS,
+    )?;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let connected = connected_channels(mem_ingress)?;
+        if connected > IDLE_CLIENTS {
+            break;
+        }
+        if Instant::now() > deadline {
+            bail!("only {connected} of {IDLE_CLIENTS} idle clients (and one busy) hold a channel");
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let connect_secs = began.elapsed().as_secs_f64();
+    let rss_idle = rss().context("read the ingress's VmRSS")?;
+    let idle_kib = rss_idle.saturating_sub(rss_before) as f64 / IDLE_CLIENTS as f64;
+    let run = preview_live::slow_requests(
+        mem_ingress,
+        "streams.preview.bench",
+        SLOW_STREAMS,
+        SLOW_HOLD,
+        || None,
+    )?;
+    table(
+        "ingress memory (VmRSS of fresh ingresses)",
+        &["what", "figure", "target"],
+        &[
+            vec![
+                "RSS with one channel".into(),
+                format!("{:.1} MiB", rss_before as f64 / 1024.0),
+                String::new(),
+            ],
+            vec![
+                format!("RSS with {IDLE_CLIENTS} more idle clients"),
+                format!(
+                    "{:.1} MiB (registered and connected in {connect_secs:.1} s)",
+                    rss_idle as f64 / 1024.0
+                ),
+                String::new(),
+            ],
+            vec![
+                "per idle client".into(),
+                format!("{idle_kib:.1} KiB"),
+                format!(
+                    "< {IDLE_TARGET_KIB:.0} KiB: {}",
+                    verdict(idle_kib < IDLE_TARGET_KIB)
+                ),
+            ],
+            vec![
+                format!(
+                    "per open stream ({SLOW_STREAMS} held on another fresh ingress; public connection included)"
+                ),
+                format!("{stream_kib:.1} KiB"),
+                String::new(),
+            ],
+            vec![
+                format!("{SLOW_STREAMS} slow requests, {IDLE_CLIENTS} idle clients connected"),
+                format!(
+                    "{}/{SLOW_STREAMS} completed, slowest {:.2} s",
+                    run.completed,
+                    run.slowest.as_secs_f64()
+                ),
+                String::new(),
+            ],
+        ],
+    );
+    drop(idle);
+    drop(children);
+    Ok(LiveFigures {
+        ws_ratio: rates[2] / rates[0],
+        slow_completed: channel_completed,
+        idle_kib,
+    })
+}
+
+/// A fresh ingress (its own config dir `root/<name>`) with one channel, `streams.preview.bench`, to `live`.
+fn fresh_ingress(
+    root: &Path,
+    name: &str,
+    live: &LiveOrigin,
+) -> anyhow::Result<(SocketAddr, Children)> {
+    let home = root.join(name);
+    declare_policy(&home)?;
+    let (child, ingress) = start_ingress(&home)?;
+    let mut children = Children(vec![child]);
+    children.0.push(start_client(
+        &home,
+        ingress,
+        "streams.preview.bench",
+        &live.url(),
+        "mux",
+    )?);
+    wait_for_http(ingress, Some("streams.preview.bench"))?;
+    Ok((ingress, children))
+}
+
+/// Channels with a connection, as the ingress's status reports them.
+fn connected_channels(ingress: SocketAddr) -> anyhow::Result<usize> {
+    let mut body = Vec::new();
+    let (status, _) = get(
+        ingress,
+        Some("127.0.0.1"),
+        homeboy_preview::ingress::STATUS_PATH,
+        &mut body,
+    )?;
+    if status != 200 {
+        bail!("the ingress status answered {status}");
+    }
+    let doc: serde_json::Value = serde_json::from_slice(&body)?;
+    Ok(doc["data"]["routes"].as_array().map_or(0, |routes| {
+        routes
+            .iter()
+            .filter(|r| r["channel"]["stats"]["connections"] == 1)
+            .count()
+    }))
 }
 
 fn homeboy(home: &Path) -> Command {
@@ -291,7 +588,11 @@ fn declare_policy(home: &Path) -> anyhow::Result<()> {
         "auth": {"mode": "bearer-env", "env": "BENCH_TOKEN"},
         "policy": {"native_preview_auth": {
             "allowed_public_hosts": ["*.preview.bench"],
-            "tokens": [{"id": "bench", "token_sha256": digest, "allowed_clients": ["bench"]}]
+            "tokens": [{"id": "bench", "token_sha256": digest, "allowed_clients": ["bench"]}],
+            // One token and one client id hold every idle client's host here (thousands), far past the
+            // per-token and per-client defaults a real deployment keeps.
+            "max_sessions_per_token": 100_000,
+            "max_sessions_per_client": 100_000
         }}
     });
     std::fs::write(dir.join("bench.json"), doc.to_string())?;
@@ -432,23 +733,24 @@ fn start_rathole(
     rathole: &Path,
     root: &Path,
     control: u16,
-    public: u16,
-    origin: u16,
+    services: &[(u16, u16)],
 ) -> anyhow::Result<(Child, Child)> {
+    let mut server =
+        format!("[server]\nbind_addr = \"127.0.0.1:{control}\"\ndefault_token = \"tok\"\n");
+    let mut client =
+        format!("[client]\nremote_addr = \"127.0.0.1:{control}\"\ndefault_token = \"tok\"\n");
+    for (i, (public, local)) in services.iter().enumerate() {
+        server.push_str(&format!(
+            "[server.services.s{i}]\nbind_addr = \"127.0.0.1:{public}\"\n"
+        ));
+        client.push_str(&format!(
+            "[client.services.s{i}]\nlocal_addr = \"127.0.0.1:{local}\"\n"
+        ));
+    }
     let server_conf = root.join("rathole-server.toml");
-    std::fs::write(
-        &server_conf,
-        format!(
-            "[server]\nbind_addr = \"127.0.0.1:{control}\"\ndefault_token = \"tok\"\n[server.services.web]\nbind_addr = \"127.0.0.1:{public}\"\n"
-        ),
-    )?;
+    std::fs::write(&server_conf, server)?;
     let client_conf = root.join("rathole-client.toml");
-    std::fs::write(
-        &client_conf,
-        format!(
-            "[client]\nremote_addr = \"127.0.0.1:{control}\"\ndefault_token = \"tok\"\n[client.services.web]\nlocal_addr = \"127.0.0.1:{origin}\"\n"
-        ),
-    )?;
+    std::fs::write(&client_conf, client)?;
     let spawn = |flag: &str, conf: &Path| {
         Command::new(rathole)
             .arg(flag)

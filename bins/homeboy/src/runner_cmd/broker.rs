@@ -1,8 +1,12 @@
-//! `homeboy runner broker pair|list|revoke`: broker credentials in `<config>/broker_auth.json` (digests only).
+//! `homeboy runner broker pair|list|revoke`: broker credentials (digests only) in `<config>/broker_auth.json`,
+//! or with `--store postgres://...` (or `HOMEBOY_JOB_STORE_URL`) in the database several brokers share.
+
+use std::sync::Arc;
 
 use clap::Subcommand;
 use homeboy_config::Paths;
-use homeboy_config::broker_auth::{BrokerAuthFile, Scope};
+use homeboy_config::broker_auth::{CredentialStore, Scope};
+use homeboy_daemon::serve_args::StoreFlags;
 use serde_json::json;
 
 use crate::output::{Format, print_json, usage_error};
@@ -18,28 +22,44 @@ pub enum BrokerCommand {
         scopes: Vec<String>,
         #[arg(long, value_enum, default_value_t)]
         format: Format,
+        #[command(flatten)]
+        target: StoreFlags,
     },
     /// List credentials (never shows tokens)
     List {
         #[arg(long, value_enum, default_value_t)]
         format: Format,
+        #[command(flatten)]
+        target: StoreFlags,
     },
     /// Revoke a credential by id; the broker refuses its token from the next request on
     Revoke {
         id: String,
         #[arg(long, value_enum, default_value_t)]
         format: Format,
+        #[command(flatten)]
+        target: StoreFlags,
     },
 }
 
+/// The credentials the broker's own `--store` names (default: this config dir's broker_auth.json).
+fn open(flags: StoreFlags) -> anyhow::Result<Arc<dyn CredentialStore>> {
+    let paths = Paths::from_env()?;
+    flags.credentials(&paths).map_err(|e| match e {
+        homeboy_jobs::JobError::Invalid { .. } => usage_error(e.to_string()),
+        other => other.into(),
+    })
+}
+
 pub fn run(cmd: BrokerCommand) -> anyhow::Result<()> {
-    let file = BrokerAuthFile::new(Paths::from_env()?.broker_auth());
     match cmd {
         BrokerCommand::Pair {
             runner_id,
             scopes,
             format,
+            target,
         } => {
+            let file = open(target)?;
             let scopes = scopes
                 .iter()
                 .map(|s| {
@@ -64,8 +84,8 @@ pub fn run(cmd: BrokerCommand) -> anyhow::Result<()> {
                 }
             }
         }
-        BrokerCommand::List { format } => {
-            let all = file.load()?;
+        BrokerCommand::List { format, target } => {
+            let all = open(target)?.load()?;
             match format {
                 Format::Json => print_json(&all),
                 Format::Text => {
@@ -91,8 +111,8 @@ pub fn run(cmd: BrokerCommand) -> anyhow::Result<()> {
                 }
             }
         }
-        BrokerCommand::Revoke { id, format } => {
-            let credential = file.revoke(&id)?;
+        BrokerCommand::Revoke { id, format, target } => {
+            let credential = open(target)?.revoke(&id)?;
             match format {
                 Format::Json => print_json(&json!({"credential": credential})),
                 Format::Text => {

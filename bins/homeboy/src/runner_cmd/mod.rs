@@ -1,4 +1,5 @@
-//! `homeboy runner ...`: running jobs for a broker (`work`), pairing broker credentials (`broker`), and the
+//! `homeboy runner ...`: running jobs for a broker (`work`), enqueueing
+//! commands for them (`submit`), pairing broker credentials (`broker`), and the
 //! runner capability of a configured server (`enable`, `status`, `connect`). One submodule per subcommand;
 //! this file holds only the subcommand enum and its dispatch.
 
@@ -6,6 +7,7 @@ mod broker;
 mod connect;
 mod enable;
 mod status;
+mod submit;
 mod work;
 
 use clap::Subcommand;
@@ -14,6 +16,8 @@ use clap::Subcommand;
 pub enum RunnerCommand {
     /// Take jobs from a broker and run them (long-polling claims over outbound HTTP)
     Work(work::WorkArgs),
+    /// Enqueue a command for a runner on a daemon or broker (needs a `submit` token)
+    Submit(submit::SubmitArgs),
     /// Pair, list and revoke broker credentials (runs on the broker machine)
     #[command(subcommand)]
     Broker(broker::BrokerCommand),
@@ -28,6 +32,7 @@ pub enum RunnerCommand {
 pub fn run(cmd: RunnerCommand) -> anyhow::Result<()> {
     match cmd {
         RunnerCommand::Work(args) => work::run(args),
+        RunnerCommand::Submit(args) => submit::run(args),
         RunnerCommand::Broker(cmd) => broker::run(cmd),
         RunnerCommand::Enable(args) => enable::run(args),
         RunnerCommand::Status(args) => status::run(args),

@@ -1,15 +1,20 @@
-//! `homeboy runner work`: wiring to `homeboy_client::runner_worker`.
+//! `homeboy runner work`: wiring to `homeboy_client::runner_worker`. On a terminal a spinner shows the
+//! job each slot runs (or that the worker waits for one); elsewhere the worker's lines go to stderr as
+//! they always did.
 
 use std::path::PathBuf;
 use std::sync::Arc;
 
 use clap::Args;
-use homeboy_client::runner_worker::{self, NoSecrets, ServerSecrets, WorkerOptions};
+use homeboy_client::runner_worker::{
+    self, NoSecrets, ServerSecrets, WorkerEvent, WorkerEvents, WorkerOptions,
+};
 use homeboy_config::{Paths, servers};
 use homeboy_daemon::server;
 
 use crate::daemon_cmd::runtime;
-use crate::output::usage_error;
+use crate::output::{Format, usage_error};
+use crate::progress::Progress;
 
 #[derive(Args)]
 pub struct WorkArgs {
@@ -71,6 +76,9 @@ pub fn run(args: WorkArgs) -> anyhow::Result<()> {
         options.runner_env = runner.env;
         options.secrets = Arc::new(ServerSecrets::new(args.runner_id, runner.secret_env));
     }
+    let waiting = format!("waiting for a job from {}", options.broker_url);
+    let progress = Arc::new(Progress::start(Format::Text, waiting.clone()));
+    options.events = Some(show_jobs(progress.clone(), waiting));
     runtime()?.block_on(async {
         let (stop, stopped) = tokio::sync::watch::channel(false);
         tokio::spawn(async move {
@@ -79,6 +87,29 @@ pub fn run(args: WorkArgs) -> anyhow::Result<()> {
         });
         runner_worker::run(options, stopped).await?;
         Ok(())
+    })
+}
+
+/// The worker's events on the spinner: the jobs running now, or that it waits for one.
+fn show_jobs(progress: Arc<Progress>, waiting: String) -> WorkerEvents {
+    let running = std::sync::Mutex::new(std::collections::BTreeMap::<usize, String>::new());
+    Arc::new(move |event| {
+        let mut running = running.lock().unwrap_or_else(|p| p.into_inner());
+        match event {
+            WorkerEvent::Line(line) => return progress.line(&line),
+            WorkerEvent::Claimed { slot, job_id } => {
+                running.insert(slot, job_id);
+            }
+            WorkerEvent::Done { slot, .. } => {
+                running.remove(&slot);
+            }
+        }
+        if running.is_empty() {
+            progress.set(waiting.clone());
+        } else {
+            let jobs: Vec<&str> = running.values().map(String::as_str).collect();
+            progress.set(format!("running job {}", jobs.join(", ")));
+        }
     })
 }
 

@@ -11,6 +11,7 @@ use homeboy_preview::client::{self, ClientEvent, ClientOptions, TransportChoice}
 
 use super::preview_ingress::preview_error;
 use crate::output::Format;
+use crate::progress::Progress;
 
 #[derive(Subcommand)]
 pub enum PreviewClientCommand {
@@ -21,12 +22,14 @@ pub enum PreviewClientCommand {
 
 #[derive(Clone, Copy, ValueEnum)]
 enum TransportArg {
-    /// Reverse-HTTP connections when the ingress offers them, else long-poll
+    /// The multiplexed channel when the ingress offers it, else long-poll
     Auto,
-    /// The JSON long-poll of the wire contract
+    /// The JSON long-poll of the wire contract (for proxies that refuse upgrades)
     LongPoll,
-    /// Upgraded reverse connections carrying plain HTTP/1.1
-    ReverseHttp,
+    /// The multiplexed channel: HTTP/2 over one upgraded connection (`reverse-http`, the retired
+    /// per-request connection pool, is an alias)
+    #[value(alias = "reverse-http")]
+    Mux,
 }
 
 #[derive(Args)]
@@ -58,15 +61,19 @@ pub struct StartArgs {
     /// Long-polls kept parked (long-poll transport)
     #[arg(long, default_value_t = 8)]
     polls: usize,
-    /// Idle reverse connections kept ready (reverse-http transport)
-    #[arg(long, default_value_t = 8)]
-    spare_connections: usize,
-    /// Most reverse connections open at once (reverse-http transport)
-    #[arg(long, default_value_t = 256)]
-    max_connections: usize,
+    /// Retired with the reverse-http transport; accepted and ignored
+    #[arg(long, hide = true)]
+    spare_connections: Option<usize>,
+    /// Retired with the reverse-http transport; accepted and ignored
+    #[arg(long, hide = true)]
+    max_connections: Option<usize>,
     /// Long-poll timeout in seconds (1-60)
     #[arg(long, default_value_t = 25)]
     poll_timeout_secs: u64,
+    /// Seconds between keepalive pings on the multiplexed channel (and how long one may go unanswered
+    /// before the channel counts as dead and the client reconnects)
+    #[arg(long, default_value_t = 5.0)]
+    keepalive_secs: f64,
     /// Events on stdout as text lines or JSON lines
     #[arg(long, value_enum, default_value_t)]
     format: Format,
@@ -102,14 +109,28 @@ fn start(args: StartArgs) -> anyhow::Result<()> {
     options.transport = match args.transport {
         TransportArg::Auto => TransportChoice::Auto,
         TransportArg::LongPoll => TransportChoice::LongPoll,
-        TransportArg::ReverseHttp => TransportChoice::ReverseHttp,
+        TransportArg::Mux => TransportChoice::Mux,
     };
     options.polls = args.polls;
-    options.spare_connections = args.spare_connections;
-    options.max_connections = args.max_connections;
     options.poll_timeout_secs = args.poll_timeout_secs;
+    options.keepalive = keepalive(args.keepalive_secs)?;
     let format = args.format;
-    let events: client::EventSink = Arc::new(move |event| print_event(&event, format));
+    // On a terminal, a spinner until the ingress registered the session (and again while reconnecting).
+    let progress = Arc::new(Progress::start(
+        format,
+        format!("registering {} with {}", args.public_host, args.ingress),
+    ));
+    let shown = progress.clone();
+    let events: client::EventSink = Arc::new(move |event| {
+        match &event {
+            ClientEvent::Registered { .. } | ClientEvent::Closed { .. } => shown.finish(),
+            ClientEvent::Reconnecting { attempt, .. } => {
+                shown.set(format!("reconnecting (attempt {attempt})"))
+            }
+            _ => {}
+        }
+        shown.suspend(|| print_event(&event, format));
+    });
     // One event loop: the client's connections and the local origin's stay on one thread.
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -121,7 +142,9 @@ fn start(args: StartArgs) -> anyhow::Result<()> {
             events,
             homeboy_preview::signal::terminate(),
         ))
-        .map_err(preview_error)
+        .map_err(preview_error)?;
+    progress.finish();
+    Ok(())
 }
 
 fn print_event(event: &ClientEvent, format: Format) {
@@ -176,6 +199,17 @@ fn describe(event: &ClientEvent) -> String {
                 "ended (the ingress did not confirm the close)"
             }
         ),
+    }
+}
+
+fn keepalive(secs: f64) -> anyhow::Result<std::time::Duration> {
+    if secs.is_finite() && secs > 0.0 && secs <= 3600.0 {
+        Ok(std::time::Duration::from_secs_f64(secs))
+    } else {
+        Err(preview_error(PreviewError::invalid(
+            "--keepalive-secs",
+            "must be a positive number of seconds (at most 3600)",
+        )))
     }
 }
 

@@ -15,6 +15,7 @@ use homeboy_tunnel::service::{self, ServiceState, ServiceStatus, StartOutcome, S
 
 use super::errors::exit;
 use crate::output::{Format, print_json};
+use crate::progress::Progress;
 
 #[derive(Subcommand)]
 pub enum ServiceCommand {
@@ -408,7 +409,14 @@ fn start(paths: &Paths, args: StartArgs) -> anyhow::Result<()> {
         grace: Duration::from_secs(args.grace_secs),
         if_not_running: args.if_not_running,
     };
-    let report = service::start(paths, request).map_err(exit)?;
+    let progress = Progress::start(args.format, format!("starting {}", request.id));
+    let report = service::start_showing(paths, request, &mut |readiness| {
+        if !readiness.ready {
+            progress.set(format!("waiting for {}", readiness.pending()));
+        }
+    });
+    progress.finish();
+    let report = report.map_err(exit)?;
     match args.format {
         Format::Json => print_json(&report),
         Format::Text => {

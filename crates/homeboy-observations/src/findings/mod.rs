@@ -8,6 +8,8 @@
 pub mod checkstyle;
 pub mod fingerprint;
 pub mod junit;
+#[cfg(test)]
+mod proptests;
 pub mod sarif;
 mod xml;
 

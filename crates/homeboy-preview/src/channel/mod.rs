@@ -2,12 +2,13 @@
 //! and the transports that carry public requests to the client behind one small [`Transport`] trait.
 //!
 //! Routing and auth know only the session; the session forwards through whichever transport the client
-//! uses: the JSON long-poll of the wire contract ([`long_poll`]), or reverse-HTTP connections
-//! ([`reverse_http`]), an additive faster transport. Another transport (a multiplexed one) can be added next to
-//! them without touching routing or auth. [`wire`] holds the JSON both sides speak.
+//! uses: the JSON long-poll of the wire contract ([`long_poll`], the fallback for proxies that refuse
+//! upgrades), or the multiplexed channel ([`mux`]: HTTP/2 over one upgraded connection), the default. The
+//! per-request reverse-HTTP connection pool that preceded the multiplexed channel is retired. [`wire`] holds
+//! the JSON both sides speak.
 
 pub mod long_poll;
-pub mod reverse_http;
+pub mod mux;
 pub mod wire;
 
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
@@ -16,6 +17,7 @@ use std::time::{Duration, Instant};
 
 use futures_util::future::BoxFuture;
 use homeboy_config::secrets::token_matches_digest;
+use hyper::header::HeaderValue;
 use hyper::{Request, Response};
 use time::OffsetDateTime;
 
@@ -24,7 +26,7 @@ use crate::pool::ForwardError;
 
 /// A way of carrying public requests to a connected preview client.
 pub trait Transport: Send + Sync {
-    /// The transport's name in status output (`long-poll`, `reverse-http`).
+    /// The transport's name in status output (`long-poll`, `mux`).
     fn name(&self) -> &'static str;
     /// Forwards one prepared request (origin-form URI, final headers) and returns the client's response,
     /// or why there is none within `wait` (the upstream timeout).
@@ -34,6 +36,25 @@ pub trait Transport: Send + Sync {
         req: Request<ProxyBody>,
         wait: Duration,
     ) -> BoxFuture<'a, Result<Response<ProxyBody>, ForwardError>>;
+    /// Forwards a request that asks to switch to `protocol` (WebSocket, any HTTP/1.1 `Upgrade`). Its body
+    /// is the browser's bytes after the switch. The answer is `101` marked with
+    /// [`crate::splice::Switched`] when the local origin switched (its body is then the origin's bytes),
+    /// or the origin's ordinary answer. Transports that cannot carry a switch say so.
+    fn upgrade<'a>(
+        &'a self,
+        _request_id: &'a str,
+        _req: Request<ProxyBody>,
+        _protocol: HeaderValue,
+        _wait: Duration,
+    ) -> BoxFuture<'a, Result<Response<ProxyBody>, ForwardError>> {
+        let name = self.name();
+        Box::pin(async move {
+            Err(ForwardError::Failed(format!(
+                "the preview client uses the {name} transport, which cannot carry upgrades \
+                 (WebSocket); the multiplexed channel (--transport mux) can"
+            )))
+        })
+    }
     /// Whether the client is attached right now (a parked poll, an open connection).
     fn attached(&self) -> bool;
     /// Whether the client has used this transport during the session.
@@ -62,8 +83,10 @@ pub struct NewSession {
     pub token_sha256: Option<String>,
     pub local_origin: String,
     pub lease_expires_at: OffsetDateTime,
-    /// The client declared the reverse-HTTP transport.
-    pub reverse_http: bool,
+    /// The client declared the multiplexed transport.
+    pub mux: bool,
+    /// How long requests wait for a client that is reconnecting.
+    pub client_grace: Duration,
 }
 
 /// One granted public host with a live (or recently live) preview client.
@@ -76,11 +99,11 @@ pub struct ChannelSession {
     local_origin: Mutex<String>,
     lease_expires_unix: AtomicI64,
     closed: AtomicBool,
-    reverse_http_declared: AtomicBool,
+    mux_declared: AtomicBool,
     epoch: Instant,
     last_seen_ms: AtomicU64,
     pub long_poll: long_poll::LongPoll,
-    pub reverse_http: reverse_http::ReverseHttp,
+    pub mux: mux::Mux,
 }
 
 impl ChannelSession {
@@ -95,11 +118,11 @@ impl ChannelSession {
             local_origin: Mutex::new(spec.local_origin),
             lease_expires_unix: AtomicI64::new(spec.lease_expires_at.unix_timestamp()),
             closed: AtomicBool::new(false),
-            reverse_http_declared: AtomicBool::new(spec.reverse_http),
+            mux_declared: AtomicBool::new(spec.mux),
             epoch: Instant::now(),
             last_seen_ms: AtomicU64::new(0),
             long_poll: long_poll::LongPoll::new(),
-            reverse_http: reverse_http::ReverseHttp::new(),
+            mux: mux::Mux::new(spec.client_grace),
         });
         session.touch();
         session
@@ -115,9 +138,8 @@ impl ChannelSession {
     }
 
     /// Extends the lease (a renewal by the same owner).
-    pub fn renew(&self, lease_expires_at: OffsetDateTime, local_origin: &str, reverse_http: bool) {
-        self.reverse_http_declared
-            .store(reverse_http, Ordering::Release);
+    pub fn renew(&self, lease_expires_at: OffsetDateTime, local_origin: &str, mux: bool) {
+        self.mux_declared.store(mux, Ordering::Release);
         self.lease_expires_unix
             .store(lease_expires_at.unix_timestamp(), Ordering::Release);
         *self.local_origin.lock().unwrap_or_else(|p| p.into_inner()) = local_origin.to_string();
@@ -150,12 +172,13 @@ impl ChannelSession {
         Duration::from_millis(now.saturating_sub(last))
     }
 
-    /// Whether the client counts as connected: attached now, or heard from within `grace`.
+    /// Whether the client counts as connected: attached now, or heard from (or its channel connection
+    /// seen) within `grace`.
     pub fn connected(&self, grace: Duration) -> bool {
         !self.is_closed()
             && (self.long_poll.attached()
-                || self.reverse_http.attached()
-                || self.silent_for() <= grace)
+                || self.silent_for() <= grace
+                || self.mux.silent_for() <= grace)
     }
 
     /// Whether `close` was called.
@@ -167,14 +190,14 @@ impl ChannelSession {
     pub fn close(&self) {
         self.closed.store(true, Ordering::Release);
         self.long_poll.close();
-        self.reverse_http.close();
+        self.mux.close();
     }
 
-    /// The transport carrying this session's requests: reverse-HTTP when the client declared it (requests
-    /// wait for its first connection) or opened a connection, else the long-poll queue.
+    /// The transport carrying this session's requests: the multiplexed channel when the client declared
+    /// it (requests wait for its connection) or opened one, else the long-poll queue.
     pub fn transport(&self) -> &dyn Transport {
-        if self.reverse_http_declared.load(Ordering::Acquire) || self.reverse_http.in_use() {
-            &self.reverse_http
+        if self.mux_declared.load(Ordering::Acquire) || self.mux.in_use() {
+            &self.mux
         } else {
             &self.long_poll
         }

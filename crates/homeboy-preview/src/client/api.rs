@@ -48,9 +48,18 @@ impl CallError {
 /// A reqwest client with the preview client's defaults (the shared builder, plus a connection pool sized
 /// for many requests in flight to one ingress).
 pub fn http_client(ingress: &str) -> Result<reqwest::Client, String> {
+    build_client(ingress, 64)
+}
+
+/// The same, keeping no idle connection once a call is answered (calls made minutes apart).
+pub fn http_client_without_pool(ingress: &str) -> Result<reqwest::Client, String> {
+    build_client(ingress, 0)
+}
+
+fn build_client(ingress: &str, idle_per_host: usize) -> Result<reqwest::Client, String> {
     homeboy_http::client::http_client_builder(ingress)
         .tcp_nodelay(true)
-        .pool_max_idle_per_host(64)
+        .pool_max_idle_per_host(idle_per_host)
         .user_agent(concat!(
             "homeboy-preview-client/",
             env!("CARGO_PKG_VERSION")
@@ -133,12 +142,12 @@ impl IngressApi {
         }
     }
 
-    /// `GET /preview/client/connect` with `Upgrade`: one reverse-HTTP connection.
+    /// `GET /preview/client/connect` with `Upgrade`: the connection of the multiplexed channel.
     pub async fn connect(&self, channel_id: &str) -> Result<reqwest::Upgraded, CallError> {
         let req = self
             .authorize(self.http.get(format!("{}{}", self.base, wire::CONNECT)))
             .header(reqwest::header::CONNECTION, "upgrade")
-            .header(reqwest::header::UPGRADE, wire::REVERSE_HTTP_PROTOCOL)
+            .header(reqwest::header::UPGRADE, wire::MUX_PROTOCOL)
             .header(wire::HEADER_PUBLIC_HOST, &self.public_host)
             .header(wire::HEADER_CHANNEL_ID, channel_id)
             .timeout(Duration::from_secs(10));
@@ -159,7 +168,8 @@ impl IngressApi {
             .as_ref()
             .map(|e| e.message.clone())
             .unwrap_or_else(|| format!("HTTP {status} instead of 101"));
-        if (400..500).contains(&status) {
+        // Any answer but 101 below 500 means the upgrade will not happen this way; 5xx may pass.
+        if (200..500).contains(&status) {
             Err(CallError::Refused {
                 status,
                 code: error.map(|e| e.code.into_owned()).unwrap_or_default(),

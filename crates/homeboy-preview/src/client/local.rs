@@ -36,7 +36,7 @@ impl LocalOrigin {
         }
     }
 
-    fn origin(&self) -> &Origin {
+    pub(super) fn origin(&self) -> &Origin {
         match self {
             LocalOrigin::Http(upstream) => upstream.origin(),
             LocalOrigin::Https { origin, .. } => origin,
@@ -95,7 +95,7 @@ async fn send_https(
 }
 
 /// Headers for the local hop: no hop-by-hop headers, `Host` = the local origin.
-fn prepare(headers: &mut HeaderMap, authority: &str) {
+pub(super) fn prepare(headers: &mut HeaderMap, authority: &str) {
     headers::strip_hop_by_hop(headers);
     if let Ok(v) = HeaderValue::from_str(authority) {
         headers.insert(header::HOST, v);

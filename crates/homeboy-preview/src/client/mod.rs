@@ -2,20 +2,22 @@
 //! a homeboy preview ingress for exactly one public host, over an outbound authenticated reverse channel.
 //!
 //! It registers (the ingress checks native preview auth and grants a lease), then carries requests over the
-//! best transport both sides speak — reverse-HTTP connections when the ingress offers them, else the JSON
-//! long-poll of the wire contract — renews the lease before it ends, and when the channel is lost
-//! (the ingress restarted, the network broke) registers again with capped exponential backoff and jitter.
+//! best transport both sides speak — the multiplexed channel (HTTP/2 over one upgraded connection) when the
+//! ingress offers it, else the JSON long-poll of the wire contract — renews the lease before it ends, and
+//! when the channel is lost (the ingress restarted, the network broke, keepalive pings went unanswered)
+//! registers again with capped exponential backoff and jitter, then reconnects.
 //! SIGINT/SIGTERM (the `shutdown` future) lets requests in flight finish, closes the session and returns.
 //! The token is sent only in the `Authorization` header; no event or error carries it.
 
 mod api;
 mod local;
 mod long_poll;
-mod reverse_http;
+mod mux;
+mod upgrade;
 
 use std::future::Future;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use serde::Serialize;
@@ -35,11 +37,11 @@ use local::LocalOrigin;
 /// Which channel transport to use.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum TransportChoice {
-    /// Reverse-HTTP when the ingress offers it, else long-poll.
+    /// The multiplexed channel when the ingress offers it, else long-poll.
     #[default]
     Auto,
     LongPoll,
-    ReverseHttp,
+    Mux,
 }
 
 /// How the client runs.
@@ -59,11 +61,9 @@ pub struct ClientOptions {
     pub transport: TransportChoice,
     /// Parked long-polls.
     pub polls: usize,
-    /// Idle reverse-HTTP connections kept ready.
-    pub spare_connections: usize,
-    /// Most reverse-HTTP connections open at once.
-    pub max_connections: usize,
     pub poll_timeout_secs: u64,
+    /// Keepalive ping interval (and pong timeout) on the multiplexed channel.
+    pub keepalive: Duration,
     /// Waiting for the local origin's response headers.
     pub local_timeout: Duration,
     pub backoff: Backoff,
@@ -72,8 +72,8 @@ pub struct ClientOptions {
 }
 
 impl ClientOptions {
-    /// Defaults: auto transport, 8 polls, 8 spare connections (256 at most), 25 s polls, 60 s local
-    /// timeout, backoff 250 ms doubling to 10 s, 10 s shutdown grace.
+    /// Defaults: auto transport, 8 polls, 25 s polls, 5 s keepalive, 60 s local timeout, backoff 250 ms
+    /// doubling to 10 s, 10 s shutdown grace.
     pub fn new(ingress: &str, public_host: &str, local_origin: &str, client_id: &str) -> Self {
         ClientOptions {
             ingress: ingress.to_string(),
@@ -85,9 +85,8 @@ impl ClientOptions {
             ttl_secs: None,
             transport: TransportChoice::Auto,
             polls: 8,
-            spare_connections: 8,
-            max_connections: 256,
             poll_timeout_secs: 25,
+            keepalive: crate::channel::mux::DEFAULT_KEEPALIVE,
             local_timeout: Duration::from_secs(60),
             backoff: Backoff::default(),
             shutdown_grace: Duration::from_secs(10),
@@ -127,10 +126,13 @@ impl ClientOptions {
                 format!("must be between 1 and {}", wire::MAX_POLL_SECS),
             ));
         }
-        if self.polls == 0 || self.spare_connections == 0 || self.max_connections == 0 {
+        if self.polls == 0 {
+            return Err(PreviewError::invalid("--polls", "must be at least 1"));
+        }
+        if self.keepalive.is_zero() {
             return Err(PreviewError::invalid(
-                "--polls/--spare-connections/--max-connections",
-                "must be at least 1",
+                "--keepalive-secs",
+                "must be a positive number of seconds",
             ));
         }
         if self.ttl_secs == Some(0) {
@@ -186,8 +188,9 @@ pub(crate) struct Session {
     channel_id: String,
     poll_timeout_secs: u64,
     local_timeout: Duration,
-    spare_connections: usize,
-    max_connections: usize,
+    keepalive: Duration,
+    /// Something between the client and the ingress answered the channel's upgrade without switching.
+    upgrade_refused: AtomicBool,
     in_flight: Tracker,
     events: EventSink,
 }
@@ -250,7 +253,17 @@ pub async fn run(
     options.validate()?;
     let http =
         api::http_client(&options.ingress).map_err(|m| PreviewError::Unreachable { message: m })?;
+    // Registrations, renewals and the channel's connection keep no idle connection behind: an idle
+    // multiplexed client holds exactly one connection to the ingress.
+    let once = api::http_client_without_pool(&options.ingress)
+        .map_err(|m| PreviewError::Unreachable { message: m })?;
     let api = IngressApi::new(
+        &options.ingress,
+        once,
+        options.token.clone(),
+        options.public_host.clone(),
+    );
+    let polling_api = IngressApi::new(
         &options.ingress,
         http.clone(),
         options.token.clone(),
@@ -259,7 +272,7 @@ pub async fn run(
     let origin = Origin::parse(&options.local_origin)
         .map_err(|p| PreviewError::invalid("--local-origin", p))?;
     let local = Arc::new(LocalOrigin::new(origin, http));
-    let request = RegisterRequest {
+    let mut request = RegisterRequest {
         public_host: options.public_host.clone(),
         local_origin: options.local_origin.clone(),
         session_id: options.session_id.clone(),
@@ -268,9 +281,7 @@ pub async fn run(
         transport: Some(
             match options.transport {
                 TransportChoice::LongPoll => wire::TRANSPORT_LONG_POLL,
-                TransportChoice::Auto | TransportChoice::ReverseHttp => {
-                    wire::TRANSPORT_REVERSE_HTTP
-                }
+                TransportChoice::Auto | TransportChoice::Mux => wire::TRANSPORT_MUX,
             }
             .to_string(),
         ),
@@ -302,16 +313,21 @@ pub async fn run(
                     lease_capped_by: reg.lease.as_ref().and_then(|l| l.capped_by.clone()),
                 });
                 let session = Arc::new(Session {
-                    api: api.clone(),
+                    api: if transport == wire::TRANSPORT_LONG_POLL {
+                        polling_api.clone()
+                    } else {
+                        api.clone()
+                    },
                     local: local.clone(),
                     channel_id: reg.channel_id.clone(),
                     poll_timeout_secs: options.poll_timeout_secs,
                     local_timeout: options.local_timeout,
-                    spare_connections: options.spare_connections,
-                    max_connections: options.max_connections,
+                    keepalive: options.keepalive,
+                    upgrade_refused: AtomicBool::new(false),
                     in_flight: Tracker::default(),
                     events: events.clone(),
                 });
+                let refused = session.clone();
                 match run_session(&options, &request, session, transport, &reg, &mut shutdown).await
                 {
                     SessionEnd::Shutdown => {
@@ -327,7 +343,14 @@ pub async fn run(
                         pending = Some(reg);
                         continue;
                     }
-                    SessionEnd::Lost(reason) => {
+                    SessionEnd::Lost(mut reason) => {
+                        // A proxy that will not pass the upgrade: fall back to long-poll (auto only).
+                        if options.transport == TransportChoice::Auto
+                            && refused.upgrade_refused.load(Ordering::Acquire)
+                        {
+                            request.transport = Some(wire::TRANSPORT_LONG_POLL.to_string());
+                            reason.push_str("; falling back to the long-poll transport");
+                        }
                         events(ClientEvent::ChannelLost {
                             reason: reason.clone(),
                         });
@@ -374,18 +397,15 @@ async fn close(api: &IngressApi) -> bool {
 fn choose_transport(choice: TransportChoice, reg: &RegisterResponse) -> &'static str {
     // An ingress that knows the `transport` field says which one it expects.
     match reg.transport.as_deref() {
-        Some(wire::TRANSPORT_REVERSE_HTTP) => return wire::TRANSPORT_REVERSE_HTTP,
+        Some(wire::TRANSPORT_MUX) => return wire::TRANSPORT_MUX,
         Some(_) => return wire::TRANSPORT_LONG_POLL,
         None => {}
     }
-    let offered = reg
-        .transports
-        .iter()
-        .any(|t| t == wire::TRANSPORT_REVERSE_HTTP);
+    let offered = reg.transports.iter().any(|t| t == wire::TRANSPORT_MUX);
     match choice {
         TransportChoice::LongPoll => wire::TRANSPORT_LONG_POLL,
-        TransportChoice::ReverseHttp => wire::TRANSPORT_REVERSE_HTTP,
-        TransportChoice::Auto if offered => wire::TRANSPORT_REVERSE_HTTP,
+        TransportChoice::Mux => wire::TRANSPORT_MUX,
+        TransportChoice::Auto if offered => wire::TRANSPORT_MUX,
         TransportChoice::Auto => wire::TRANSPORT_LONG_POLL,
     }
 }
@@ -402,12 +422,8 @@ async fn run_session(
     let (lost_tx, mut lost_rx) = mpsc::channel::<String>(8);
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut workers = JoinSet::new();
-    if transport == wire::TRANSPORT_REVERSE_HTTP {
-        workers.spawn(reverse_http::manager(
-            session.clone(),
-            lost_tx.clone(),
-            stop_rx,
-        ));
+    if transport == wire::TRANSPORT_MUX {
+        workers.spawn(mux::channel(session.clone(), lost_tx.clone(), stop_rx));
     } else {
         for _ in 0..options.polls {
             workers.spawn(long_poll::poller(session.clone(), lost_tx.clone()));

@@ -1,5 +1,5 @@
 //! The channel API preview clients call (bearer auth, envelope responses): `register`, `next`, `respond`,
-//! `respond-chunk`, `request-body`, `close`, and `connect` for the reverse-HTTP transport.
+//! `respond-chunk`, `request-body`, `close`, and `connect` for the multiplexed channel.
 //!
 //! Every call after `register` must present the token the session was granted with (compared in constant
 //! time against its digest). Answers to requests already in flight (`respond`, chunks, request bodies) are
@@ -66,8 +66,12 @@ async fn post(
 ) -> Result<Value, ApiError> {
     match path {
         wire::REGISTER => {
+            // The edge already refused a request without exactly one Host; local as `is_local` decides (a
+            // loopback Host and no proxy header), so a request through the proxy never sees file names.
+            let on_the_machine = homeboy_http::host::request_host(req.headers(), req.uri())
+                .is_ok_and(|host| super::is_local(req.headers(), &host.host));
             let body: wire::RegisterRequest = read_json(req).await?;
-            let answer = register::register(ingress, token, body).await?;
+            let answer = register::register(ingress, token, body, on_the_machine).await?;
             Ok(json!(answer))
         }
         wire::NEXT => {
@@ -130,8 +134,8 @@ async fn post(
     }
 }
 
-/// `GET /preview/client/connect` with `Upgrade: homeboy-preview-http1`: hands the connection to the
-/// session's reverse-HTTP transport after `101 Switching Protocols`.
+/// `GET /preview/client/connect` with `Upgrade: homeboy-preview-h2`: hands the connection to the session's
+/// multiplexed channel after `101 Switching Protocols`.
 fn connect(
     ingress: &Arc<Ingress>,
     req: Request<Incoming>,
@@ -142,10 +146,10 @@ fn connect(
         .get(header::UPGRADE)
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");
-    if !upgrade.eq_ignore_ascii_case(wire::REVERSE_HTTP_PROTOCOL) {
+    if !upgrade.eq_ignore_ascii_case(wire::MUX_PROTOCOL) {
         return Err(ApiError::invalid_argument(
             "upgrade",
-            format!("connect needs `Upgrade: {}`", wire::REVERSE_HTTP_PROTOCOL),
+            format!("connect needs `Upgrade: {}`", wire::MUX_PROTOCOL),
         ));
     }
     let header_text = |name: &str| {
@@ -159,9 +163,10 @@ fn connect(
     let channel_id = header_text(wire::HEADER_CHANNEL_ID);
     let session = live_session(ingress, &public_host, token, Some(&channel_id))?;
     let on_upgrade = hyper::upgrade::on(req);
+    let keepalive = ingress.options.channel_keepalive;
     tokio::spawn(async move {
         if let Ok(upgraded) = on_upgrade.await {
-            session.reverse_http.attach(upgraded).await;
+            session.mux.attach(upgraded, keepalive).await;
         }
     });
     let mut response = Response::new(body::empty());
@@ -170,7 +175,7 @@ fn connect(
     h.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
     h.insert(
         header::UPGRADE,
-        HeaderValue::from_static(wire::REVERSE_HTTP_PROTOCOL),
+        HeaderValue::from_static(wire::MUX_PROTOCOL),
     );
     Ok(response)
 }

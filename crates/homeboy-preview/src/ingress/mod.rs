@@ -5,16 +5,24 @@
 //! reverse channel of the preview client holding it; otherwise the ingress answers with a JSON diagnostic
 //! (`missing_session`, `expired_session`, `disconnected_session`, `upstream_error`, `upstream_timeout`).
 //! On the ingress's own hosts (loopback names, `--domain`, `--control-host`) it also serves the channel API
-//! for preview clients ([`control`]) and `GET /_homeboy/preview-ingress/status` ([`status`]). It listens on
+//! for preview clients ([`control`]), `GET /_homeboy/preview-ingress/status` and the OpenAPI document of
+//! that API at `GET /openapi.json` ([`status`]), and `GET /metrics` ([`metrics`]). A request is *local* (the
+//! operator on the machine: the loopback names as control hosts, server paths in the status) only when it
+//! names a loopback host and carries no proxy header ([`is_local`]): behind the operator's proxy every
+//! connection comes from loopback and `Host` is whatever the client sent. It listens on
 //! loopback unless told otherwise, logs a JSON line per request on stderr, and on SIGTERM stops taking new
 //! public requests, lets the ones in flight finish, then exits.
 
 mod access_log;
 mod control;
+mod metrics;
 mod public;
+mod reconnect;
 mod register;
 mod route_cache;
+mod session_caps;
 mod status;
+mod upgrade;
 
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
@@ -25,7 +33,6 @@ use std::time::Duration;
 use homeboy_config::Paths;
 use homeboy_config::net::is_loopback_host;
 use homeboy_http::ConnOptions;
-use homeboy_http::host::RequestHost;
 use hyper::body::Incoming;
 use hyper::{Request, Response};
 use serde::Serialize;
@@ -70,6 +77,8 @@ pub struct IngressOptions {
     pub client_grace: Duration,
     /// How long shutdown waits for requests in flight.
     pub drain_timeout: Duration,
+    /// Keepalive ping interval (and pong timeout) on preview clients' multiplexed channels.
+    pub channel_keepalive: Duration,
     /// The scheme browsers use (the TLS proxy's), for `public_url` in registrations.
     pub public_scheme: String,
     /// Worker threads, each with its own single-threaded runtime (default: the available cores).
@@ -92,6 +101,7 @@ impl IngressOptions {
             upstream_timeout: Duration::from_secs(30),
             client_grace: Duration::from_secs(10),
             drain_timeout: Duration::from_secs(30),
+            channel_keepalive: crate::channel::mux::DEFAULT_KEEPALIVE,
             public_scheme: "https".into(),
             threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
             paths,
@@ -135,17 +145,8 @@ impl Classification {
     }
 }
 
-/// One recent failure, as the status shows it.
-#[derive(Debug, Clone, Serialize)]
-pub struct Failure {
-    pub at: String,
-    pub request_id: String,
-    pub host: String,
-    pub path: String,
-    pub status: u16,
-    pub classification: &'static str,
-    pub message: String,
-}
+/// One recent failure, as the status shows it: the contract's type.
+pub use homeboy_api::preview::IngressFailure as Failure;
 
 /// The shared state of a running ingress.
 pub struct Ingress {
@@ -156,6 +157,7 @@ pub struct Ingress {
     sessions: RwLock<HashMap<String, Arc<ChannelSession>>>,
     register_lock: tokio::sync::Mutex<()>,
     log: AccessLog,
+    metrics: metrics::IngressMetrics,
     failures: Mutex<VecDeque<Failure>>,
     requests: AtomicU64,
     failed: AtomicU64,
@@ -165,13 +167,25 @@ pub struct Ingress {
     id_prefix: String,
     id_counter: AtomicU64,
     started_at: String,
+    started: tokio::time::Instant,
+    registered: Notify,
     addr: SocketAddr,
 }
 
+/// Whether a request is the operator's own (a loopback name, no proxy header): the one definition, in the
+/// shared edge.
+pub use homeboy_http::host::is_local;
+
 impl Ingress {
-    /// Whether `host` (normalised) is one of the ingress's own names.
+    /// Whether `host` (normalised) is one of the ingress's own names (no preview client may claim one).
     pub fn is_control_host(&self, host: &str) -> bool {
         is_loopback_host(host) || self.control_hosts.iter().any(|h| h == host)
+    }
+
+    /// Whether the ingress serves its own API to a request naming `host`: on `--domain` and each
+    /// `--control-host`, and on loopback names only to a local request ([`is_local`]).
+    fn serves_control(&self, host: &str, local: bool) -> bool {
+        local || self.control_hosts.iter().any(|h| h == host)
     }
 
     fn next_request_id(&self) -> String {
@@ -203,15 +217,28 @@ impl Ingress {
         peer: SocketAddr,
     ) -> Response<ProxyBody> {
         let host = match homeboy_http::host::request_host(req.headers(), req.uri()) {
-            Ok(named) => named.map(|h: RequestHost| h.host).unwrap_or_default(),
+            Ok(named) => named.host,
             Err(refusal) => return control::error_response(&refusal),
         };
         let path = req.uri().path();
+        let local = is_local(req.headers(), &host);
         if path == status::STATUS_PATH {
-            return status::respond(&self, &host);
+            let response = status::respond(&self, &host, local, req.uri().query());
+            self.metrics
+                .request("status", response.status().as_u16(), 0);
+            return response;
         }
-        if path.starts_with("/preview/client/") && self.is_control_host(&host) {
-            return control::handle(&self, req).await;
+        if path == homeboy_http::metrics::PATH && self.serves_control(&host, local) {
+            return metrics::respond(&self);
+        }
+        if path == status::OPENAPI_PATH && self.serves_control(&host, local) {
+            return status::openapi();
+        }
+        if path.starts_with("/preview/client/") && self.serves_control(&host, local) {
+            let response = control::handle(&self, req).await;
+            self.metrics
+                .request("control", response.status().as_u16(), 0);
+            return response;
         }
         public::handle(&self, req, host, peer).await
     }
@@ -292,12 +319,21 @@ pub fn bind(options: IngressOptions, log: AccessLog) -> Result<BoundIngress, Pre
         control_hosts
             .push(normalize_host(h).map_err(|p| PreviewError::invalid("--control-host", p))?);
     }
-    // The policy must be readable now; a named service that does not exist is refused input.
-    crate::auth::PolicySet::load(&options.paths, &options.services)?;
+    // The policy must be readable now; a named service that does not exist is refused input. A declaration
+    // that does not parse is named in the log now (and at every registration it could have served).
+    let policies = crate::auth::PolicySet::load(&options.paths, &options.services)?;
+    for broken in policies.broken() {
+        log.write(&serde_json::json!({
+            "event": "policy_declaration_unreadable", "service": broken.service,
+            "problem": broken.problem,
+        }));
+    }
     let store = RouteStore::new(&options.paths);
-    std::fs::create_dir_all(store.dir()).map_err(|source| PreviewError::Io {
-        action: "create the routes directory",
-        source,
+    homeboy_config::private_file::create_dir_all(store.dir()).map_err(|source| {
+        PreviewError::Io {
+            action: "create the routes directory",
+            source,
+        }
     })?;
     let listeners = homeboy_http::workers::reuseport_listeners(options.bind, options.threads)
         .map_err(|source| PreviewError::Bind {
@@ -320,6 +356,7 @@ pub fn bind(options: IngressOptions, log: AccessLog) -> Result<BoundIngress, Pre
         sessions: RwLock::new(HashMap::new()),
         register_lock: tokio::sync::Mutex::new(()),
         log,
+        metrics: metrics::IngressMetrics::default(),
         failures: Mutex::new(VecDeque::new()),
         requests: AtomicU64::new(0),
         failed: AtomicU64::new(0),
@@ -329,6 +366,8 @@ pub fn bind(options: IngressOptions, log: AccessLog) -> Result<BoundIngress, Pre
         id_prefix,
         id_counter: AtomicU64::new(1),
         started_at: clock::rfc3339(clock::now()),
+        started: tokio::time::Instant::now(),
+        registered: Notify::new(),
         addr,
     });
     Ok(BoundIngress { listeners, ingress })
@@ -403,6 +442,7 @@ pub fn serve(
     options: IngressOptions,
     on_listening: impl FnOnce(SocketAddr, &[String]),
 ) -> Result<(), PreviewError> {
+    homeboy_http::workers::raise_open_file_limit();
     let bound = bind(options, AccessLog::stderr())?;
     on_listening(bound.local_addr(), bound.public_host_patterns());
     bound.run()
@@ -414,10 +454,10 @@ async fn serve_on(
     ingress: Arc<Ingress>,
     stop: impl std::future::Future<Output = ()>,
 ) {
-    let public_bind = !is_loopback_host(&ingress.addr.ip().to_string());
     let options = ConnOptions {
-        // Slow-client protection belongs to the TLS proxy in front; a public bind has none, so arm it here.
-        header_read_timeout: public_bind.then_some(Duration::from_secs(30)),
+        // Idle and half-sent connections are closed: after 30 s on a public bind (no proxy in front), and
+        // on loopback only after the proxy's own idle keep-alive would have ended them.
+        idle_timeout: Some(ConnOptions::idle_timeout_for(ingress.addr)),
         // Requests in flight were already given the drain timeout; what is left is closed promptly.
         drain_timeout: Duration::from_millis(200),
     };

@@ -4,7 +4,8 @@
 //!
 //! Bodies stream in both directions (the request body is handed on as the socket delivers it, the response
 //! body likewise); hop-by-hop headers are dropped both ways; `X-Forwarded-For/-Proto/-Host` are added; the
-//! upstream's status and end-to-end headers (content type, cache headers, cookies) are kept.
+//! upstream's status and end-to-end headers (content type, cache headers, cookies) are kept. A request to
+//! switch protocols (WebSocket) passes the same checks and then goes through [`super::upgrade`].
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -16,6 +17,7 @@ use hyper::{Method, Request, Response, Uri};
 use serde_json::json;
 
 use super::access_log::RequestLine;
+use super::upgrade::Upgrade;
 use super::{Classification, Failure, InFlight, Ingress};
 use crate::body::{self, ProxyBody};
 use crate::channel::long_poll::ClientReportedError;
@@ -38,7 +40,7 @@ struct Exchange {
 
 pub async fn handle(
     ingress: &Arc<Ingress>,
-    req: Request<Incoming>,
+    mut req: Request<Incoming>,
     host: String,
     peer: SocketAddr,
 ) -> Response<ProxyBody> {
@@ -85,12 +87,19 @@ pub async fn handle(
     }
     let timeout = ingress.options.upstream_timeout;
     let trusted_peer = homeboy_config::net::is_loopback_host(&peer.ip().to_string());
+    let upgrade = Upgrade::take(&mut req);
 
     if let Some(upstream) = &entry.upstream {
         ex.transport = Some("direct");
         let authority = upstream.origin().authority();
         let req = prepare(req, peer, trusted_peer, &ex.host, &authority);
-        let answer = match tokio::time::timeout(timeout, upstream.send(req)).await {
+        let sent = async {
+            match upgrade {
+                Some(upgrade) => upgrade.direct(upstream, req).await,
+                None => upstream.send(req).await,
+            }
+        };
+        let answer = match tokio::time::timeout(timeout, sent).await {
             Ok(answer) => answer,
             Err(_) => Err(ForwardError::Timeout(format!(
                 "the upstream origin sent no response headers within {timeout:?}"
@@ -102,9 +111,7 @@ pub async fn handle(
         };
     }
 
-    let session = ingress
-        .session(&ex.host)
-        .filter(|s| s.session_id == session_id && !s.is_closed());
+    let session = ingress.await_session(&ex.host, &session_id).await;
     let Some(session) = session else {
         let message = format!("no preview client is connected for session {session_id:?}");
         return ex.diagnostic(Classification::DisconnectedSession, message, in_flight);
@@ -124,8 +131,24 @@ pub async fn handle(
     let req = prepare(req, peer, trusted_peer, &ex.host, &host_value);
     let transport = session.transport();
     ex.transport = Some(transport.name());
-    match transport.forward(&ex.request_id, req, timeout).await {
+    let answer = match upgrade {
+        Some(upgrade) => {
+            upgrade
+                .channel(transport, &ex.request_id, req, timeout)
+                .await
+        }
+        None => transport.forward(&ex.request_id, req, timeout).await,
+    };
+    match answer {
         Ok(response) => ex.finish(response, in_flight),
+        // The client went away and did not come back within the grace period.
+        Err(e) if !session.connected(ingress.options.client_grace) => {
+            let message = format!(
+                "the preview client of session {session_id:?} is disconnected: {}",
+                e.message()
+            );
+            ex.diagnostic(Classification::DisconnectedSession, message, in_flight)
+        }
         Err(e) => ex.forward_failed(e, in_flight),
     }
 }
@@ -162,6 +185,7 @@ impl Exchange {
     fn finish(self, response: Response<ProxyBody>, in_flight: InFlight) -> Response<ProxyBody> {
         let (mut parts, inner) = response.into_parts();
         headers::strip_hop_by_hop(&mut parts.headers);
+        crate::splice::restore_upgrade_headers(&mut parts);
         // The browser's connection has its own version (an HTTP/1.0 upstream must not downgrade it).
         parts.version = hyper::Version::HTTP_11;
         let client_error = parts
@@ -255,12 +279,15 @@ impl Exchange {
             host: self.host.clone(),
             path: self.path.clone(),
             status,
-            classification: classification.as_str(),
+            classification: classification.as_str().into(),
             message,
         });
     }
 
     fn log(&self, status: u16, bytes: u64, classification: Option<Classification>, complete: bool) {
+        self.ingress
+            .metrics
+            .request(self.transport.unwrap_or("ingress"), status, bytes);
         self.ingress.log.write(&RequestLine {
             ts: clock::now_rfc3339(),
             request_id: &self.request_id,

@@ -24,10 +24,13 @@ use crate::routes::{CHANNEL_ORIGIN_PREFIX, ChannelGrantRecord, RouteRecord};
 /// The client id of a registration that names none.
 pub const ANONYMOUS_CLIENT: &str = "anonymous";
 
+/// Registers (or renews) a preview client's session. `on_the_machine`: a local caller ([`super::is_local`]), so
+/// it is the operator on the ingress's machine and may be shown which declarations could not be read.
 pub async fn register(
     ingress: &Arc<Ingress>,
     token: Option<&str>,
     req: RegisterRequest,
+    on_the_machine: bool,
 ) -> Result<RegisterResponse, ApiError> {
     if ingress.draining.load(Ordering::Acquire) {
         return Err(ApiError::new(
@@ -52,16 +55,17 @@ pub async fn register(
     if req.ttl_secs == Some(0) {
         return Err(ApiError::invalid_argument("ttl_secs", "must be at least 1"));
     }
-    let reverse_http = match req.transport.as_deref() {
-        None | Some(wire::TRANSPORT_LONG_POLL) => false,
-        Some(wire::TRANSPORT_REVERSE_HTTP) => true,
+    // A client of the retired reverse-HTTP transport is answered with long-poll, which it then uses.
+    let mux = match req.transport.as_deref() {
+        None | Some(wire::TRANSPORT_LONG_POLL | wire::TRANSPORT_REVERSE_HTTP) => false,
+        Some(wire::TRANSPORT_MUX) => true,
         Some(other) => {
             return Err(ApiError::invalid_argument(
                 "transport",
                 format!(
                     "{other:?} is not a transport of this ingress ({} or {})",
                     wire::TRANSPORT_LONG_POLL,
-                    wire::TRANSPORT_REVERSE_HTTP
+                    wire::TRANSPORT_MUX
                 ),
             ));
         }
@@ -96,7 +100,7 @@ pub async fn register(
             &client_id,
             denial.claim.as_str(),
         );
-        denial_error(denial)
+        with_broken_declarations(ingress, &policies, denial_error(denial), on_the_machine)
     })?;
     let owner = Owner {
         service_id: grant.service_id.clone(),
@@ -135,9 +139,20 @@ pub async fn register(
         }
     }
 
+    let evict = super::session_caps::make_room(
+        ingress,
+        &table,
+        (&host, &session_id, &client_id),
+        &grant,
+        now,
+    )?;
+    if !evict.is_empty() {
+        remove_records(ingress, evict).await?;
+    }
+
     let session = match ingress.session(&host) {
         Some(s) if s.owner == owner && s.session_id == session_id && !s.is_closed() => {
-            s.renew(grant.expires_at, &req.local_origin, reverse_http);
+            s.renew(grant.expires_at, &req.local_origin, mux);
             s
         }
         previous => {
@@ -154,7 +169,8 @@ pub async fn register(
                 token_sha256: grant.token_sha256.clone(),
                 local_origin: req.local_origin.clone(),
                 lease_expires_at: grant.expires_at,
-                reverse_http,
+                mux,
+                client_grace: ingress.options.client_grace,
             })
         }
     };
@@ -189,6 +205,7 @@ pub async fn register(
         .write()
         .unwrap_or_else(|p| p.into_inner())
         .insert(host.clone(), session.clone());
+    ingress.session_registered();
     ingress.log.write(&json!({
         "event": "register", "outcome": "granted", "public_host": host, "session_id": session_id,
         "client_id": client_id, "service_id": grant.service_id, "token_id": grant.token_id,
@@ -209,11 +226,11 @@ pub async fn register(
         }),
         transports: vec![
             wire::TRANSPORT_LONG_POLL.to_string(),
-            wire::TRANSPORT_REVERSE_HTTP.to_string(),
+            wire::TRANSPORT_MUX.to_string(),
         ],
         transport: Some(
-            if reverse_http {
-                wire::TRANSPORT_REVERSE_HTTP
+            if mux {
+                wire::TRANSPORT_MUX
             } else {
                 wire::TRANSPORT_LONG_POLL
             }
@@ -339,6 +356,80 @@ async fn write_record(
             ))
         }
         Err(_) => Err(ApiError::internal("writing the route record failed")),
+    }
+}
+
+/// Names the service declarations that could not be read: always in the ingress log, and in the refusal's
+/// details for a caller on the machine (a public caller learns nothing about the operator's files).
+pub(super) fn with_broken_declarations(
+    ingress: &Ingress,
+    policies: &PolicySet,
+    error: ApiError,
+    on_the_machine: bool,
+) -> ApiError {
+    let broken = policies.broken();
+    if broken.is_empty() {
+        return error;
+    }
+    for b in broken {
+        ingress.log.write(&json!({
+            "event": "policy_declaration_unreadable", "service": b.service, "problem": b.problem,
+        }));
+    }
+    let listed: Vec<serde_json::Value> = broken
+        .iter()
+        .map(|b| json!({"service": b.service, "problem": b.problem}))
+        .collect();
+    if !on_the_machine {
+        return error;
+    }
+    error
+        .with_detail("unreadable_declarations", serde_json::Value::Array(listed))
+        .with_hint("fix or remove the tunnel service declarations listed in details.unreadable_declarations")
+}
+
+/// Removes the route records [`super::session_caps::make_room`] chose, and closes their sessions.
+async fn remove_records(ingress: &Arc<Ingress>, records: Vec<RouteRecord>) -> Result<(), ApiError> {
+    {
+        let mut sessions = ingress.sessions.write().unwrap_or_else(|p| p.into_inner());
+        for record in &records {
+            if let Some(session) = sessions
+                .get(&record.public_host)
+                .filter(|s| s.session_id == record.session_id)
+                .cloned()
+            {
+                session.close();
+                sessions.remove(&record.public_host);
+            }
+        }
+    }
+    let store_dir = ingress.routes.store().dir().to_path_buf();
+    let ids: Vec<String> = records.iter().map(|r| r.session_id.clone()).collect();
+    let removed = tokio::task::spawn_blocking(move || {
+        let store = crate::routes::RouteStore::at(store_dir);
+        ids.iter().try_for_each(|id| store.remove(id).map(|_| ()))
+    })
+    .await;
+    ingress.routes.invalidate();
+    match removed {
+        Ok(Ok(())) => {
+            for record in &records {
+                ingress.log.write(&json!({
+                    "event": "route_removed", "reason": "session_limit",
+                    "public_host": record.public_host, "session_id": record.session_id,
+                }));
+            }
+            Ok(())
+        }
+        Ok(Err(e)) => {
+            ingress
+                .log
+                .write(&json!({"event": "route_write_failed", "problem": e.to_string()}));
+            Err(ApiError::internal(
+                "a stale route record could not be removed; see the ingress log",
+            ))
+        }
+        Err(_) => Err(ApiError::internal("removing stale route records failed")),
     }
 }
 

@@ -5,7 +5,9 @@
 //! records by renaming files into it, which changes its modification time, so a change made by the CLI a
 //! moment ago is seen by the very next request. File times are coarse (one kernel tick), so a reload made
 //! within a few milliseconds of the last change is "racy" and the next lookup reloads again, as git does for
-//! its index. A directory that was removed (no links left) is opened again by path.
+//! its index. A directory that was removed (no links left) is opened again by path. A reload reads and parses
+//! only the records whose file changed (records are replaced by renaming, so a new inode, size or time): with
+//! thousands of preview clients registering, each registration costs a directory scan, not a full re-read.
 
 use std::collections::HashMap;
 use std::fs::File;
@@ -47,12 +49,22 @@ struct Stamp {
     ino: u64,
 }
 
+/// What a record's file looked like when it was parsed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct FileStamp {
+    ino: u64,
+    size: u64,
+    mtime: (i64, i64),
+}
+
 struct State {
     dir: Option<File>,
     stamp: Option<Stamp>,
     racy: bool,
     stale: bool,
     table: Table,
+    /// The parsed records by session id, with the file they came from.
+    parsed: HashMap<String, (FileStamp, RouteRecord)>,
 }
 
 /// The reloading route table.
@@ -76,6 +88,7 @@ impl RouteCache {
                 racy: false,
                 stale: true,
                 table: Arc::new(HashMap::new()),
+                parsed: HashMap::new(),
             }),
         }
     }
@@ -110,7 +123,7 @@ impl RouteCache {
         }
         if state.stale || state.racy || state.stamp != stamp {
             let loaded_at = SystemTime::now();
-            state.table = Arc::new(self.load());
+            state.table = Arc::new(self.load(&mut state.parsed));
             state.stamp = stamp;
             state.stale = false;
             state.racy = stamp.is_some_and(|s| {
@@ -132,8 +145,45 @@ impl RouteCache {
         self.state.write().unwrap_or_else(|p| p.into_inner()).stale = true;
     }
 
-    fn load(&self) -> HashMap<String, Arc<RouteEntry>> {
-        let records = self.store.records().unwrap_or_default();
+    /// The records now in the directory, parsing only files that changed since `parsed` was filled.
+    fn scan(&self, parsed: &mut HashMap<String, (FileStamp, RouteRecord)>) -> Vec<RouteRecord> {
+        let Ok(entries) = std::fs::read_dir(self.store.dir()) else {
+            parsed.clear();
+            return Vec::new();
+        };
+        let mut now = HashMap::with_capacity(parsed.len());
+        for entry in entries.flatten() {
+            let name = entry.file_name();
+            let Some(id) = name.to_str().and_then(|n| n.strip_suffix(".json")) else {
+                continue;
+            };
+            if id.starts_with('.') {
+                continue;
+            }
+            let Ok(meta) = entry.metadata() else { continue };
+            let stamp = FileStamp {
+                ino: meta.ino(),
+                size: meta.size(),
+                mtime: (meta.mtime(), meta.mtime_nsec()),
+            };
+            let record = match parsed.remove(id) {
+                Some((seen, record)) if seen == stamp => record,
+                _ => match self.store.get(id) {
+                    Ok(Some(record)) => record,
+                    _ => continue,
+                },
+            };
+            now.insert(id.to_string(), (stamp, record));
+        }
+        *parsed = now;
+        parsed.values().map(|(_, record)| record.clone()).collect()
+    }
+
+    fn load(
+        &self,
+        parsed: &mut HashMap<String, (FileStamp, RouteRecord)>,
+    ) -> HashMap<String, Arc<RouteEntry>> {
+        let records = self.scan(parsed);
         let mut upstreams = self.upstreams.lock().unwrap_or_else(|p| p.into_inner());
         let mut table = HashMap::with_capacity(records.len());
         for record in records {
@@ -204,6 +254,21 @@ mod tests {
                 .unwrap();
             let entry = cache.lookup(&host).expect("new route visible");
             assert!(entry.upstream.is_some());
+            // A replaced record is read again.
+            store
+                .route(&RouteSpec {
+                    session_id: session.clone(),
+                    public_host: host.clone(),
+                    upstream_origin: format!("http://127.0.0.1:{}", 2000 + i),
+                    expires_at: None,
+                    inactive: false,
+                })
+                .unwrap();
+            let entry = cache.lookup(&host).expect("replaced route visible");
+            assert_eq!(
+                entry.record.upstream_origin,
+                format!("http://127.0.0.1:{}", 2000 + i)
+            );
             store.unroute(&session).unwrap();
             assert!(cache.lookup(&host).is_none(), "removal visible");
         }

@@ -1,13 +1,14 @@
 //! Components, rigs and stacks: `GET /components[/:id[/status|/changes]]`, `GET /rigs[/:id]`,
-//! `POST /rigs/:id/check`, `GET /stacks[/:id]`, `POST /stacks/:id/status`. Each answer is the JSON of the
-//! matching `homeboy_components::views` function, which the CLI prints too.
+//! `POST /rigs/:id/check`, `GET /stacks[/:id]`, `POST /stacks/:id/status`. Each answer is the contract type
+//! (`homeboy_api::components`) of the matching `homeboy_components::views` function, which the CLI prints
+//! too. The POST routes take an empty body (`NoOptions`: unknown fields are refused).
 
+use homeboy_api::components::NoOptions;
 use homeboy_components::{ComponentError, views};
-use serde::Deserialize;
 use serde_json::Value;
 
 use super::domain_errors::component_error;
-use crate::router::{Call, Cost, Router};
+use crate::router::{Call, Cost, Router, data};
 use crate::{Api, ApiError, Method};
 
 pub(crate) fn register(router: &mut Router<Api>) {
@@ -43,8 +44,8 @@ pub(crate) fn register(router: &mut Router<Api>) {
     );
 }
 
-fn answer(result: Result<Value, ComponentError>) -> Result<Value, ApiError> {
-    result.map_err(component_error)
+fn answer(result: Result<impl serde::Serialize, ComponentError>) -> Result<Value, ApiError> {
+    data(result.map_err(component_error)?)
 }
 
 fn list_components(api: &Api, _: &Call<'_>) -> Result<Value, ApiError> {
@@ -70,11 +71,6 @@ fn list_rigs(api: &Api, _: &Call<'_>) -> Result<Value, ApiError> {
 fn show_rig(api: &Api, call: &Call<'_>) -> Result<Value, ApiError> {
     answer(views::rig(&api.paths, call.param("id")))
 }
-
-/// The body of the POST routes: no fields today (an empty body is fine); unknown fields are refused.
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct NoOptions {}
 
 fn check_rig(api: &Api, call: &Call<'_>) -> Result<Value, ApiError> {
     let NoOptions {} = call.req.json_body()?;

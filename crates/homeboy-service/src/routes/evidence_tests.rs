@@ -327,6 +327,10 @@ fn runs_artifacts_and_findings() {
         ("/runs?limit=0", "limit"),
         ("/runs?limit=5000", "limit"),
         ("/bench/runs?kind=lint", "kind"),
+        // Like /jobs: a cursor that no page handed out is refused, never an empty page.
+        ("/runs?cursor=garbage", "cursor"),
+        ("/runs?cursor=", "cursor"),
+        ("/audit/runs?cursor=%00", "cursor"),
     ] {
         let (status, body) = get(&f.api, path);
         assert_eq!(
@@ -487,4 +491,109 @@ fn component_routes_answer_errors_in_the_envelope() {
     );
     let (status, _) = post(&f.api, "/stacks/ghost/status", json!({}));
     assert_eq!(status, 404);
+}
+
+fn answer_bytes(api: &Api, path: &str) -> crate::JsonBytes {
+    let answer = api.handle_json(&ApiRequest::get(path));
+    assert_eq!(answer.status, 200, "{path}");
+    answer.json
+}
+
+fn shared(json: &crate::JsonBytes) -> &Arc<[u8]> {
+    match json {
+        crate::JsonBytes::Shared(bytes) => bytes,
+        crate::JsonBytes::Owned(_) => panic!("the answer was not kept"),
+    }
+}
+
+/// The run readers answer a repeated request from the answer they kept, and never serve it after a write
+/// by another handle on the same file (another process sharing the store).
+#[test]
+fn kept_reader_answers_follow_every_write_of_any_process() {
+    let f = fixture();
+    let peer = ObservationStore::open(&f.paths.observations_store()).unwrap();
+    let first = run("api", "lint", RunStatus::Pass);
+    peer.complete_run(Completion {
+        run: first.clone(),
+        artifacts: vec![],
+        findings: vec![],
+    })
+    .unwrap();
+    let findings_path = format!("/runs/{}/findings", first.id);
+    for path in ["/runs?limit=5", findings_path.as_str()] {
+        let a = answer_bytes(&f.api, path);
+        let b = answer_bytes(&f.api, path);
+        assert!(Arc::ptr_eq(shared(&a), shared(&b)), "{path}: kept");
+        assert_eq!(
+            serde_json::from_slice::<Value>(shared(&a)).unwrap(),
+            f.api.handle(&ApiRequest::get(path)).body,
+            "{path}: the kept bytes are the answer"
+        );
+    }
+    assert_ne!(
+        shared(&answer_bytes(&f.api, "/runs?limit=5")).as_ref(),
+        shared(&answer_bytes(&f.api, "/runs?limit=5&kind=test")).as_ref(),
+        "another query is another answer"
+    );
+
+    // The peer completes a second run and (in another transaction) replaces the first one's record with
+    // findings: each write shows at once.
+    let second = run("web", "test", RunStatus::Fail);
+    peer.complete_run(Completion {
+        run: second.clone(),
+        artifacts: vec![],
+        findings: vec![],
+    })
+    .unwrap();
+    let (_, body) = get(&f.api, "/runs?limit=5");
+    let ids: Vec<&str> = body["data"]["runs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, [second.id.as_str(), first.id.as_str()]);
+    assert_eq!(get(&f.api, &findings_path).1["data"]["findings"], json!([]));
+    peer.complete_run(Completion {
+        run: first.clone(),
+        artifacts: vec![],
+        findings: vec![NewFinding {
+            tool: "clippy".into(),
+            rule: "r".into(),
+            file: Some("a.rs".into()),
+            line: Some(1),
+            severity: "warning".into(),
+            fingerprint: "f1".into(),
+            message: "m".into(),
+            fixable: false,
+        }],
+    })
+    .unwrap();
+    let (_, body) = get(&f.api, &findings_path);
+    assert_eq!(body["data"]["findings"][0]["fingerprint"], "f1");
+}
+
+/// A page with a running run is never kept: its `status_note` follows the owner process, which can die
+/// without any write.
+#[test]
+fn a_page_with_a_running_run_follows_its_owner_without_a_write() {
+    let f = fixture();
+    let mut child = std::process::Command::new("sleep")
+        .arg("60")
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    let mut running = run("api", "lint", RunStatus::Running);
+    running.metadata.insert(
+        "owner".into(),
+        json!({"pid": pid, "start_time": homeboy_process::start_time(pid), "process": "cli"}),
+    );
+    f.store.create_run(&running).unwrap();
+    let note = |api: &Api| get(api, "/runs?limit=5").1["data"]["runs"][0]["status_note"].clone();
+    assert_eq!(note(&f.api), Value::Null, "the owner is alive");
+    assert_eq!(note(&f.api), Value::Null);
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let after = note(&f.api);
+    assert!(after.as_str().is_some(), "the owner is gone: {after}");
 }

@@ -1,5 +1,6 @@
 //! The job routes for people and dashboards: `GET /jobs`, `GET /jobs/:id`, `GET /jobs/:id/events`,
-//! `POST /jobs/:id/cancel`; and the one mapping from job store errors to contract errors.
+//! `POST /jobs/:id/cancel` (and `GET /jobs/events`, whose stream the transport answers); and the one
+//! mapping from job store errors to contract errors.
 
 use homeboy_api::jobs::{JobAnswer, JobDetail, JobEvents, JobList};
 use homeboy_jobs::{JobError, JobFilter, JobStatus};
@@ -11,6 +12,13 @@ use crate::{Api, ApiError, ErrorKind, Method};
 
 pub(crate) fn register(router: &mut Router<Api>) {
     router.add(Method::Get, "/jobs", Cost::Blocking, list);
+    // Before `/jobs/:id`: the stream of every job's changes (answered by the transport).
+    router.add(
+        Method::Get,
+        "/jobs/events",
+        Cost::Inline,
+        changes_need_a_stream,
+    );
     router.add(Method::Get, "/jobs/:id", Cost::Blocking, show);
     router.add(Method::Get, "/jobs/:id/events", Cost::Blocking, events);
     router.add(Method::Post, "/jobs/:id/cancel", Cost::Blocking, cancel);
@@ -43,6 +51,15 @@ fn list(api: &Api, call: &Call<'_>) -> Result<Value, ApiError> {
     })
 }
 
+/// `GET /jobs/events` is a Server-Sent Events stream that a transport answers when `follow=true`; asked
+/// for anything else (or of a transport that does not stream), it says so.
+fn changes_need_a_stream(_: &Api, _: &Call<'_>) -> Result<Value, ApiError> {
+    Err(ApiError::invalid_argument(
+        "follow",
+        "must be `true`: GET /jobs/events is a stream of job changes (Server-Sent Events)",
+    ))
+}
+
 fn show(api: &Api, call: &Call<'_>) -> Result<Value, ApiError> {
     let store = api.job_store()?;
     let id = call.param("id");
@@ -60,6 +77,20 @@ fn show(api: &Api, call: &Call<'_>) -> Result<Value, ApiError> {
 fn events(api: &Api, call: &Call<'_>) -> Result<Value, ApiError> {
     let req = call.req;
     let id = call.param("id");
+    // `follow=true` is the event stream, which a streaming transport answers before this handler; here it
+    // reads as a page. A value that is not a boolean is refused, not read as "no".
+    if req
+        .query("follow")
+        .is_some_and(|f| !matches!(f, "true" | "1" | "false" | "0"))
+    {
+        return Err(ApiError::invalid_argument(
+            "follow",
+            "must be `true`, `1`, `false` or `0`",
+        ));
+    }
+    // The header resumes a followed stream; a page is read from `after`, but a malformed header is refused
+    // here as well.
+    req.last_event_id()?;
     let after = req.query_u64("after")?.unwrap_or(0);
     let limit = page_limit(req.query_u64("limit")?, 100)?;
     let store = api.job_store()?;
@@ -134,5 +165,30 @@ pub fn job_error(error: JobError) -> ApiError {
         .with_detail("status", from),
         JobError::Storage(detail) => ApiError::internal("the job store failed; see the daemon log")
             .with_internal_detail(detail),
+        JobError::Unavailable(detail) => ApiError::new(
+            ErrorKind::Unavailable,
+            "store.unavailable",
+            "the job store is unavailable right now; nothing was changed",
+        )
+        .with_hint("retry shortly; the daemon reconnects on its own")
+        .with_internal_detail(detail),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_unreachable_store_answers_503_store_unavailable_without_its_detail() {
+        let detail = "connection to 127.0.0.1:5432 refused (user homeboy)";
+        let error = job_error(JobError::Unavailable(detail.into()));
+        assert_eq!(error.status(), 503);
+        let body = error.to_json();
+        assert_eq!(body["code"], "store.unavailable");
+        assert!(
+            !body.to_string().contains("127.0.0.1"),
+            "the store's detail is for the log only: {body}"
+        );
     }
 }

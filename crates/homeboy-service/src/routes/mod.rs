@@ -2,18 +2,20 @@
 
 mod builtins;
 mod components;
-mod domain_errors;
+pub(crate) mod domain_errors;
 mod jobs;
 mod paging;
 mod runner;
 mod runs;
 mod tools;
+mod tunnel;
 
 use crate::Api;
 use crate::router::Router;
 
 pub use jobs::job_error;
 pub use runs::{MAX_INLINE_BYTES, artifact_content_route};
+pub use tunnel::LocalViews;
 
 /// Adds every route of the contract.
 pub(crate) fn register(router: &mut Router<Api>) {
@@ -23,6 +25,7 @@ pub(crate) fn register(router: &mut Router<Api>) {
     components::register(router);
     runs::register(router);
     tools::register(router);
+    tunnel::register(router);
 }
 
 #[cfg(test)]

@@ -9,11 +9,12 @@
 use homeboy_api::jobs::{
     ClaimAnswer, ClaimBody, ClaimRef, ClaimedJob, DEFAULT_LEASE_MS, EventAnswer, EventItem,
     EventsAnswer, EventsBody, FinishBody, HeartbeatAnswer, HeartbeatBody, JobAnswer,
-    MAX_CLAIM_WAIT_MS, Poll, RunnerJobRequest, RunnerSession, SessionAnswer, SessionRequest,
-    SubmitAnswer, SubmitRequest,
+    MAX_CLAIM_WAIT_MS, MAX_SESSION_FIELD_CHARS, Poll, RunnerJobRequest, RunnerSession,
+    SessionAnswer, SessionRequest, SubmitAnswer, SubmitRequest,
 };
+use homeboy_config::ConfigError;
 use homeboy_config::broker_auth::Scope;
-use homeboy_config::secrets::is_sensitive_name;
+use homeboy_config::secrets::is_sensitive_env;
 use homeboy_jobs::{Actor, ClaimRequest, EventKind, Executor, NewEvent, NewJob};
 use serde_json::Value;
 
@@ -54,10 +55,7 @@ fn authorize(api: &Api, call: &Call<'_>, scope: Scope, runner_id: &str) -> Resul
     let verdict = api
         .broker_credentials
         .verify(token, scope, Some(runner_id))
-        .map_err(|e| {
-            ApiError::internal("the broker credentials could not be read")
-                .with_internal_detail(e.to_string())
-        })?;
+        .map_err(credential_error)?;
     verdict.map(|_| ()).map_err(|denial| {
         ApiError::new(
             ErrorKind::Unauthorized,
@@ -72,6 +70,16 @@ fn authorize(api: &Api, call: &Call<'_>, scope: Scope, runner_id: &str) -> Resul
     })
 }
 
+/// A credential store failure: 503 `store.unavailable` while its database is unreachable (as for the job
+/// store), else internal. The detail is for the log only.
+fn credential_error(e: ConfigError) -> ApiError {
+    match e {
+        ConfigError::Unavailable(detail) => job_error(homeboy_jobs::JobError::Unavailable(detail)),
+        other => ApiError::internal("the broker credentials could not be read")
+            .with_internal_detail(other.to_string()),
+    }
+}
+
 fn required(field: &str, value: &str) -> Result<(), ApiError> {
     if value.trim().is_empty() {
         return Err(ApiError::invalid_argument(field, "must not be empty"));
@@ -81,8 +89,6 @@ fn required(field: &str, value: &str) -> Result<(), ApiError> {
 
 /// Runner sessions kept in memory; the oldest is forgotten first (they are informational only).
 pub(crate) const MAX_SESSIONS: usize = 256;
-/// Longest identifying text a session may carry.
-const MAX_SESSION_FIELD: usize = 256;
 
 fn sessions(api: &Api, call: &Call<'_>) -> Result<Value, ApiError> {
     let body: SessionRequest = call.req.json_body()?;
@@ -94,10 +100,10 @@ fn sessions(api: &Api, call: &Call<'_>) -> Result<Value, ApiError> {
         ("homeboy_version", body.homeboy_version.as_ref()),
         ("build_id", body.build_id.as_ref()),
     ] {
-        if value.is_some_and(|v| v.len() > MAX_SESSION_FIELD) {
+        if value.is_some_and(|v| v.chars().count() > MAX_SESSION_FIELD_CHARS) {
             return Err(ApiError::invalid_argument(
                 field,
-                format!("must be at most {MAX_SESSION_FIELD} bytes"),
+                format!("must be at most {MAX_SESSION_FIELD_CHARS} characters"),
             ));
         }
     }
@@ -110,6 +116,13 @@ fn sessions(api: &Api, call: &Call<'_>) -> Result<Value, ApiError> {
         worker_pid: body.worker_pid,
         created_at_ms: homeboy_config::clock::now_ms(),
     };
+    if api
+        .broker_credentials
+        .record_session(&session)
+        .map_err(credential_error)?
+    {
+        return data(SessionAnswer { session });
+    }
     if let Ok(mut all) = api.sessions.lock() {
         while all.len() >= MAX_SESSIONS {
             let oldest = all
@@ -162,14 +175,14 @@ fn submit(api: &Api, call: &Call<'_>) -> Result<Value, ApiError> {
             ));
         }
     }
-    for name in body.env.keys() {
+    for (name, value) in &body.env {
         if !is_env_name(name) {
             return Err(ApiError::invalid_argument(
                 format!("env.{name}"),
                 "is not an environment variable name",
             ));
         }
-        if is_sensitive_name(name) {
+        if is_sensitive_env(name, value) {
             return Err(inline_secret(format!("env.{name}")));
         }
     }

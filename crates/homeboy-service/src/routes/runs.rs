@@ -28,7 +28,7 @@ use serde_json::Value;
 
 use super::domain_errors::{artifact_error, observation_error};
 use super::paging::page_limit;
-use crate::router::{Call, Cost, Router, data};
+use crate::router::{Call, Cost, Data, Router, data};
 use crate::{Api, ApiError, ErrorKind, Method};
 
 /// Largest artifact the transport-free handler inlines as base64.
@@ -150,23 +150,37 @@ fn run_filter(call: &Call<'_>, kind: Option<ToolKind>) -> Result<RunFilter, ApiE
         rig: req.query("rig").map(str::to_string),
         status,
         limit: page_limit(req.query_u64("limit")?, 50)?,
-        cursor: req.query("cursor").map(str::to_string),
+        cursor: req
+            .query("cursor")
+            .map(|cursor| {
+                if homeboy_observations::is_id(cursor) {
+                    Ok(cursor.to_string())
+                } else {
+                    Err(ApiError::invalid_argument(
+                        "cursor",
+                        "is not a cursor from a previous page (a run id)",
+                    ))
+                }
+            })
+            .transpose()?,
     })
 }
 
-/// `{"runs": [...], "next_cursor": ...}`, serialised by the store (finished runs are copied as stored).
-fn list_runs(api: &Api, call: &Call<'_>, kind: Option<ToolKind>) -> Result<Vec<u8>, ApiError> {
+/// `{"runs": [...], "next_cursor": ...}`, serialised by the store (finished runs are copied as stored);
+/// kept while the store does not change, unless the page holds a running run.
+fn list_runs(api: &Api, call: &Call<'_>, kind: Option<ToolKind>) -> Result<Data, ApiError> {
     let filter = run_filter(call, kind)?;
-    let mut out = Vec::with_capacity(1024 * filter.limit.min(64) + 64);
-    out.extend_from_slice(br#"{"runs":"#);
-    let next = api
-        .observation_store()?
-        .list_runs_json(&filter, &mut out)
-        .map_err(observation_error)?;
-    out.extend_from_slice(br#","next_cursor":"#);
-    write_json(&mut out, &next)?;
-    out.push(b'}');
-    Ok(out)
+    api.kept_read(call.req, |store| {
+        let mut out = Vec::with_capacity(1024 * filter.limit.min(64) + 64);
+        out.extend_from_slice(br#"{"runs":"#);
+        let page = store
+            .list_runs_json(&filter, &mut out)
+            .map_err(observation_error)?;
+        out.extend_from_slice(br#","next_cursor":"#);
+        write_json(&mut out, &page.next_cursor)?;
+        out.push(b'}');
+        Ok((out, !page.has_running))
+    })
 }
 
 fn write_json(out: &mut Vec<u8>, value: &impl serde::Serialize) -> Result<(), ApiError> {
@@ -175,15 +189,15 @@ fn write_json(out: &mut Vec<u8>, value: &impl serde::Serialize) -> Result<(), Ap
     })
 }
 
-fn list(api: &Api, call: &Call<'_>) -> Result<Vec<u8>, ApiError> {
+fn list(api: &Api, call: &Call<'_>) -> Result<Data, ApiError> {
     list_runs(api, call, None)
 }
 
-fn list_audit(api: &Api, call: &Call<'_>) -> Result<Vec<u8>, ApiError> {
+fn list_audit(api: &Api, call: &Call<'_>) -> Result<Data, ApiError> {
     list_runs(api, call, Some(ToolKind::Audit))
 }
 
-fn list_bench(api: &Api, call: &Call<'_>) -> Result<Vec<u8>, ApiError> {
+fn list_bench(api: &Api, call: &Call<'_>) -> Result<Data, ApiError> {
     list_runs(api, call, Some(ToolKind::Bench))
 }
 
@@ -336,7 +350,7 @@ fn content(api: &Api, call: &Call<'_>) -> Result<Value, ApiError> {
 }
 
 /// `{"run_id": ..., "findings": [...], "next_cursor": ...}`, serialised by the store.
-fn findings(api: &Api, call: &Call<'_>) -> Result<Vec<u8>, ApiError> {
+fn findings(api: &Api, call: &Call<'_>) -> Result<Data, ApiError> {
     let run_id = call.param("id");
     let req = call.req;
     let cursor = req
@@ -352,16 +366,18 @@ fn findings(api: &Api, call: &Call<'_>) -> Result<Vec<u8>, ApiError> {
         limit: page_limit(req.query_u64("limit")?, 100)?,
         cursor,
     };
-    let store = api.observation_store()?;
-    let mut out = Vec::with_capacity(512 * filter.limit.min(64) + 64);
-    out.extend_from_slice(br#"{"run_id":"#);
-    write_json(&mut out, &run_id)?;
-    out.extend_from_slice(br#","findings":"#);
-    let next = store
-        .findings_json(run_id, &filter, &mut out)
-        .map_err(observation_error)?;
-    out.extend_from_slice(br#","next_cursor":"#);
-    write_json(&mut out, &next)?;
-    out.push(b'}');
-    Ok(out)
+    // A run's findings change only with a write (its completion), so the answer is always kept.
+    api.kept_read(req, |store| {
+        let mut out = Vec::with_capacity(512 * filter.limit.min(64) + 64);
+        out.extend_from_slice(br#"{"run_id":"#);
+        write_json(&mut out, &run_id)?;
+        out.extend_from_slice(br#","findings":"#);
+        let next = store
+            .findings_json(run_id, &filter, &mut out)
+            .map_err(observation_error)?;
+        out.extend_from_slice(br#","next_cursor":"#);
+        write_json(&mut out, &next)?;
+        out.push(b'}');
+        Ok((out, true))
+    })
 }

@@ -213,6 +213,23 @@ fn submissions_are_validated() {
     );
     assert_eq!(body["error"]["details"]["field"], "env.OPENAI_API_KEY");
     assert!(!body.to_string().contains("sk-live-123"));
+    // Issue 16: names credential scanners know, and a URL with user info under any name.
+    for (name, value) in [
+        ("GITHUB_PAT", "ghp_live_456"),
+        ("HTTP_AUTHORIZATION", "Basic dTpw"),
+        ("DATABASE_URL", "postgres://u:pass-live-789@h/db"),
+    ] {
+        let mut secret = submit_body();
+        secret["env"][name] = value.into();
+        let (status, body) = post(&b.api, "/runner/jobs", Some(&b.submit), secret);
+        assert_eq!(
+            (status, body["error"]["code"].as_str()),
+            (400, Some("validation.inline_secret")),
+            "{name}"
+        );
+        assert_eq!(body["error"]["details"]["field"], format!("env.{name}"));
+        assert!(!body.to_string().contains(value), "{body}");
+    }
     let mut inline = submit_body();
     inline["secret_env"] = json!({"X": "value"});
     let (status, _) = post(&b.api, "/runner/jobs", Some(&b.submit), inline);
@@ -332,4 +349,49 @@ fn runner_sessions_are_bounded() {
     );
     assert_eq!(status, 400, "{body}");
     assert_eq!(body["error"]["details"]["field"], "build_id");
+}
+
+/// The published OpenAPI document describes every route the router answers (`:id` is `{id}` there).
+#[test]
+fn the_openapi_document_describes_every_route() {
+    let document = homeboy_api::openapi::document_for(homeboy_api::openapi::Server::Daemon);
+    let b = broker();
+    let mut missing = Vec::new();
+    let mut count = 0;
+    for (method, pattern) in b.api.router.routes() {
+        count += 1;
+        let path: Vec<String> = pattern
+            .split('/')
+            .map(|s| match s.strip_prefix(':') {
+                Some(name) => format!("{{{name}}}"),
+                None => s.to_string(),
+            })
+            .collect();
+        let path = path.join("/");
+        let method = method.as_str().to_ascii_lowercase();
+        if document["paths"][&path][&method].is_null() {
+            missing.push(format!("{method} {path}"));
+        }
+    }
+    assert!(count > 30, "the router has only {count} routes");
+    assert!(
+        missing.is_empty(),
+        "routes missing from the OpenAPI document: {missing:?}"
+    );
+}
+
+/// `follow` is a boolean: a value that is not one is refused, never read as "no".
+#[test]
+fn a_follow_that_is_not_a_boolean_is_refused() {
+    let b = broker();
+    let (status, body) = post(&b.api, "/runner/jobs", Some(&b.submit), submit_body());
+    assert_eq!(status, 200, "{body}");
+    let id = body["data"]["job"]["id"].as_str().unwrap().to_string();
+    for ok in ["false", "0", "true"] {
+        let (status, body) = get(&b.api, &format!("/jobs/{id}/events?follow={ok}"));
+        assert_eq!(status, 200, "follow={ok}: {body}");
+    }
+    let (status, body) = get(&b.api, &format!("/jobs/{id}/events?follow=null"));
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(body["error"]["details"]["field"], "follow");
 }

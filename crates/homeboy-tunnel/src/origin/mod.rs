@@ -9,6 +9,8 @@
 mod backend;
 mod http;
 pub mod path_guard;
+#[cfg(test)]
+mod proptests;
 pub mod server;
 
 use std::path::{Path, PathBuf};

@@ -151,7 +151,11 @@ async fn accept_loop(
 ) {
     let service = origin_service(root, backend);
     let options = ConnOptions {
-        header_read_timeout: None,
+        // Idle and half-sent connections are closed: sooner on a public bind, which faces clients directly.
+        idle_timeout: listener
+            .local_addr()
+            .ok()
+            .map(ConnOptions::idle_timeout_for),
         drain_timeout: DRAIN_TIMEOUT,
     };
     let answer = move |request: hyper::Request<Incoming>, _peer| {

@@ -6,18 +6,20 @@
 //! the optional provider-neutral backend command and writes the preview artifact when the declaration's
 //! preview policy asks for one. `status` re-checks everything from the recorded state. `stop` terminates
 //! the backend's group and then the service's (SIGTERM, grace, SIGKILL), removes the runtime state and keeps
-//! the logs.
+//! the logs. [`reaper`] is the liveness side, for a daemon watching the services: it records `ended` (with
+//! the exit code) once a service's process group is gone, and cleans records a reboot left behind.
 
 mod probe;
 pub mod readiness;
+pub mod reaper;
 pub mod spawn;
 mod start;
 pub mod state;
 mod status;
 mod stop;
 
-pub use start::{StartOutcome, StartReport, StartRequest, parse_env, start};
-pub use status::{BackendStatus, ServiceState, ServiceStatus, status};
+pub use start::{StartOutcome, StartReport, StartRequest, parse_env, start, start_showing};
+pub use status::{BackendStatus, ServiceState, ServiceStatus, status, summaries, summary};
 pub use stop::{StopOutcome, StopReport, stop};
 
 use std::time::Duration;

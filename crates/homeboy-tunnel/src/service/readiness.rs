@@ -242,12 +242,14 @@ pub fn wait(
     target: &Target<'_>,
     timeout: Duration,
     process_running: impl Fn() -> bool,
+    mut polled: impl FnMut(&Readiness),
 ) -> WaitOutcome {
     // A timeout too large for the clock means no deadline (never a panic).
     let deadline = Instant::now().checked_add(timeout);
     loop {
         let running = process_running();
         let readiness = evaluate(spec, target, running);
+        polled(&readiness);
         if readiness.ready {
             return WaitOutcome::Ready(readiness);
         }
@@ -396,7 +398,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let log = dir.path().join("stdout.log");
         let spec = ReadinessSpec::default();
-        let outcome = wait(&spec, &target(&log), Duration::MAX, || false);
+        let outcome = wait(&spec, &target(&log), Duration::MAX, || false, |_| {});
         assert!(matches!(outcome, WaitOutcome::Exited(_)));
     }
 

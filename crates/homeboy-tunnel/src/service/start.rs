@@ -14,7 +14,7 @@ use homeboy_config::net::is_loopback_host;
 use homeboy_config::tunnel_services::TunnelService;
 use serde::Serialize;
 
-use super::readiness::{self, FileStamp, ReadinessSpec, Target, WaitOutcome};
+use super::readiness::{self, FileStamp, Readiness, ReadinessSpec, Target, WaitOutcome};
 use super::spawn::{self, SpawnSpec};
 use super::state::{BackendKind, RUNTIME_SCHEMA, RuntimeState, ServiceFiles, SourceIds};
 use super::status::{self, ServiceStatus};
@@ -91,13 +91,23 @@ pub fn parse_env(args: &[String]) -> Result<Vec<(String, String)>, TunnelError> 
 
 /// Starts service `request.id` (see the module docs).
 pub fn start(paths: &Paths, request: StartRequest) -> Result<StartReport, TunnelError> {
+    start_showing(paths, request, &mut |_| {})
+}
+
+/// [`start`], showing `waiting` the readiness gates after every look while it waits for them (for a
+/// progress display).
+pub fn start_showing(
+    paths: &Paths,
+    request: StartRequest,
+    waiting: &mut dyn FnMut(&Readiness),
+) -> Result<StartReport, TunnelError> {
     let declaration = declarations::show(paths, &request.id)?;
     let plan = Plan::new(&declaration, request)?;
     let files = ServiceFiles::new(paths, &declaration.id)?;
     let _lock = files.lock()?;
 
     if let Some(existing) = files.read_runtime()? {
-        if spawn::group_running(&existing.process) {
+        if existing.service_running() {
             if plan.request.if_not_running {
                 let status =
                     status::describe(&declaration.id, Some(&declaration), &files, Some(&existing));
@@ -119,7 +129,7 @@ pub fn start(paths: &Paths, request: StartRequest) -> Result<StartReport, Tunnel
     let mut runtime = spawn_service(&plan, &files)?;
     files.write_runtime(&runtime)?;
     if !plan.request.wait.is_zero() {
-        wait_until_ready(&plan, &files, &runtime)?;
+        wait_until_ready(&plan, &files, &runtime, waiting)?;
     }
     if let Err(e) = finish_start(paths, &plan, &declaration, &files, &mut runtime) {
         terminate_groups(&runtime, plan.request.grace);
@@ -280,6 +290,7 @@ fn spawn_service(plan: &Plan, files: &ServiceFiles) -> Result<RuntimeState, Tunn
         public_url: plan.request.public_url.clone(),
         source: plan.request.source.clone(),
         preview_artifact_path: None,
+        ended: None,
     })
 }
 
@@ -287,6 +298,7 @@ fn wait_until_ready(
     plan: &Plan,
     files: &ServiceFiles,
     runtime: &RuntimeState,
+    waiting: &mut dyn FnMut(&Readiness),
 ) -> Result<(), TunnelError> {
     let target = Target {
         host: &runtime.host,
@@ -295,7 +307,13 @@ fn wait_until_ready(
         stdout_log: &runtime.process.logs.stdout,
     };
     let running = || spawn::group_running(&runtime.process);
-    match readiness::wait(&runtime.readiness, &target, plan.request.wait, running) {
+    match readiness::wait(
+        &runtime.readiness,
+        &target,
+        plan.request.wait,
+        running,
+        waiting,
+    ) {
         WaitOutcome::Ready(_) => Ok(()),
         WaitOutcome::Exited(_) => Err(TunnelError::ExitedBeforeReady {
             id: plan.id.clone(),

@@ -65,8 +65,25 @@ impl ServiceFiles {
         self.dir.join("preview-url.json")
     }
 
+    /// Takes the per-service lock unless someone holds it (a `start` waiting for readiness, a `stop`).
+    pub fn try_lock(&self) -> Result<Option<ServiceLock>, TunnelError> {
+        let (path, file) = self.lock_file()?;
+        match file.try_lock() {
+            Ok(()) => Ok(Some(ServiceLock { _file: file })),
+            Err(std::fs::TryLockError::WouldBlock) => Ok(None),
+            Err(std::fs::TryLockError::Error(e)) => Err(TunnelError::io("lock", &path, e)),
+        }
+    }
+
     /// Takes the per-service lock (blocking until another `start`/`stop` of this service is done).
     pub fn lock(&self) -> Result<ServiceLock, TunnelError> {
+        let (path, file) = self.lock_file()?;
+        file.lock().map_err(|e| TunnelError::io("lock", &path, e))?;
+        Ok(ServiceLock { _file: file })
+    }
+
+    /// The per-service lock file, opened (created in the private service directory if need be).
+    fn lock_file(&self) -> Result<(PathBuf, File), TunnelError> {
         create_private_dir(&self.dir)?;
         let path = self.dir.join(".lock");
         let file = File::options()
@@ -75,8 +92,7 @@ impl ServiceFiles {
             .write(true)
             .open(&path)
             .map_err(|e| TunnelError::io("open", &path, e))?;
-        file.lock().map_err(|e| TunnelError::io("lock", &path, e))?;
-        Ok(ServiceLock { _file: file })
+        Ok((path, file))
     }
 
     /// The runtime state, if the service was started and not stopped since.
@@ -193,6 +209,26 @@ pub struct RuntimeState {
     /// Where `start` wrote the `homeboy/preview-url/v1` artifact, when the preview policy applies.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub preview_artifact_path: Option<PathBuf>,
+    /// Recorded by the reaper once the service's process group is gone (additive).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ended: Option<EndRecord>,
+}
+
+impl RuntimeState {
+    /// Whether the service still runs: not recorded as ended, and something of its group is alive.
+    pub fn service_running(&self) -> bool {
+        self.ended.is_none() && super::spawn::group_running(&self.process)
+    }
+}
+
+/// How and when a managed service's process group ended, as the reaper saw it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EndRecord {
+    /// RFC 3339 UTC: when the reaper noticed.
+    pub at: String,
+    /// The command's exit code (`128 + N` for signal N), when its supervisor lived to record it; `null`
+    /// when the whole group was killed at once.
+    pub exit_code: Option<i32>,
 }
 
 #[cfg(test)]

@@ -1,9 +1,12 @@
 //! `service status`: what a service is doing now, recomputed from its declaration and recorded runtime
 //! state — process group liveness, the exit code once it ended, readiness (health included), the backend,
-//! log paths and, when the preview policy applies, the preview artifact.
+//! log paths and, when the preview policy applies, the preview artifact — and `summaries`, one line per
+//! declared service, which the daemon answers at `GET /tunnel/services`.
 
 use std::path::PathBuf;
 
+use homeboy_api::components::{BrokenDeclaration, ItemError};
+use homeboy_api::tunnel::{ManagedService, ManagedServiceItem, ManagedServices};
 use homeboy_config::tunnel_services::TunnelService;
 use homeboy_config::{ConfigError, Paths};
 use serde::Serialize;
@@ -14,27 +17,8 @@ use super::state::{BackendKind, LogPaths, ProcessRecord, RuntimeState, ServiceFi
 use crate::preview_artifact::{self, PreviewUrlArtifact};
 use crate::{TunnelError, declarations};
 
-/// Where a service (or its backend) stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ServiceState {
-    /// No runtime state: never started, or stopped.
-    NotRunning,
-    /// Something of its process group is alive.
-    Running,
-    /// Its process group is gone (it ended by itself); `exit_code` says how.
-    Exited,
-}
-
-impl ServiceState {
-    pub fn label(self) -> &'static str {
-        match self {
-            ServiceState::NotRunning => "not running",
-            ServiceState::Running => "running",
-            ServiceState::Exited => "exited",
-        }
-    }
-}
+/// Where a service (or its backend) stands: the contract's type.
+pub use homeboy_api::tunnel::ServiceState;
 
 /// The report of `status` (and, flattened, of `start`).
 #[derive(Debug, Clone, Serialize)]
@@ -56,6 +40,9 @@ pub struct ServiceStatus {
     pub exit_code: Option<i32>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub started_at: Option<String>,
+    /// When the reaper noticed the process group was gone (a running daemon records it within a second).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ended_at: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub command: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -115,6 +102,55 @@ pub fn status(paths: &Paths, id: &str) -> Result<ServiceStatus, TunnelError> {
     Ok(describe(id, declaration.as_ref(), &files, runtime.as_ref()))
 }
 
+/// `GET /tunnel/services`: every declared service, summarised from its status (a declaration that does not
+/// parse is listed with its error).
+pub fn summaries(paths: &Paths) -> Result<ManagedServices, TunnelError> {
+    let services = declarations::list(paths)?
+        .into_iter()
+        .map(|listed| match listed.item {
+            Ok(declaration) => {
+                let files = ServiceFiles::new(paths, &declaration.id)?;
+                let runtime = files.read_runtime()?;
+                let status = describe(
+                    &declaration.id,
+                    Some(&declaration),
+                    &files,
+                    runtime.as_ref(),
+                );
+                Ok(ManagedServiceItem::Service(summary(&status)))
+            }
+            Err(e) => Ok(ManagedServiceItem::Broken(BrokenDeclaration {
+                id: listed.id,
+                error: ItemError {
+                    code: "config.invalid_declaration".into(),
+                    message: e.to_string(),
+                },
+            })),
+        })
+        .collect::<Result<Vec<_>, TunnelError>>()?;
+    Ok(ManagedServices { services })
+}
+
+/// The summary of one status.
+pub fn summary(status: &ServiceStatus) -> ManagedService {
+    ManagedService {
+        service_id: status.service_id.clone(),
+        state: status.state,
+        local_url: status.local_url.clone(),
+        public_url: status.public_url.clone(),
+        pid: status.pid,
+        started_at: status.started_at.clone(),
+        exit_code: status.exit_code,
+        ready: status.readiness.as_ref().map(|r| r.ready),
+        preview_ready: status.readiness.as_ref().map(|r| r.preview_ready),
+        pending: status
+            .readiness
+            .as_ref()
+            .filter(|r| !r.ready)
+            .map(Readiness::pending),
+    }
+}
+
 /// Builds the status from what is on record, probing the live process group and gates.
 pub(super) fn describe(
     id: &str,
@@ -133,6 +169,7 @@ pub(super) fn describe(
             group_members: Vec::new(),
             exit_code: None,
             started_at: None,
+            ended_at: None,
             command: None,
             cwd: None,
             env_names: Vec::new(),
@@ -155,7 +192,11 @@ pub(super) fn describe(
             declaration: declaration.cloned(),
         };
     };
-    let (state, members, exit_code) = process_state(&runtime.process);
+    let (mut state, members, mut exit_code) = process_state(&runtime.process);
+    if let Some(ended) = &runtime.ended {
+        state = ServiceState::Exited;
+        exit_code = exit_code.or(ended.exit_code);
+    }
     let target = Target {
         host: &runtime.host,
         port: runtime.port,
@@ -182,6 +223,7 @@ pub(super) fn describe(
         group_members: members,
         exit_code,
         started_at: Some(runtime.started_at.clone()),
+        ended_at: runtime.ended.as_ref().map(|e| e.at.clone()),
         command: Some(runtime.process.command.clone()),
         cwd: Some(runtime.cwd.clone()),
         env_names: runtime.env_names.clone(),

@@ -63,9 +63,10 @@ pub fn stop(paths: &Paths, id: &str, grace: Duration) -> Result<StopReport, Tunn
             backend_logs: None,
         });
     };
-    let was_running = spawn::group_running(&runtime.process);
+    let was_running = runtime.service_running();
     let (forced, backend_forced) = terminate_groups(&runtime, grace);
-    let exit_code = spawn::recorded_exit_code(&runtime.process);
+    let exit_code = spawn::recorded_exit_code(&runtime.process)
+        .or_else(|| runtime.ended.as_ref().and_then(|e| e.exit_code));
     files.clear_runtime()?;
     Ok(StopReport {
         service_id: id.to_string(),
@@ -89,7 +90,8 @@ pub(super) fn terminate_groups(runtime: &RuntimeState, grace: Duration) -> (bool
         .backend_process
         .as_ref()
         .is_some_and(|b| terminate(b, grace));
-    let forced = terminate(&runtime.process, grace);
+    // Once the reaper recorded the end, the group id is no longer ours to signal.
+    let forced = runtime.ended.is_none() && terminate(&runtime.process, grace);
     (forced, backend_forced)
 }
 

@@ -7,7 +7,7 @@ use std::process::Command;
 use homeboy_e2e::{Home, bin, describe};
 use serde_json::Value;
 
-use super::support::{nginx_test, require_program, test_certificate};
+use super::support::{nginx_test, require_program, run_nginx, test_certificate};
 
 const DOMAIN: &str = "broker.example.com";
 
@@ -217,7 +217,6 @@ fn a_paired_runner_reaches_the_broker_through_the_rendered_nginx_site() {
     use serde_json::json;
     use std::time::Duration;
 
-    let nginx = require_program("nginx", "nginx-light");
     let home = Home::new();
     let broker_port = super::support::free_port();
     let listen = format!("127.0.0.1:{broker_port}");
@@ -254,58 +253,13 @@ fn a_paired_runner_reaches_the_broker_through_the_rendered_nginx_site() {
         .collect::<Vec<_>>()
         .join("\n");
     let scratch = tempfile::tempdir().unwrap();
-    let dir = scratch.path();
-    std::fs::write(dir.join("site.conf"), &site).unwrap();
-    std::fs::write(
-        dir.join("nginx.conf"),
-        format!(
-            "pid {dir}/nginx.pid;\nerror_log stderr;\nworker_processes 1;\nevents {{}}\nhttp {{\n    access_log off;\n    \
-             client_body_temp_path {dir}/body;\n    proxy_temp_path {dir}/proxy;\n    include {dir}/site.conf;\n}}\n",
-            dir = dir.display()
-        ),
-    )
-    .unwrap();
-    // nginx workers run as an unprivileged user when started as root; they need to reach the temp dirs.
-    let _ = Command::new("chmod").arg("755").arg(dir).status();
-    let mut proxy = Command::new(nginx)
-        .args(["-e", "stderr", "-p"])
-        .arg(dir)
-        .arg("-c")
-        .arg(dir.join("nginx.conf"))
-        .args(["-g", "daemon off;"])
-        // Never hand nginx (or its workers) the test's own output pipes.
-        .stdout(std::process::Stdio::null())
-        .stderr(std::fs::File::create(dir.join("nginx.log")).unwrap())
-        .spawn()
-        .expect("start nginx");
-    /// SIGTERM makes the nginx master stop its workers too; SIGKILL would orphan them.
-    struct KillOnDrop<'a>(&'a mut std::process::Child);
-    impl Drop for KillOnDrop<'_> {
-        fn drop(&mut self) {
-            let _ = Command::new("kill")
-                .args(["-TERM", &self.0.id().to_string()])
-                .status();
-            if !wait_until(Duration::from_secs(5), || {
-                self.0.try_wait().ok().flatten().is_some()
-            }) {
-                let _ = self.0.kill();
-            }
-            let _ = self.0.wait();
-        }
-    }
-    let _proxy = KillOnDrop(&mut proxy);
+    let _proxy = run_nginx(scratch.path(), &site, proxy_port);
 
     let work = home.pair("lab", "work");
     let submit = home.pair("lab", "submit");
     let _broker = Broker::start_at(&home, &listen, &["--allowed-host", DOMAIN]);
     let public = format!("http://127.0.0.1:{proxy_port}");
     let http = Http::new();
-    assert!(
-        wait_until(Duration::from_secs(10), || {
-            std::net::TcpStream::connect(("127.0.0.1", proxy_port)).is_ok()
-        }),
-        "nginx did not start"
-    );
     let host = [("host", DOMAIN)];
     let health = http.request("GET", &format!("{public}/health"), &host, None);
     assert_eq!(
@@ -364,4 +318,103 @@ fn a_paired_runner_reaches_the_broker_through_the_rendered_nginx_site() {
             == "succeeded"),
         "the job did not run through the proxy"
     );
+}
+
+/// `--store postgres://…` renders the several-brokers shape: the unit reads the connection string from an
+/// environment file and the password from a 0600 file, the database's address is allowed out, the nginx site
+/// proxies to an upstream of both brokers; systemd-analyze and nginx -t accept them, and a password typed into
+/// `--store` appears nowhere (JSON or checklist).
+#[test]
+fn multi_broker_recipe_passes_systemd_and_nginx_and_never_shows_the_password() {
+    let home = Home::new();
+    let scratch = tempfile::tempdir().unwrap();
+    let dir = scratch.path();
+    let (cert, key) = test_certificate(dir, DOMAIN);
+    let binary = bin("homeboy");
+    let password = "s3cret-db-pw-7f1e";
+    let store = format!("postgres://homeboy:{password}@10.0.0.5:5432/queue");
+    let args = [
+        "--domain",
+        DOMAIN,
+        "--binary-path",
+        binary.to_str().unwrap(),
+        "--tls-cert",
+        cert.to_str().unwrap(),
+        "--tls-key",
+        key.to_str().unwrap(),
+        "--store",
+        &store,
+        "--peer",
+        "127.0.0.1:7422",
+    ];
+    let config = render(&home, &args);
+    let json_text = config.to_string();
+    let mut checklist_args = vec!["daemon", "broker-config", "--listen-addr", "127.0.0.1:7421"];
+    checklist_args.extend(args);
+    checklist_args.extend(["--format", "text"]);
+    let checklist = home.homeboy_ok(&checklist_args);
+    for hay in [&json_text, &checklist] {
+        assert!(
+            hay.contains("postgres://homeboy@10.0.0.5:5432/queue"),
+            "{hay}"
+        );
+        assert!(!hay.contains(password), "the password was rendered: {hay}");
+    }
+    let multi = &config["multi_broker"];
+    assert_eq!(
+        multi["upstream_brokers"],
+        serde_json::json!(["127.0.0.1:7421", "127.0.0.1:7422"])
+    );
+    assert!(
+        multi["environment_file"]
+            .as_str()
+            .unwrap()
+            .contains("HOMEBOY_JOB_STORE_URL=postgres://homeboy@10.0.0.5:5432/queue\n")
+    );
+    let unit = config["systemd_unit"].as_str().unwrap();
+    assert!(
+        unit.contains("EnvironmentFile=/etc/homeboy/broker.env\n"),
+        "{unit}"
+    );
+    assert!(
+        unit.contains("--store-password-file /etc/homeboy/store-password"),
+        "{unit}"
+    );
+    assert!(
+        unit.contains("IPAddressAllow=localhost 10.0.0.5\n"),
+        "{unit}"
+    );
+    let (ok, text) = systemd_verify(dir, unit);
+    assert!(ok, "systemd-analyze verify:\n{text}\n{unit}");
+
+    let nginx = config["nginx_site"].as_str().unwrap();
+    assert!(nginx.contains("upstream homeboy_brokers {"), "{nginx}");
+    assert!(nginx.contains("server 127.0.0.1:7421 ") && nginx.contains("server 127.0.0.1:7422 "));
+    assert!(
+        nginx.contains("proxy_pass http://homeboy_brokers;"),
+        "{nginx}"
+    );
+    let out = nginx_test(dir, nginx);
+    assert!(
+        out.status.success(),
+        "nginx -t:\n{}\n{nginx}",
+        describe(&out)
+    );
+    let out = nginx_test(dir, &nginx.replace("keepalive 32;", "keepalive many;"));
+    assert!(!out.status.success(), "a broken upstream passed nginx -t");
+
+    // A peer that is not loopback is refused with exit code 2.
+    let mut refused = vec![
+        "daemon",
+        "broker-config",
+        "--store",
+        &store,
+        "--peer",
+        "10.0.0.7:7422",
+    ];
+    refused.push("--format");
+    refused.push("json");
+    let out = home.homeboy(&refused);
+    assert_eq!(out.status.code(), Some(2), "{}", describe(&out));
+    assert!(!describe(&out).contains(password));
 }

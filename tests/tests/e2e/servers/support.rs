@@ -1,6 +1,7 @@
 //! Test fixtures for the server tests: finding the Debian programs they drive (with a clear message naming
 //! the package when one is missing), a real OpenSSH server on 127.0.0.1 with a throwaway host key and an
-//! authorized test key, and a plain nginx run inside a minimal wrapper config.
+//! authorized test key, and nginx inside a minimal wrapper config: checked (`nginx -t`) or run in front of a
+//! test ([`run_nginx`]).
 //!
 //! The ssh client side gets its test-only settings (a prepared known_hosts, batch mode) from an ssh_config
 //! file passed through `HOMEBOY_SSH_CONFIG`; host key checking stays strict.
@@ -314,6 +315,64 @@ pub fn nginx_test(dir: &Path, site: &str) -> Output {
         .arg(&wrapper)
         .output()
         .expect("run nginx -t")
+}
+
+/// A process stopped on drop: SIGTERM (an nginx master then stops its workers; SIGKILL would orphan
+/// them), SIGKILL if it has not exited within 5 s.
+pub struct StopOnDrop(pub Child);
+
+impl Drop for StopOnDrop {
+    fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.0.id().to_string()])
+            .status();
+        if !wait_until(Duration::from_secs(5), || {
+            self.0.try_wait().ok().flatten().is_some()
+        }) {
+            let _ = self.0.kill();
+        }
+        let _ = self.0.wait();
+    }
+}
+
+/// Runs nginx with `site` inside a minimal wrapper config in `dir` (its pid, temp paths and log there) and
+/// waits until it accepts on 127.0.0.1:`port`.
+pub fn run_nginx(dir: &Path, site: &str, port: u16) -> StopOnDrop {
+    let nginx = require_program("nginx", "nginx-light");
+    std::fs::create_dir_all(dir).unwrap();
+    std::fs::write(dir.join("site.conf"), site).unwrap();
+    std::fs::write(
+        dir.join("nginx.conf"),
+        format!(
+            "pid {dir}/nginx.pid;\nerror_log stderr;\nworker_processes 1;\nevents {{}}\nhttp {{\n    access_log off;\n    \
+             client_body_temp_path {dir}/body;\n    proxy_temp_path {dir}/proxy;\n    include {dir}/site.conf;\n}}\n",
+            dir = dir.display()
+        ),
+    )
+    .unwrap();
+    // nginx workers run as an unprivileged user when started as root; they need to reach the temp dirs.
+    let _ = Command::new("chmod").arg("755").arg(dir).status();
+    let log = dir.join("nginx.log");
+    let child = Command::new(nginx)
+        .args(["-e", "stderr", "-p"])
+        .arg(dir)
+        .arg("-c")
+        .arg(dir.join("nginx.conf"))
+        .args(["-g", "daemon off;"])
+        // Never hand nginx (or its workers) the test's own output pipes.
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .expect("start nginx");
+    let running = StopOnDrop(child);
+    assert!(
+        wait_until(Duration::from_secs(10), || {
+            std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+        }),
+        "nginx did not start: {}\n{site}",
+        std::fs::read_to_string(&log).unwrap_or_default()
+    );
+    running
 }
 
 /// A self-signed certificate and key for `name` in `dir` (openssl), for configs that load them.
