@@ -183,6 +183,28 @@ impl Home {
     }
 }
 
+impl Home {
+    /// Whether process `pid` is one of this home's: its environment names this home's config dir (every
+    /// command a home starts has it, and so has whatever those start), or it works inside the home. Pids
+    /// wrap quickly here (`pid_max` 32768 while one end-to-end run forks some 28,000 processes), so a pid or
+    /// process group recorded earlier is signalled only while this holds: otherwise it may be anyone's now.
+    pub fn owns_process(&self, pid: u32) -> bool {
+        let needle = format!("HOMEBOY_CONFIG_DIR={}", self.config_dir().display());
+        let environ = std::fs::read(format!("/proc/{pid}/environ")).unwrap_or_default();
+        environ.split(|b| *b == 0).any(|kv| kv == needle.as_bytes())
+            || std::fs::read_link(format!("/proc/{pid}/cwd"))
+                .is_ok_and(|cwd| cwd.starts_with(self.root()))
+    }
+
+    /// SIGKILL to process group `pgid` when something in it is this home's ([`Home::owns_process`]).
+    pub fn kill_own_group(&self, pgid: u32) {
+        let members = homeboy_process::group_members(pgid).unwrap_or_default();
+        if members.iter().any(|pid| self.owns_process(*pid)) {
+            homeboy_process::signal_group(pgid, homeboy_process::ProcessSignal::KILL);
+        }
+    }
+}
+
 impl Drop for Home {
     fn drop(&mut self) {
         // Never leave a daemon behind, whatever the test did (per-address daemons included).
@@ -190,7 +212,8 @@ impl Drop for Home {
             let pid = std::fs::read_to_string(&file)
                 .ok()
                 .and_then(|text| serde_json::from_str::<Value>(&text).ok())
-                .and_then(|s| s["pid"].as_u64());
+                .and_then(|s| s["pid"].as_u64())
+                .filter(|pid| self.owns_process(*pid as u32));
             if let Some(pid) = pid {
                 let _ = Command::new("kill")
                     .arg("-9")
@@ -621,6 +644,10 @@ impl Runner {
 
 impl Drop for Runner {
     fn drop(&mut self) {
+        // Once reaped (by `exited`), its pid may be anyone's.
+        if self.exited().is_some() {
+            return;
+        }
         let _ = Command::new("kill")
             .args(["-TERM", &self.child.id().to_string()])
             .stderr(std::process::Stdio::null())

@@ -110,7 +110,7 @@ pub async fn status(paths: &Paths, current_build: &str) -> Result<DaemonStatus, 
     status.version = Some(recorded.version.clone());
     status.started_at = Some(recorded.started_at.clone());
     status.log_path = recorded.log_path.clone();
-    if !process::alive(recorded.pid) || !is_homeboy(recorded.pid) {
+    if !is_recorded_daemon(&recorded) {
         status.state = RunState::Stale;
         return Ok(status);
     }
@@ -369,7 +369,7 @@ pub fn stop(paths: &Paths) -> Result<StopOutcome, ClientError> {
     let Some(recorded) = state::read(paths)? else {
         return Ok(StopOutcome::NotRunning);
     };
-    if !process::alive(recorded.pid) || !is_homeboy(recorded.pid) {
+    if !is_recorded_daemon(&recorded) {
         state::remove(paths)?;
         return Ok(StopOutcome::StaleCleaned { pid: recorded.pid });
     }
@@ -404,9 +404,12 @@ fn stop_recorded(paths: &Paths, pid: u32) -> bool {
     forced
 }
 
-/// Whether `pid` runs a homeboy binary (so a stale pid reused by another program is never signalled).
-fn is_homeboy(pid: u32) -> bool {
-    process::runs_program(pid, "homeboy")
+/// Whether the process the state file names is still that daemon: alive, running a homeboy binary, and
+/// started when the daemon did (where the state recorded it). A stale pid the kernel has since handed to
+/// another process (another homeboy command included) is never signalled.
+fn is_recorded_daemon(recorded: &DaemonState) -> bool {
+    process::same_process_alive(recorded.pid, recorded.process_started)
+        && process::runs_program(recorded.pid, "homeboy")
 }
 
 fn open_log(path: &Path) -> Result<std::fs::File, ClientError> {

@@ -21,6 +21,11 @@ pub struct DaemonState {
     pub started_at: String,
     /// Where a background daemon's stdout/stderr go; `null` for a foreground `serve`.
     pub log_path: Option<PathBuf>,
+    /// When the serving process started, in clock ticks since boot (`/proc/<pid>/stat`), where that could
+    /// be read (additive). A later process that reuses the pid has another start time, so a stale state
+    /// file never gets some other program stopped.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub process_started: Option<u64>,
 }
 
 impl DaemonState {

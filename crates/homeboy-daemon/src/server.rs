@@ -324,6 +324,7 @@ pub async fn bind(options: ServeOptions) -> Result<BoundDaemon, DaemonError> {
         version: identity.version.clone(),
         started_at: identity.started_at.clone(),
         log_path: options.log_path,
+        process_started: homeboy_process::start_time(identity.pid),
     };
     let (stopping, stop_signal) = watch::channel(false);
     let jobs = JobsRuntime::attach(store.clone(), stop_signal);

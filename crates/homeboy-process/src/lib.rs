@@ -95,6 +95,21 @@ pub fn same_process_alive(pid: u32, started: Option<u64>) -> bool {
     }
 }
 
+/// Whether process group `pgid`, whose leader started at `leader_started` (from [`start_time`], when it
+/// was recorded), is still that group: something of it alive, and its number not taken by a new leader. A
+/// group's number comes back only once the group is empty, when a new process gets the same pid and leads a
+/// group of its own; that leader has another start time. Without a recorded start time only the group is
+/// checked. (A group whose leader has exited is still ours: its number stays taken while members live.)
+pub fn same_group_alive(pgid: u32, leader_started: Option<u64>) -> bool {
+    if !group_alive(pgid) {
+        return false;
+    }
+    match (leader_started, start_time(pgid)) {
+        (Some(expected), Some(actual)) => expected == actual,
+        _ => true,
+    }
+}
+
 /// When this machine booted, in seconds since the Unix epoch (`btime` of `/proc/stat`), where `/proc` can
 /// tell. A pid or process group recorded before it names nothing of ours any more: after a reboot the
 /// numbers are handed out again.
@@ -275,6 +290,25 @@ mod tests {
         assert!(!alive(pid));
         let _ = child.wait();
         assert!(!signal(pid, Signal::TERM));
+    }
+
+    #[test]
+    fn a_group_is_known_by_its_leaders_start_time() {
+        let mut cmd = Command::new("sleep");
+        cmd.arg("30");
+        new_process_group(&mut cmd);
+        let mut child = cmd.spawn().unwrap();
+        let pgid = child.id();
+        assert!(wait_until(Duration::from_secs(5), || group_alive(pgid)));
+        let started = start_time(pgid);
+        assert!(started.is_some());
+        assert!(same_group_alive(pgid, started));
+        assert!(same_group_alive(pgid, None));
+        // The same number led by a process that started at another time is someone else's group.
+        assert!(!same_group_alive(pgid, started.map(|s| s + 1)));
+        assert!(!terminate_group(pgid, Duration::from_secs(2)));
+        let _ = child.wait();
+        assert!(!same_group_alive(pgid, started));
     }
 
     #[test]

@@ -156,6 +156,7 @@ mod tests {
                     stderr: "/e".into(),
                 },
                 exit_code_file: "/x".into(),
+                started: None,
             },
             readiness: ReadinessSpec::default(),
             backend: BackendKind::Command,

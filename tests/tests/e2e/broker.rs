@@ -257,13 +257,15 @@ fn a_job_finishes_even_when_an_escaped_process_holds_its_output(backend: Backend
         "setsid sh -c 'echo $$ > escaped.tmp && mv escaped.tmp escaped.pid; exec sleep 60' & \
          while [ ! -s escaped.pid ]; do sleep 0.05; done; echo started",
     ]);
-    /// The escaped process is nobody's child: stop it whatever the assertions say.
-    struct KillEscaped(std::path::PathBuf);
-    impl Drop for KillEscaped {
+    /// The escaped process is nobody's child: stop it whatever the assertions say (while it is still
+    /// the home's: its pid may be anyone's once it has exited).
+    struct KillEscaped<'h>(&'h Home, std::path::PathBuf);
+    impl Drop for KillEscaped<'_> {
         fn drop(&mut self) {
-            if let Some(pid) = std::fs::read_to_string(&self.0)
+            if let Some(pid) = std::fs::read_to_string(&self.1)
                 .ok()
-                .and_then(|p| p.trim().parse::<u64>().ok())
+                .and_then(|p| p.trim().parse::<u32>().ok())
+                .filter(|pid| self.0.owns_process(*pid))
             {
                 let _ = std::process::Command::new("kill")
                     .arg(pid.to_string())
@@ -271,7 +273,7 @@ fn a_job_finishes_even_when_an_escaped_process_holds_its_output(backend: Backend
             }
         }
     }
-    let _escaped = KillEscaped(s.home.root().join("workspaces/lab/escaped.pid"));
+    let _escaped = KillEscaped(&s.home, s.home.root().join("workspaces/lab/escaped.pid"));
     let job = s.wait_terminal(&id, Duration::from_secs(20));
     assert_eq!(job["status"], "succeeded", "{job}");
     let stdout: Vec<String> = s

@@ -600,9 +600,7 @@ fn a_run_whose_owner_died_cannot_be_verified() {
     homeboy_e2e::wait_exit(&mut cli, Duration::from_secs(10));
     // The tool leads its own process group; its pid file names the group.
     let pgid = std::fs::read_to_string(&pid_file).unwrap();
-    let _ = std::process::Command::new("kill")
-        .args(["-s", "KILL", "--", &format!("-{}", pgid.trim())])
-        .status();
+    p.home.kill_own_group(pgid.trim().parse().unwrap());
     assert!(!pid_alive(u64::from(cli_pid)));
 
     let shown = p.json(&["runs", "show", &run_id, "--format", "json"]);
@@ -1099,9 +1097,7 @@ fn every_analysis_route_runs_and_jobs_can_be_cancelled_or_orphaned() {
         daemon_pid
     )));
     let pgid = std::fs::read_to_string(&pid_file).unwrap();
-    let _ = std::process::Command::new("kill")
-        .args(["-s", "KILL", "--", &format!("-{}", pgid.trim())])
-        .status();
+    p.home.kill_own_group(pgid.trim().parse().unwrap());
     let base = p.home.start_daemon();
     let job = p.data(&format!("{base}/jobs/{job_id}"))["job"].clone();
     assert_eq!(

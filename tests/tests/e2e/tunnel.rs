@@ -5,7 +5,7 @@
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Output, Stdio};
 use std::time::Duration;
 
 use homeboy_e2e::{Bounded, GitRepo, Home, Http, bin, describe, wait_until};
@@ -142,10 +142,7 @@ impl Drop for TunnelHome {
             };
             for record in [&runtime["process"], &runtime["backend_process"]] {
                 if let Some(pgid) = record["pgid"].as_u64() {
-                    // `--` so the negative pgid is not read as an option (procps-ng's kill needs it).
-                    let _ = Command::new("kill")
-                        .args(["-s", "KILL", "--", &format!("-{pgid}")])
-                        .status();
+                    self.home.kill_own_group(pgid as u32);
                 }
             }
         }

@@ -76,6 +76,7 @@ pub fn spawn_supervised(spec: SpawnSpec<'_>) -> Result<ProcessRecord, TunnelErro
         pgid: pid,
         logs: spec.logs,
         exit_code_file: spec.exit_code_file.to_path_buf(),
+        started: homeboy_process::start_time(pid),
     })
 }
 
@@ -88,9 +89,10 @@ pub fn recorded_exit_code(record: &ProcessRecord) -> Option<i32> {
         .ok()
 }
 
-/// Whether anything of the record's process group is still alive.
+/// Whether anything of the record's process group is still alive, and the group is still this one (its
+/// number not reused by a group someone else started since).
 pub fn group_running(record: &ProcessRecord) -> bool {
-    homeboy_process::group_alive(record.pgid)
+    homeboy_process::same_group_alive(record.pgid, record.started)
 }
 
 fn open_log(path: &Path) -> Result<File, TunnelError> {

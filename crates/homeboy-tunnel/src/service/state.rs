@@ -152,6 +152,11 @@ pub struct ProcessRecord {
     pub logs: LogPaths,
     /// Where the wrapper writes the command's exit code when it ends.
     pub exit_code_file: PathBuf,
+    /// When the wrapper started, in clock ticks since boot (`/proc/<pid>/stat`), where that could be read
+    /// (additive). With it, a process group number the kernel has since handed to someone else is never
+    /// taken for this group, nor signalled.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub started: Option<u64>,
 }
 
 /// The public tunnel backend of a service.

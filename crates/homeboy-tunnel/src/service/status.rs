@@ -240,9 +240,15 @@ pub(super) fn describe(
 }
 
 fn process_state(record: &ProcessRecord) -> (ServiceState, Vec<u32>, Option<i32>) {
-    let mut members = homeboy_process::group_members(record.pgid).unwrap_or_default();
+    let running = spawn::group_running(record);
+    // The members of a group that is no longer ours (its number reused) are not the service's.
+    let mut members = if running {
+        homeboy_process::group_members(record.pgid).unwrap_or_default()
+    } else {
+        Vec::new()
+    };
     members.sort_unstable();
-    let state = if spawn::group_running(record) {
+    let state = if running {
         ServiceState::Running
     } else {
         ServiceState::Exited

@@ -8,3 +8,4 @@ mod idle;
 mod logs;
 mod metrics;
 mod progress;
+mod reused_pids;

@@ -91,8 +91,9 @@ pub struct Sshd {
     dir: tempfile::TempDir,
     child: Option<Child>,
     listener_pid: u32,
-    /// Connection processes left behind by `stop_listening`, killed on drop.
-    orphans: Vec<u32>,
+    /// Connection processes left behind by `stop_listening` with their start times, killed on drop while
+    /// they are still those processes (a pid that exited since may be anyone's by then).
+    orphans: Vec<(u32, Option<u64>)>,
     log: Arc<Mutex<String>>,
     pub port: u16,
     pub user: String,
@@ -250,7 +251,11 @@ impl Sshd {
     /// control master, stay up.
     pub fn stop_listening(&mut self) {
         if let Some(mut child) = self.child.take() {
-            self.orphans = tree_of(self.listener_pid).split_off(1);
+            self.orphans = tree_of(self.listener_pid)
+                .split_off(1)
+                .into_iter()
+                .map(|pid| (pid, homeboy_process::start_time(pid)))
+                .collect();
             kill(self.listener_pid);
             let _ = child.wait();
         }
@@ -260,7 +265,12 @@ impl Sshd {
 impl Drop for Sshd {
     fn drop(&mut self) {
         // Every connection process too: a control master whose session dies exits and removes its socket.
-        let mut pids = self.orphans.clone();
+        let mut pids: Vec<u32> = self
+            .orphans
+            .iter()
+            .filter(|(pid, started)| homeboy_process::same_process_alive(*pid, *started))
+            .map(|(pid, _)| *pid)
+            .collect();
         if self.child.is_some() {
             pids.extend(tree_of(self.listener_pid));
         }
@@ -323,6 +333,10 @@ pub struct StopOnDrop(pub Child);
 
 impl Drop for StopOnDrop {
     fn drop(&mut self) {
+        // Once reaped, its pid may be anyone's.
+        if self.0.try_wait().ok().flatten().is_some() {
+            return;
+        }
         let _ = Command::new("kill")
             .args(["-TERM", &self.0.id().to_string()])
             .status();
