@@ -14,11 +14,47 @@ pub fn quote(word: &str) -> String {
 /// `transcript` as it goes. `stdin` is what `script` forwards to the terminal as typed input
 /// (`Stdio::null()` for none). Returns `script`, whose only child is the command.
 pub fn spawn(cmd: &Command, transcript: &Path, stdin: Stdio) -> Child {
+    spawn_line(cmd, command_line(cmd), transcript, stdin)
+}
+
+/// [`spawn`], with the command's own exit status written to `status_file` once it ends (read it with
+/// [`recorded_status`]): `script`'s status is then not the only word on how the command ended. The command
+/// runs as the child of the `sh` that records its status, not of `script` itself.
+pub fn spawn_recording_status(
+    cmd: &Command,
+    transcript: &Path,
+    stdin: Stdio,
+    status_file: &Path,
+) -> Child {
+    let line = format!(
+        "{}; echo $? > {}",
+        command_line(cmd),
+        quote(&status_file.to_string_lossy())
+    );
+    spawn_line(cmd, line, transcript, stdin)
+}
+
+/// The exit status [`spawn_recording_status`] recorded (`128 + N` for signal N, as `sh` reports it);
+/// `None` until the command has ended.
+pub fn recorded_status(status_file: &Path) -> Option<i32> {
+    std::fs::read_to_string(status_file)
+        .ok()?
+        .trim()
+        .parse()
+        .ok()
+}
+
+/// `cmd`'s program and arguments as one line for `sh`.
+fn command_line(cmd: &Command) -> String {
     let mut line = quote(&cmd.get_program().to_string_lossy());
     for arg in cmd.get_args() {
         line.push(' ');
         line.push_str(&quote(&arg.to_string_lossy()));
     }
+    line
+}
+
+fn spawn_line(cmd: &Command, line: String, transcript: &Path, stdin: Stdio) -> Child {
     let mut script = Command::new("script");
     script.args(["-q", "-e", "-f", "-c", &line]).arg(transcript);
     for (key, value) in cmd.get_envs() {

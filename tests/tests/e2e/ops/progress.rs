@@ -273,27 +273,32 @@ fn preview_client_shows_its_registration_on_a_terminal_only() {
             format,
         ];
         let transcript = home.root().join(format!("preview-{format}.txt"));
-        let mut script = spawn_in_pty_with(
-            &home,
-            &args,
-            &[("PROGRESS_PREVIEW_TOKEN", TOKEN)],
-            &transcript,
-        );
+        let status_file = home.root().join(format!("preview-{format}.status"));
+        let mut cmd = home.command("homeboy");
+        cmd.args(args).env("PROGRESS_PREVIEW_TOKEN", TOKEN);
+        let mut script =
+            pty::spawn_recording_status(&cmd, &transcript, Stdio::null(), &status_file);
         let live = wait_until(Duration::from_secs(30), || {
             let shown = session(&transcript);
             shown.contains("is live") || shown.contains("\"registered\"")
         });
         assert!(live, "never registered:\n{}", session(&transcript));
-        let client = children(script.id());
-        assert_eq!(client.len(), 1, "script's children: {client:?}");
+        // script → the sh that records the status → the client.
+        let shell = children(script.id());
+        assert_eq!(shell.len(), 1, "script's children: {shell:?}");
+        let client = children(shell[0]);
+        assert_eq!(client.len(), 1, "the shell's children: {client:?}");
         Command::new("kill")
             .args(["-TERM", &client[0].to_string()])
             .status()
             .unwrap();
-        let status = wait_exit(&mut script, Duration::from_secs(30));
-        assert!(
-            status.success(),
-            "the client did not stop cleanly on SIGTERM ({status}):\n{}",
+        let script_status = wait_exit(&mut script, Duration::from_secs(30));
+        let client_status = pty::recorded_status(&status_file);
+        assert_eq!(
+            client_status,
+            Some(0),
+            "the client did not stop cleanly on SIGTERM (its status {client_status:?}, script's \
+             {script_status}):\n{}",
             session(&transcript)
         );
         session(&transcript)
