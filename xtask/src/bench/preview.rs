@@ -552,23 +552,31 @@ fn fresh_ingress(
 
 /// Channels with a connection, as the ingress's status reports them.
 fn connected_channels(ingress: SocketAddr) -> anyhow::Result<usize> {
-    let mut body = Vec::new();
-    let (status, _) = get(
-        ingress,
-        Some("127.0.0.1"),
-        homeboy_preview::ingress::STATUS_PATH,
-        &mut body,
-    )?;
-    if status != 200 {
-        bail!("the ingress status answered {status}");
+    // The route list is paginated: walk every page.
+    let mut connected = 0;
+    let mut cursor: Option<String> = None;
+    loop {
+        let mut path = format!("{}?limit=1000", homeboy_preview::ingress::STATUS_PATH);
+        if let Some(cursor) = &cursor {
+            path.push_str(&format!("&cursor={cursor}"));
+        }
+        let mut body = Vec::new();
+        let (status, _) = get(ingress, Some("127.0.0.1"), &path, &mut body)?;
+        if status != 200 {
+            bail!("the ingress status answered {status}");
+        }
+        let doc: serde_json::Value = serde_json::from_slice(&body)?;
+        connected += doc["data"]["routes"].as_array().map_or(0, |routes| {
+            routes
+                .iter()
+                .filter(|r| r["channel"]["stats"]["connections"] == 1)
+                .count()
+        });
+        match doc["data"]["next_cursor"].as_str() {
+            Some(next) => cursor = Some(next.to_string()),
+            None => return Ok(connected),
+        }
     }
-    let doc: serde_json::Value = serde_json::from_slice(&body)?;
-    Ok(doc["data"]["routes"].as_array().map_or(0, |routes| {
-        routes
-            .iter()
-            .filter(|r| r["channel"]["stats"]["connections"] == 1)
-            .count()
-    }))
 }
 
 fn homeboy(home: &Path) -> Command {
