@@ -450,14 +450,14 @@ fn a_lost_database_answers_503_and_nothing_acknowledged_is_lost() {
     }
 }
 
-/// Two brokers, four `homeboy runner work` processes (two per broker), a few hundred jobs submitted through
+/// Two brokers, four `homeboy runner work` processes (two per broker), 2,000 jobs submitted through
 /// both brokers; broker A is killed with SIGKILL three times mid-run (each time while runners hold claims)
 /// and restarted, and the database is crashed and restarted once (`pg_ctl restart -m immediate`). Every
 /// acknowledged job succeeds exactly once, its events are gap-free, and its one result came under its last
 /// claim (no finish from an expired claim was accepted).
 #[test]
 fn torture_two_brokers_kills_and_a_database_restart_lose_nothing() {
-    const JOBS: usize = 1000;
+    const JOBS: usize = 2000;
     let cluster = Cluster::start(TEST_SETTINGS).expect("a private cluster");
     let store = PgStore::on(&cluster, "torture");
     let mut p = Pair::start(&store);
@@ -479,16 +479,33 @@ fn torture_two_brokers_kills_and_a_database_restart_lose_nothing() {
         })
         .collect();
     let counts = |p: &Pair| -> Option<(usize, usize)> {
+        // Through every page of the listing (`None` while the broker is down).
         let count = |status: &str| -> Option<usize> {
-            let r = p
-                .http
-                .get(&format!("{}/jobs?status={status}&limit=1000", p.b.url));
-            (r.status == 200).then(|| r.json()["data"]["jobs"].as_array().map_or(0, Vec::len))
+            let mut total = 0;
+            let mut cursor = String::new();
+            loop {
+                let r = p.http.get(&format!(
+                    "{}/jobs?status={status}&limit=1000{cursor}",
+                    p.b.url
+                ));
+                if r.status != 200 {
+                    return None;
+                }
+                let data = &r.json()["data"];
+                total += data["jobs"].as_array().map_or(0, Vec::len);
+                match data["next_cursor"].as_u64() {
+                    Some(next) => cursor = format!("&cursor={next}"),
+                    None => return Some(total),
+                }
+            }
         };
         Some((count("queued")?, count("running")?))
     };
     // Kill A at these numbers of jobs taken, restart the database at the second.
-    for (step, threshold) in [150usize, 450, 750].into_iter().enumerate() {
+    for (step, threshold) in [JOBS * 15 / 100, JOBS * 45 / 100, JOBS * 75 / 100]
+        .into_iter()
+        .enumerate()
+    {
         let mut seen = None;
         assert!(
             wait_until(Duration::from_secs(120), || {
