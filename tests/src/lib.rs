@@ -688,6 +688,25 @@ impl Home {
 }
 
 impl Http {
+    /// How many jobs the broker or daemon at `base` lists with `status`, counted through every page of
+    /// `GET /jobs` (`None` while it does not answer 200, e.g. while it is down).
+    pub fn count_jobs(&self, base: &str, status: &str) -> Option<usize> {
+        let mut total = 0;
+        let mut cursor = String::new();
+        loop {
+            let r = self.get(&format!("{base}/jobs?status={status}&limit=1000{cursor}"));
+            if r.status != 200 {
+                return None;
+            }
+            let data = &r.json()["data"];
+            total += data["jobs"].as_array().map_or(0, Vec::len);
+            match data["next_cursor"].as_u64() {
+                Some(next) => cursor = format!("&cursor={next}"),
+                None => return Some(total),
+            }
+        }
+    }
+
     /// POST JSON with `Authorization: Bearer <token>`.
     pub fn post_auth(&self, url: &str, token: &str, body: &Value) -> Response {
         let bytes = serde_json::to_vec(body).expect("json");

@@ -587,26 +587,9 @@ fn unauthenticated_loopback_is_explicit_and_not_for_proxies(backend: Backend) {
     );
 }
 
-/// How many jobs have `status`, counted through every page of the listing (`None` while the broker is
-/// down).
+/// How many jobs have `status` (`None` while the broker is down).
 fn count_jobs(s: &Setup, status: &str) -> Option<usize> {
-    let mut total = 0;
-    let mut cursor = String::new();
-    loop {
-        let r = s.http.get(&format!(
-            "{}/jobs?status={status}&limit=500{cursor}",
-            s.broker.url
-        ));
-        if r.status != 200 {
-            return None;
-        }
-        let data = &r.json()["data"];
-        total += data["jobs"].as_array().map_or(0, Vec::len);
-        match data["next_cursor"].as_u64() {
-            Some(next) => cursor = format!("&cursor={next}"),
-            None => return Some(total),
-        }
-    }
+    s.http.count_jobs(&s.broker.url, status)
 }
 
 /// `(runner claims kept, log wraps so far)` of every job store recovery the broker logged.

@@ -479,26 +479,7 @@ fn torture_two_brokers_kills_and_a_database_restart_lose_nothing() {
         })
         .collect();
     let counts = |p: &Pair| -> Option<(usize, usize)> {
-        // Through every page of the listing (`None` while the broker is down).
-        let count = |status: &str| -> Option<usize> {
-            let mut total = 0;
-            let mut cursor = String::new();
-            loop {
-                let r = p.http.get(&format!(
-                    "{}/jobs?status={status}&limit=1000{cursor}",
-                    p.b.url
-                ));
-                if r.status != 200 {
-                    return None;
-                }
-                let data = &r.json()["data"];
-                total += data["jobs"].as_array().map_or(0, Vec::len);
-                match data["next_cursor"].as_u64() {
-                    Some(next) => cursor = format!("&cursor={next}"),
-                    None => return Some(total),
-                }
-            }
-        };
+        let count = |status: &str| p.http.count_jobs(&p.b.url, status);
         Some((count("queued")?, count("running")?))
     };
     // Kill A at these numbers of jobs taken, restart the database at the second.

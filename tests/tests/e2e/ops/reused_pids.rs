@@ -40,17 +40,14 @@ fn stop_stand_in(mut child: Child) {
     let _ = child.wait();
 }
 
-/// The runtime state of service `id` naming `pid` (and its group) as started at `started`.
+/// The runtime state of service `id` naming `pid` (and its group) as started at `started` (clock ticks).
 fn write_service_record(home: &Home, id: &str, pid: u32, started: u64) {
     let dir = home.data_dir().join("tunnel/services").join(id);
     std::fs::create_dir_all(&dir).unwrap();
-    let now = Command::new("date")
-        .args(["-u", "+%Y-%m-%dT%H:%M:%SZ"])
-        .output()
-        .unwrap();
     let record = json!({
         "schema": "homeboy/tunnel-service-runtime/v1", "service_id": id,
-        "started_at": String::from_utf8(now.stdout).unwrap().trim(), "cwd": "/",
+        // After any boot: never taken for debris of an earlier boot.
+        "started_at": "2099-01-01T00:00:00Z", "cwd": "/",
         "host": "127.0.0.1", "port": 9, "local_url": "http://127.0.0.1:9", "env_names": [],
         "process": {"command": "sleep 60", "pid": pid, "pgid": pid, "started": started,
                     "logs": {"stdout": dir.join("stdout.log"), "stderr": dir.join("stderr.log")},
